@@ -1,0 +1,47 @@
+# The two commands: `make run` (daemon + built-in simulator) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench bench-codec bench-session bench-daemon simulate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/smppgw run --config config/local.toml
+
+simulate: $(STAMP)
+	$(BIN)/smppgw simulate
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/python -bb -m pytest
+
+bench: bench-codec bench-session bench-daemon
+
+bench-codec: $(STAMP)
+	$(BIN)/python tests/bench/bench_codec.py
+
+bench-session: $(STAMP)
+	$(BIN)/python tests/bench/bench_session.py
+
+bench-daemon: $(STAMP)
+	$(BIN)/python tests/bench/bench_daemon.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,505 @@
+"""Every SMPP v3.4 PDU as a frozen, slotted dataclass, and :func:`encode` / :func:`decode`.
+
+Field names and maximum sizes follow SMPP v3.4 issue 1.2 section 4; each mandatory field is
+declared once, with its wire layout in the field metadata, and :mod:`._fields` compiles those
+layouts into the codec. C-octet strings are ``str`` decoded as Latin-1, so every octet survives a
+round trip; ``short_message`` is ``bytes``. Optional parameters are kept raw in ``tlvs`` in wire
+order (typed accessors come from :class:`~smppgw.codec.tlv.TlvAccessors`).
+
+A response whose ``command_status`` is not ESME_ROK may come without a body (section 4.4.2 and
+others); such a PDU decodes with ``body_omitted=True`` and encodes back to a bare header.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeVar
+
+from ._fields import Field, Kind, build_codec
+from .constants import CommandId, CommandStatus
+from .errors import EncodeError, InvalidCommandIdError, InvalidCommandLengthError
+from .tlv import Tlv, TlvAccessors
+
+__all__ = [
+    "DEFAULT_MAX_COMMAND_LENGTH",
+    "HEADER_LENGTH",
+    "AlertNotification",
+    "BindReceiver",
+    "BindReceiverResp",
+    "BindTransceiver",
+    "BindTransceiverResp",
+    "BindTransmitter",
+    "BindTransmitterResp",
+    "CancelSm",
+    "CancelSmResp",
+    "DataSm",
+    "DataSmResp",
+    "DeliverSm",
+    "DeliverSmResp",
+    "DistributionList",
+    "EnquireLink",
+    "EnquireLinkResp",
+    "GenericNack",
+    "Outbind",
+    "Pdu",
+    "QuerySm",
+    "QuerySmResp",
+    "ReplaceSm",
+    "ReplaceSmResp",
+    "SmeAddress",
+    "SubmitMulti",
+    "SubmitMultiResp",
+    "SubmitSm",
+    "SubmitSmResp",
+    "Unbind",
+    "UnbindResp",
+    "UnsuccessSme",
+    "decode",
+    "encode",
+    "pdu_class",
+]
+
+HEADER_LENGTH: Final = 16
+DEFAULT_MAX_COMMAND_LENGTH: Final = 64 * 1024
+_HEADER = struct.Struct("!IIII")
+_STATUS: Final[dict[int, CommandStatus]] = {int(s): s for s in CommandStatus}
+
+
+def _u8(default: int = 0) -> Any:
+    return dataclasses.field(default=default, metadata={"wire": (Kind.U8, 0)})
+
+
+def _u32(default: int = 0) -> Any:
+    return dataclasses.field(default=default, metadata={"wire": (Kind.U32, 0)})
+
+
+def _c(size: int, default: str = "", *, secret: bool = False) -> Any:
+    """A C-octet string of at most ``size`` octets, the NUL included (kept out of repr if secret)."""
+    return dataclasses.field(
+        default=default, metadata={"wire": (Kind.CSTRING, size)}, repr=not secret
+    )
+
+
+def _sm() -> Any:
+    return dataclasses.field(default=b"", metadata={"wire": (Kind.SHORT_MESSAGE, 0)})
+
+
+def _list(kind: Kind) -> Any:
+    return dataclasses.field(default=(), metadata={"wire": (kind, 0)})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pdu(TlvAccessors):
+    """Base of every PDU: the header fields other than the length, and the TLVs."""
+
+    command_id: ClassVar[CommandId]
+    is_response: ClassVar[bool] = False
+    _decode_body: ClassVar[Callable[..., Any]]
+    _encode_body: ClassVar[Callable[[Any], bytes]]
+    _defaults: ClassVar[tuple[Any, ...]] = ()
+    _wire_names: ClassVar[tuple[str, ...]] = ()
+
+    sequence_number: int = 0
+    command_status: CommandStatus = CommandStatus.ESME_ROK
+    tlvs: tuple[Tlv, ...] = ()
+    # Only meaningful on responses: the body was (or is to be) left off entirely.
+    body_omitted: bool = dataclasses.field(default=False, repr=False)
+
+
+_P = TypeVar("_P", bound=Pdu)
+_BY_ID: dict[int, type[Pdu]] = {}
+
+
+def pdu_class(command_id: int) -> type[Pdu] | None:
+    """The PDU class for a command_id, or None when the codec does not know it."""
+    return _BY_ID.get(command_id)
+
+
+def _register(command_id: CommandId) -> Callable[[type[_P]], type[_P]]:
+    def wrap(cls: type[_P]) -> type[_P]:
+        wire = [
+            (f.name, f.metadata["wire"])
+            for f in dataclasses.fields(cls)
+            if "wire" in f.metadata
+        ]
+        layout = tuple(Field(name, kind, size) for name, (kind, size) in wire)
+        cls.command_id = command_id
+        cls.is_response = bool(command_id & 0x80000000)
+        cls._decode_body, cls._encode_body = build_codec(cls, command_id, layout)
+        cls._wire_names = tuple(name for name, _ in wire)
+        cls._defaults = tuple(
+            f.default for f in dataclasses.fields(cls) if "wire" in f.metadata
+        )
+        _BY_ID[command_id] = cls
+        return cls
+
+    return wrap
+
+
+# --- Address list entries of submit_multi / submit_multi_resp (section 4.5) -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SmeAddress:
+    """A submit_multi destination that is an SME address (dest_flag 1)."""
+
+    dest_addr_ton: int
+    dest_addr_npi: int
+    destination_addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionList:
+    """A submit_multi destination that is a distribution list name (dest_flag 2)."""
+
+    dl_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnsuccessSme:
+    """One failed destination in a submit_multi_resp."""
+
+    dest_addr_ton: int
+    dest_addr_npi: int
+    destination_addr: str
+    error_status_code: int
+
+
+# --- Session management (section 4.1, 4.2, 4.3, 4.11) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Bind(Pdu):
+    system_id: str = _c(16)
+    password: str = _c(9, secret=True)
+    system_type: str = _c(13)
+    interface_version: int = _u8(0x34)
+    addr_ton: int = _u8()
+    addr_npi: int = _u8()
+    address_range: str = _c(41)
+
+
+@_register(CommandId.BIND_TRANSMITTER)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransmitter(_Bind):
+    pass
+
+
+@_register(CommandId.BIND_RECEIVER)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindReceiver(_Bind):
+    pass
+
+
+@_register(CommandId.BIND_TRANSCEIVER)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransceiver(_Bind):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _BindResp(Pdu):
+    system_id: str = _c(16)
+
+
+@_register(CommandId.BIND_TRANSMITTER_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransmitterResp(_BindResp):
+    pass
+
+
+@_register(CommandId.BIND_RECEIVER_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindReceiverResp(_BindResp):
+    pass
+
+
+@_register(CommandId.BIND_TRANSCEIVER_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindTransceiverResp(_BindResp):
+    pass
+
+
+@_register(CommandId.OUTBIND)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outbind(Pdu):
+    system_id: str = _c(16)
+    password: str = _c(9, secret=True)
+
+
+@_register(CommandId.UNBIND)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unbind(Pdu):
+    pass
+
+
+@_register(CommandId.UNBIND_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnbindResp(Pdu):
+    pass
+
+
+@_register(CommandId.GENERIC_NACK)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenericNack(Pdu):
+    pass
+
+
+@_register(CommandId.ENQUIRE_LINK)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnquireLink(Pdu):
+    pass
+
+
+@_register(CommandId.ENQUIRE_LINK_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnquireLinkResp(Pdu):
+    pass
+
+
+# --- Message submission and delivery (section 4.4, 4.5, 4.6, 4.7) ---------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ShortMessage(Pdu):
+    """submit_sm and deliver_sm share one layout (sections 4.4.1 and 4.6.1)."""
+
+    service_type: str = _c(6)
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(21)
+    dest_addr_ton: int = _u8()
+    dest_addr_npi: int = _u8()
+    destination_addr: str = _c(21)
+    esm_class: int = _u8()
+    protocol_id: int = _u8()
+    priority_flag: int = _u8()
+    schedule_delivery_time: str = _c(17)
+    validity_period: str = _c(17)
+    registered_delivery: int = _u8()
+    replace_if_present_flag: int = _u8()
+    data_coding: int = _u8()
+    sm_default_msg_id: int = _u8()
+    short_message: bytes = _sm()
+
+
+@_register(CommandId.SUBMIT_SM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitSm(_ShortMessage):
+    pass
+
+
+@_register(CommandId.DELIVER_SM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverSm(_ShortMessage):
+    pass
+
+
+@_register(CommandId.SUBMIT_SM_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitSmResp(Pdu):
+    message_id: str = _c(65)
+
+
+@_register(CommandId.DELIVER_SM_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliverSmResp(Pdu):
+    message_id: str = _c(65)  # unused by the spec, set to NULL; some SMSCs fill it
+
+
+@_register(CommandId.SUBMIT_MULTI)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitMulti(Pdu):
+    service_type: str = _c(6)
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(21)
+    dest_address: tuple[SmeAddress | DistributionList, ...] = _list(Kind.DEST_ADDRESSES)
+    esm_class: int = _u8()
+    protocol_id: int = _u8()
+    priority_flag: int = _u8()
+    schedule_delivery_time: str = _c(17)
+    validity_period: str = _c(17)
+    registered_delivery: int = _u8()
+    replace_if_present_flag: int = _u8()
+    data_coding: int = _u8()
+    sm_default_msg_id: int = _u8()
+    short_message: bytes = _sm()
+
+
+@_register(CommandId.SUBMIT_MULTI_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubmitMultiResp(Pdu):
+    message_id: str = _c(65)
+    unsuccess_sme: tuple[UnsuccessSme, ...] = _list(Kind.UNSUCCESS_SMES)
+
+
+@_register(CommandId.DATA_SM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataSm(Pdu):
+    service_type: str = _c(6)
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(65)
+    dest_addr_ton: int = _u8()
+    dest_addr_npi: int = _u8()
+    destination_addr: str = _c(65)
+    esm_class: int = _u8()
+    registered_delivery: int = _u8()
+    data_coding: int = _u8()
+
+
+@_register(CommandId.DATA_SM_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataSmResp(Pdu):
+    message_id: str = _c(65)
+
+
+# --- Ancillary operations (section 4.8, 4.9, 4.10, 4.12) -------------------------------------
+
+
+@_register(CommandId.QUERY_SM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuerySm(Pdu):
+    message_id: str = _c(65)
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(21)
+
+
+@_register(CommandId.QUERY_SM_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuerySmResp(Pdu):
+    message_id: str = _c(65)
+    final_date: str = _c(17)
+    message_state: int = _u8()  # type: ignore[assignment]  # the field shadows the TLV view
+    error_code: int = _u8()
+
+
+@_register(CommandId.CANCEL_SM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelSm(Pdu):
+    service_type: str = _c(6)
+    message_id: str = _c(65)
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(21)
+    dest_addr_ton: int = _u8()
+    dest_addr_npi: int = _u8()
+    destination_addr: str = _c(21)
+
+
+@_register(CommandId.CANCEL_SM_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelSmResp(Pdu):
+    pass
+
+
+@_register(CommandId.REPLACE_SM)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaceSm(Pdu):
+    message_id: str = _c(65)
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(21)
+    schedule_delivery_time: str = _c(17)
+    validity_period: str = _c(17)
+    registered_delivery: int = _u8()
+    sm_default_msg_id: int = _u8()
+    short_message: bytes = _sm()
+
+
+@_register(CommandId.REPLACE_SM_RESP)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplaceSmResp(Pdu):
+    pass
+
+
+@_register(CommandId.ALERT_NOTIFICATION)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertNotification(Pdu):
+    source_addr_ton: int = _u8()
+    source_addr_npi: int = _u8()
+    source_addr: str = _c(65)
+    esme_addr_ton: int = _u8()
+    esme_addr_npi: int = _u8()
+    esme_addr: str = _c(65)
+
+
+# --- encode / decode -------------------------------------------------------------------------
+
+
+def encode(pdu: Pdu) -> bytes:
+    """Serialise a PDU, header included.
+
+    Args:
+        pdu: any PDU instance.
+
+    Returns:
+        The PDU's octets; ``command_length`` is computed.
+
+    Raises:
+        EncodeError: a field is out of range (an integer over its width, a C-octet string
+            longer than its spec maximum or not Latin-1, a short_message over 255 octets).
+    """
+    cls = type(pdu)
+    if pdu.body_omitted:
+        if pdu.tlvs or tuple(getattr(pdu, n) for n in cls._wire_names) != cls._defaults:
+            raise EncodeError(f"{cls.__name__}: body_omitted with non-default fields or TLVs")
+        body = b""
+    else:
+        body = cls._encode_body(pdu)
+    try:
+        header = _HEADER.pack(
+            HEADER_LENGTH + len(body), cls.command_id, pdu.command_status, pdu.sequence_number
+        )
+    except struct.error as exc:
+        raise EncodeError(
+            f"{cls.__name__}: command_status or sequence_number out of range"
+        ) from exc
+    return header + body
+
+
+def decode(data: bytes | bytearray | memoryview) -> Pdu:
+    """Decode one complete PDU (as returned by :class:`~smppgw.codec.Framer`).
+
+    Args:
+        data: exactly one PDU, header included.
+
+    Returns:
+        The PDU instance of the class registered for its command_id.
+
+    Raises:
+        DecodeError: any malformation; its ``status`` is what to answer with and its
+            ``sequence_number`` is the PDU's when the header was readable.
+    """
+    if not isinstance(data, bytes):
+        data = bytes(data)
+    if len(data) < HEADER_LENGTH:
+        raise InvalidCommandLengthError(f"{len(data)} octets is shorter than a PDU header")
+    length, command_id, status, sequence_number = _HEADER.unpack_from(data)
+    if length != len(data):
+        raise InvalidCommandLengthError(
+            f"command_length {length} but {len(data)} octets given",
+            sequence_number=sequence_number,
+            command_id=command_id,
+        )
+    cls = _BY_ID.get(command_id)
+    if cls is None:
+        raise InvalidCommandIdError(
+            f"unknown command_id 0x{command_id:08X}",
+            sequence_number=sequence_number,
+            command_id=command_id,
+        )
+    command_status = _STATUS.get(status)
+    if command_status is None:
+        command_status = CommandStatus(status)
+    if length == HEADER_LENGTH and cls.is_response and cls._wire_names:
+        return cls(
+            sequence_number=sequence_number, command_status=command_status, body_omitted=True
+        )
+    pdu: Pdu = cls._decode_body(data, command_status, sequence_number)
+    return pdu
