@@ -205,6 +205,25 @@ def _encode_unsuccess(value: tuple[Any, ...]) -> bytes:
     return b"".join(parts)
 
 
+def _diagnose(pdu: object, fields: tuple[Field, ...]) -> None:
+    """Find the field the fast encoder choked on and raise an EncodeError that names it."""
+    for field in fields:
+        value = getattr(pdu, field.name)
+        if field.kind is Kind.CSTRING:
+            _encode_cstring(value, field.size, field.name)
+        elif field.kind is Kind.U8 and not (isinstance(value, int) and 0 <= value <= 0xFF):
+            raise EncodeError(f"{field.name}: {value!r} is not an integer in 0..255")
+        elif field.kind is Kind.U32 and not (isinstance(value, int) and 0 <= value <= 0xFFFFFFFF):
+            raise EncodeError(f"{field.name}: {value!r} is not an integer in 0..2^32-1")
+        elif field.kind is Kind.SHORT_MESSAGE and not (
+            isinstance(value, bytes) and len(value) <= 0xFF
+        ):
+            raise EncodeError(f"{field.name}: must be bytes of at most 255 octets")
+    for tlv in getattr(pdu, "tlvs", ()):
+        if not isinstance(tlv, Tlv) or not isinstance(tlv.value, bytes):
+            raise EncodeError(f"tlvs: {tlv!r} is not a Tlv with a bytes value")
+
+
 def _groups(fields: tuple[Field, ...]) -> list[list[Field]]:
     """Split the layout into runs of 1-octet integers and single other fields."""
     groups: list[list[Field]] = []
@@ -226,7 +245,7 @@ def slot_setter(cls: type, name: str) -> Callable[[Any, Any], None]:
     raise AssertionError(f"{cls.__name__}.{name} is not a slot")
 
 
-def build_codec(
+def build_codec(  # noqa: PLR0915 - a straight-line generator reads best in one piece
     cls: type, command_id: int, fields: tuple[Field, ...]
 ) -> tuple[Callable[..., Any], Callable[..., bytes]]:
     """Compile a body layout into ``decode(data, status, seq)`` and ``encode(pdu)``.
@@ -260,6 +279,8 @@ def build_codec(
         "encode_dest_addresses": _encode_dest_addresses,
         "decode_unsuccess": _decode_unsuccess,
         "encode_unsuccess": _encode_unsuccess,
+        "diagnose": _diagnose,
+        "layout": fields,
     }
     dec = [
         "def decode(data, command_status, sequence_number):",
@@ -267,7 +288,8 @@ def build_codec(
         f"    cid = {command_id}",
         "    try:",
     ]
-    enc = ["def encode(pdu):", "    try:", "        parts = ["]
+    enc = ["        parts = ["]
+    pre = ["def encode(pdu):", "    nul = b'\\x00'", "    try:"]
     names: list[str] = []
     for index, group in enumerate(_groups(fields)):
         first = group[0]
@@ -299,7 +321,12 @@ def build_codec(
             )
             dec.append(f"        {name} = data[pos:nul].decode('latin-1')")
             dec.append("        pos = nul + 1")
-            enc.append(f"            encode_cstring(pdu.{name}, {first.size}, {name!r}),")
+            # Inlined encode_cstring (its checks, its error) for the common case; any
+            # exception falls back to encode_cstring below, which raises the precise error.
+            pre.append(f"        {name} = pdu.{name}.encode('latin-1')")
+            pre.append(f"        if len({name}) >= {first.size} or b'\\x00' in {name}:")
+            pre.append(f"            encode_cstring(pdu.{name}, {first.size}, {name!r})")
+            enc.append(f"            {name}, nul,")
         elif first.kind is Kind.SHORT_MESSAGE:
             dec.append("        sm_length = data[pos]")
             dec.append("        pos += 1")
@@ -335,14 +362,16 @@ def build_codec(
         dec.append(f"    set_{name}(obj, {name})")
     dec.append("    return obj")
     enc += [
-        "            encode_tlvs(pdu.tlvs),",
+        "            encode_tlvs(pdu.tlvs) if pdu.tlvs else b'',",
         "        ]",
-        "    except (struct_error, ValueError, TypeError, OverflowError) as exc:",
+        "    except (struct_error, ValueError, TypeError, OverflowError, AttributeError) as exc:",
         "        if isinstance(exc, EncodeError):",
         "            raise",
+        "        diagnose(pdu, layout)",
         f"        raise EncodeError(f'{class_name}: a field is out of range: {{exc}}') from exc",
         "    return b''.join(parts)",
     ]
+    enc = pre + enc
     source = "\n".join(dec) + "\n\n" + "\n".join(enc) + "\n"
     code = compile(source, f"<smppgw.codec {class_name}>", "exec")
     exec(code, namespace)  # noqa: S102 - source is generated above from constant layouts

@@ -68,26 +68,26 @@ _HEADER = struct.Struct("!IIII")
 _STATUS: Final[dict[int, CommandStatus]] = {int(s): s for s in CommandStatus}
 
 
-def _u8(default: int = 0) -> Any:
+def _u8(default: int = 0) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
     return dataclasses.field(default=default, metadata={"wire": (Kind.U8, 0)})
 
 
-def _u32(default: int = 0) -> Any:
+def _u32(default: int = 0) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
     return dataclasses.field(default=default, metadata={"wire": (Kind.U32, 0)})
 
 
-def _c(size: int, default: str = "", *, secret: bool = False) -> Any:
-    """A C-octet string of at most ``size`` octets, the NUL included (kept out of repr if secret)."""
+def _c(size: int, default: str = "", *, secret: bool = False) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
+    """A C-octet string of at most ``size`` octets, NUL included; secrets stay out of repr."""
     return dataclasses.field(
         default=default, metadata={"wire": (Kind.CSTRING, size)}, repr=not secret
     )
 
 
-def _sm() -> Any:
+def _sm() -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
     return dataclasses.field(default=b"", metadata={"wire": (Kind.SHORT_MESSAGE, 0)})
 
 
-def _list(kind: Kind) -> Any:
+def _list(kind: Kind) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
     return dataclasses.field(default=(), metadata={"wire": (kind, 0)})
 
 
@@ -121,18 +121,14 @@ def pdu_class(command_id: int) -> type[Pdu] | None:
 def _register(command_id: CommandId) -> Callable[[type[_P]], type[_P]]:
     def wrap(cls: type[_P]) -> type[_P]:
         wire = [
-            (f.name, f.metadata["wire"])
-            for f in dataclasses.fields(cls)
-            if "wire" in f.metadata
+            (f.name, f.metadata["wire"]) for f in dataclasses.fields(cls) if "wire" in f.metadata
         ]
         layout = tuple(Field(name, kind, size) for name, (kind, size) in wire)
         cls.command_id = command_id
         cls.is_response = bool(command_id & 0x80000000)
         cls._decode_body, cls._encode_body = build_codec(cls, command_id, layout)
         cls._wire_names = tuple(name for name, _ in wire)
-        cls._defaults = tuple(
-            f.default for f in dataclasses.fields(cls) if "wire" in f.metadata
-        )
+        cls._defaults = tuple(f.default for f in dataclasses.fields(cls) if "wire" in f.metadata)
         _BY_ID[command_id] = cls
         return cls
 

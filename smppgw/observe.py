@@ -1,0 +1,195 @@
+"""What the gateway reports about itself: one small interface every layer calls with typed facts.
+
+Layers receive an :class:`Observer` (a no-op by default) and call it synchronously on the hot
+path, so every method must be cheap and must not raise. :mod:`smppgw.metrics` implements it with
+prometheus-client; tests use :class:`RecordingObserver`. Nothing here imports Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["NULL_OBSERVER", "NullObserver", "Observer", "RecordingObserver"]
+
+
+class Observer(Protocol):
+    """Facts reported by sessions, the bind manager, the store and the daemon.
+
+    ``server`` is the configured server name (e.g. ``smpp1``), ``bind`` a bind's name unique
+    within the process (e.g. ``smpp1/trx-2``).
+    """
+
+    # --- sessions ---------------------------------------------------------------------------
+    def bind_state(self, server: str, bind: str, state: str) -> None:
+        """A bind moved to ``state`` (``connecting``, ``bound``, ``unbinding``, ``closed``)."""
+
+    def window(self, server: str, bind: str, in_flight: int) -> None:
+        """The number of requests awaiting a response on a bind changed."""
+
+    def submit_result(self, server: str, bind: str, status: str, latency: float) -> None:
+        """A submit_sm/data_sm got its response (``status`` is the CommandStatus name)."""
+
+    def submit_unknown(self, server: str, bind: str, reason: str) -> None:
+        """A submit's response never came (``timeout`` or ``link_lost``)."""
+
+    # --- bind manager -----------------------------------------------------------------------
+    def token_wait(self, server: str, seconds: float) -> None:
+        """A submit waited this long for the server's throughput token."""
+
+    def throttled(self, server: str) -> None:
+        """The server answered ESME_RTHROTTLED."""
+
+    def reconnect(self, server: str, bind: str, delay: float) -> None:
+        """A bind will be re-established after ``delay`` seconds."""
+
+    # --- delivery receipts and MO -------------------------------------------------------------
+    def dlr_received(self, stat: str, matched: bool) -> None:
+        """A delivery receipt arrived; ``matched`` tells whether it found its message."""
+
+    def dlr_latency(self, seconds: float) -> None:
+        """Time from submit to the final delivery receipt of a message."""
+
+    def unmatched_dlrs(self, count: int) -> None:
+        """The number of receipts currently held without a matching message."""
+
+    def mo_received(self) -> None:
+        """A mobile-originated message arrived."""
+
+    # --- store, queue, events ---------------------------------------------------------------
+    def store_commit(self, seconds: float, records: int) -> None:
+        """A group commit of ``records`` writes took ``seconds``."""
+
+    def queue_depth(self, state: str, count: int) -> None:
+        """The number of messages in ``state`` (queued, submitting, submitted...)."""
+
+    def message_final(self, status: str) -> None:
+        """A message reached a final status (delivered, failed, expired, rejected)."""
+
+    def webhook_delivery(self, ok: bool) -> None:
+        """One webhook POST attempt finished."""
+
+    def intake_request(self, op: str, ok: bool) -> None:
+        """One request line on the intake socket was answered."""
+
+
+class NullObserver:
+    """An :class:`Observer` that records nothing."""
+
+    __slots__ = ()
+
+    def bind_state(self, server: str, bind: str, state: str) -> None:
+        pass
+
+    def window(self, server: str, bind: str, in_flight: int) -> None:
+        pass
+
+    def submit_result(self, server: str, bind: str, status: str, latency: float) -> None:
+        pass
+
+    def submit_unknown(self, server: str, bind: str, reason: str) -> None:
+        pass
+
+    def token_wait(self, server: str, seconds: float) -> None:
+        pass
+
+    def throttled(self, server: str) -> None:
+        pass
+
+    def reconnect(self, server: str, bind: str, delay: float) -> None:
+        pass
+
+    def dlr_received(self, stat: str, matched: bool) -> None:
+        pass
+
+    def dlr_latency(self, seconds: float) -> None:
+        pass
+
+    def unmatched_dlrs(self, count: int) -> None:
+        pass
+
+    def mo_received(self) -> None:
+        pass
+
+    def store_commit(self, seconds: float, records: int) -> None:
+        pass
+
+    def queue_depth(self, state: str, count: int) -> None:
+        pass
+
+    def message_final(self, status: str) -> None:
+        pass
+
+    def webhook_delivery(self, ok: bool) -> None:
+        pass
+
+    def intake_request(self, op: str, ok: bool) -> None:
+        pass
+
+
+NULL_OBSERVER: Observer = NullObserver()
+
+
+@dataclass(slots=True)
+class RecordingObserver:
+    """An :class:`Observer` that counts every fact by method and arguments (for tests)."""
+
+    counts: Counter[tuple[str, tuple[object, ...]]] = field(default_factory=Counter)
+    bind_states: dict[str, str] = field(default_factory=dict)
+
+    def _count(self, name: str, *args: object) -> None:
+        self.counts[(name, args)] += 1
+
+    def total(self, name: str) -> int:
+        """How many times method ``name`` was called, whatever its arguments."""
+        return sum(n for (method, _), n in self.counts.items() if method == name)
+
+    def bind_state(self, server: str, bind: str, state: str) -> None:
+        self.bind_states[bind] = state
+        self._count("bind_state", server, bind, state)
+
+    def window(self, server: str, bind: str, in_flight: int) -> None:
+        pass
+
+    def submit_result(self, server: str, bind: str, status: str, latency: float) -> None:
+        self._count("submit_result", server, status)
+
+    def submit_unknown(self, server: str, bind: str, reason: str) -> None:
+        self._count("submit_unknown", server, reason)
+
+    def token_wait(self, server: str, seconds: float) -> None:
+        self._count("token_wait", server)
+
+    def throttled(self, server: str) -> None:
+        self._count("throttled", server)
+
+    def reconnect(self, server: str, bind: str, delay: float) -> None:
+        self._count("reconnect", server)
+
+    def dlr_received(self, stat: str, matched: bool) -> None:
+        self._count("dlr_received", stat, matched)
+
+    def dlr_latency(self, seconds: float) -> None:
+        self._count("dlr_latency")
+
+    def unmatched_dlrs(self, count: int) -> None:
+        self._count("unmatched_dlrs", count)
+
+    def mo_received(self) -> None:
+        self._count("mo_received")
+
+    def store_commit(self, seconds: float, records: int) -> None:
+        self._count("store_commit")
+
+    def queue_depth(self, state: str, count: int) -> None:
+        pass
+
+    def message_final(self, status: str) -> None:
+        self._count("message_final", status)
+
+    def webhook_delivery(self, ok: bool) -> None:
+        self._count("webhook_delivery", ok)
+
+    def intake_request(self, op: str, ok: bool) -> None:
+        self._count("intake_request", op, ok)
