@@ -1,0 +1,211 @@
+"""The events the gateway reports to applications: message status changes and inbound (MO) SMS.
+
+Events are shaped like the provider's webhook payloads so that an application written against
+the provider's HTTP API reads them unchanged: ``{"event": "sms:message:status", "payload":
+{"id", "mobile", "status", "units", "submit_time", "sent_time", "deliv_time", "custom", "cid",
+"err", ...}}`` (provider document, "SMS Example Request" and "Receive DLR Updates"). Times are
+``YYYY-MM-DD HH:MM:SS`` in UTC. We add ``state`` (our aggregated outcome), ``final``, ``reason``
+and per-part details.
+
+The models are msgspec Structs (frozen, slotted) because they are encoded for every subscriber
+and webhook call and decoded by the CLI; msgspec does both in one pass with typed errors.
+
+Each stored event gets a *cursor*, a monotonically increasing integer assigned by the store's
+append-only event log; subscribers resume from the last cursor they saw.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+import msgspec
+
+from smppgw.codec.errors import SmppError
+
+__all__ = [
+    "DeliveryState",
+    "Event",
+    "EventDecodeError",
+    "EventType",
+    "InboundEvent",
+    "InboundPayload",
+    "PartPayload",
+    "StatusEvent",
+    "StatusPayload",
+    "StoredEvent",
+    "decode_event",
+    "encode_event",
+    "format_time",
+    "stream_line",
+]
+
+
+class EventType(enum.StrEnum):
+    """The ``event`` field of an event."""
+
+    MESSAGE_STATUS = "sms:message:status"
+    """A message's status changed: accepted by the SMSC, a delivery receipt, or a failure."""
+    MESSAGE_IN = "sms:message:in"
+    """A mobile-originated message arrived (long messages reassembled)."""
+
+
+class DeliveryState(enum.StrEnum):
+    """A message's aggregated outcome over all its parts (the ``state`` payload field)."""
+
+    QUEUED = "queued"
+    """Stored, not yet accepted by an SMSC."""
+    SUBMITTED = "submitted"
+    """Every part was accepted by an SMSC; waiting for delivery receipts."""
+    DELIVERED = "delivered"
+    """Every part was delivered."""
+    FAILED = "failed"
+    """Refused by the SMSC, undeliverable, or given up after retries."""
+    EXPIRED = "expired"
+    """The validity period ran out before delivery."""
+    REJECTED = "rejected"
+    """Rejected by the SMSC or the network after acceptance (receipt stat REJECTD)."""
+    UNKNOWN = "unknown"
+    """The SMSC's answer was lost (timeout, link lost) and the policy did not resubmit."""
+
+    @property
+    def is_final(self) -> bool:
+        """Whether no further status change is expected."""
+        return self not in (DeliveryState.QUEUED, DeliveryState.SUBMITTED)
+
+
+class PartPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """One part of a message as seen by the SMSC."""
+
+    part: int
+    smsc_id: str | None = None
+    status: str | None = None  # the receipt's stat (DELIVRD, UNDELIV...) when one came
+    err: str | None = None
+
+
+class StatusPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """The payload of ``sms:message:status`` (and of the intake ``status`` reply).
+
+    ``status`` is the provider's vocabulary where a receipt exists (``DELIVRD``, ``UNDELIV``,
+    ``EXPIRED``, ``REJECTD``, ``DND``...), else ours in upper case (``QUEUED``, ``SUBMITTED``,
+    ``FAILED``, ``UNKNOWN``). ``err`` is the receipt's error code (``000``...) or, for a submit
+    the SMSC refused, the command_status name (``ESME_RINVDSTADR``). ``cid`` repeats
+    ``custom``: the provider's pull API names the client's reference ``cid``.
+    """
+
+    id: str
+    mobile: str
+    status: str
+    state: DeliveryState
+    final: bool
+    units: int
+    submit_time: str | None = None
+    sent_time: str | None = None
+    deliv_time: str | None = None
+    custom: str | None = None
+    cid: str | None = None
+    err: str | None = None
+    reason: str | None = None
+    parts: tuple[PartPayload, ...] = ()
+
+
+class InboundPayload(msgspec.Struct, frozen=True, kw_only=True, rename={"from_": "from"}):
+    """The payload of ``sms:message:in``: one mobile-originated message, reassembled.
+
+    ``text`` is the decoded text when the data_coding is a text coding; otherwise it is None
+    and ``hex`` holds the raw octets.
+    """
+
+    id: str
+    from_: str
+    to: str
+    text: str | None
+    hex: str | None = None
+    coding: int = 0
+    parts: int = 1
+    received_time: str
+    server: str | None = None
+
+
+class StatusEvent(msgspec.Struct, frozen=True, tag_field="event", tag="sms:message:status"):
+    """A status change of one message."""
+
+    payload: StatusPayload
+
+    @property
+    def type(self) -> EventType:
+        """The event type (the ``event`` field)."""
+        return EventType.MESSAGE_STATUS
+
+
+class InboundEvent(msgspec.Struct, frozen=True, tag_field="event", tag="sms:message:in"):
+    """An inbound (mobile-originated) message."""
+
+    payload: InboundPayload
+
+    @property
+    def type(self) -> EventType:
+        """The event type (the ``event`` field)."""
+        return EventType.MESSAGE_IN
+
+
+Event = StatusEvent | InboundEvent
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as kept in the store's log: its cursor and its encoded body.
+
+    The body is :func:`encode_event`'s output, stored once and sent as is to every subscriber
+    and to the webhook (no re-encoding per recipient).
+    """
+
+    cursor: int
+    body: bytes
+
+
+class EventDecodeError(SmppError, ValueError):
+    """Bytes that are not a known event."""
+
+
+_encoder = msgspec.json.Encoder()
+_decoder: msgspec.json.Decoder[StatusEvent | InboundEvent] = msgspec.json.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    """Encode an event as compact JSON: ``{"event": ..., "payload": {...}}``."""
+    return _encoder.encode(event)
+
+
+def decode_event(body: bytes) -> Event:
+    """Decode an event encoded by :func:`encode_event`.
+
+    Raises:
+        EventDecodeError: the bytes are not JSON, or not an event type this version knows.
+    """
+    try:
+        return _decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise EventDecodeError(f"not an event: {exc}") from exc
+
+
+def stream_line(cursor: int, body: bytes) -> bytes:
+    """The line sent to a subscriber: the event with its cursor, newline-terminated.
+
+    The cursor is spliced in front of the stored body's first key, which avoids decoding and
+    re-encoding every event for every subscriber: ``{"cursor":7,"event":...,"payload":...}``.
+
+    Raises:
+        ValueError: ``body`` is not a non-empty JSON object.
+    """
+    if not body.startswith(b"{") or body.startswith(b"{}"):
+        raise ValueError("an event body must be a non-empty JSON object")
+    return b'{"cursor":%d,%s\n' % (cursor, body[1:])
+
+
+def format_time(timestamp: float | None) -> str | None:
+    """Format a Unix timestamp as the provider does: ``YYYY-MM-DD HH:MM:SS`` (UTC here)."""
+    if timestamp is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))

@@ -1,0 +1,942 @@
+"""The intake: a Unix-socket server speaking newline-delimited JSON.
+
+Applications write one JSON object per line and read one JSON object per line back. Every
+request has an ``op`` and may carry ``req``, any JSON value echoed verbatim in the reply so a
+client can match replies to requests. Ops:
+
+``submit``
+    One message (fields at the top level) or a batch (``messages: [...]``). The reply comes
+    only after the backend says the messages are durably stored: an ``ok`` reply means the
+    gateway owns the message. ``custom`` is the client's reference and idempotency key: a
+    resubmission with the same ``custom`` returns the first message's id with
+    ``duplicate: true`` and sends nothing.
+``status``
+    A message's status by ``id`` or ``custom``, in the ``sms:message:status`` payload shape.
+``subscribe``
+    Turns the connection into an event stream as well: after the ``ok`` reply every event
+    after ``cursor`` (or, without one, every new event) is written as a line
+    ``{"cursor": n, "event": ..., "payload": {...}}``. A client that reconnects with the last
+    cursor it saw misses nothing the store still holds.
+``ping``
+    ``{"ok": true, "pong": true}``.
+
+Errors are replies, never disconnections: ``{"ok": false, "error": <code>, "message": <text
+naming the field>}`` with the codes of :class:`ErrorCode`. A line longer than ``max_line``
+bytes is discarded up to its newline and answered ``line_too_long``. Blank lines are ignored.
+A connection may pipeline requests: up to ``pipeline`` are processed concurrently, and replies
+are written in request order.
+
+The intake knows nothing of the store or SMPP sessions: it calls a :class:`Backend`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import logging
+import re
+import shutil
+import stat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal, Protocol, Self
+
+import msgspec
+
+from smppgw import __version__
+from smppgw.codec.constants import DataCoding
+from smppgw.codec.errors import SmppError
+from smppgw.events import StatusPayload, StoredEvent, stream_line
+from smppgw.numbers import NumberError, Sender, validate_msisdn, validate_sender
+from smppgw.observe import NULL_OBSERVER, Observer
+
+__all__ = [
+    "Backend",
+    "BackendOverloadedError",
+    "ErrorCode",
+    "IntakeDefaults",
+    "IntakeError",
+    "IntakeServer",
+    "IntakeSettings",
+    "RequestError",
+    "SubmitRequest",
+    "SubmitResult",
+    "TextCoder",
+    "parse_request",
+    "relative_time",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class ErrorCode(enum.StrEnum):
+    """The ``error`` field of a failed reply."""
+
+    INVALID_REQUEST = "invalid_request"  # malformed JSON, wrong type, bad value
+    TOO_LONG = "too_long"  # the text needs more parts than max_parts
+    UNKNOWN_FIELD = "unknown_field"  # a field this op does not have (typo protection)
+    INVALID_NUMBER = "invalid_number"  # to/from not in the accepted format
+    OVERLOADED = "overloaded"  # too many messages awaiting storage: retry later
+    UNKNOWN_OP = "unknown_op"
+    LINE_TOO_LONG = "line_too_long"
+    NOT_FOUND = "not_found"  # status of an unknown id/custom
+    INTERNAL = "internal"  # the backend failed; nothing was accepted
+
+
+class IntakeError(SmppError):
+    """The intake cannot start (the socket is in use by a live daemon, or not a socket)."""
+
+
+class RequestError(SmppError):
+    """A request (or one message of a batch) that cannot be accepted; becomes an error reply."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # the request's ``req``
+
+
+class BackendOverloadedError(SmppError):
+    """Raised by a backend that cannot take more messages now (answered ``overloaded``)."""
+
+
+# --- what the backend receives and returns ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitRequest:
+    """One validated message, ready to be stored.
+
+    ``data_coding`` is the alphabet (DEFAULT = GSM 03.38, LATIN_1, UCS2, or
+    OCTET_UNSPECIFIED_2 for binary ``hex`` payloads); :attr:`wire_coding` adds the flash
+    class. Exactly one of ``text`` and ``payload`` is set. ``validity`` and ``schedule`` are
+    SMPP time strings (section 7.1.1). ``parts`` is the number of SMS the message needs.
+    """
+
+    to: str
+    sender: Sender
+    text: str | None
+    payload: bytes | None
+    data_coding: DataCoding
+    parts: int
+    flash: bool = False
+    registered_delivery: bool = True
+    pe_id: str | None = None
+    template_id: str | None = None
+    tm_id: str | None = None
+    validity: str | None = None
+    schedule: str | None = None
+    priority: int = 0
+    custom: str | None = None
+
+    @property
+    def wire_coding(self) -> DataCoding:
+        """The data_coding to send: message class 0 (0x10 / 0x18) when ``flash``."""
+        if not self.flash:
+            return self.data_coding
+        return (
+            DataCoding.UCS2_FLASH if self.data_coding == DataCoding.UCS2 else DataCoding.GSM_FLASH
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    """What the backend did with one message: its id, part count, and whether it was a
+    duplicate of an earlier message with the same ``custom`` (then ``id`` is that one's)."""
+
+    id: str
+    parts: int
+    duplicate: bool = False
+
+
+class Backend(Protocol):
+    """What the intake needs from the daemon (a store-backed implementation, or a fake)."""
+
+    async def submit(self, requests: Sequence[SubmitRequest]) -> Sequence[SubmitResult]:
+        """Store the messages durably (one commit for all) and return a result for each,
+        in order. Raise :class:`BackendOverloadedError` to refuse them all for now."""
+        ...
+
+    async def status(
+        self, *, message_id: str | None = None, custom: str | None = None
+    ) -> StatusPayload | None:
+        """A message's current status, or None if unknown."""
+        ...
+
+    async def events_after(self, cursor: int, limit: int) -> Sequence[StoredEvent]:
+        """Up to ``limit`` events with a cursor greater than ``cursor``, oldest first."""
+        ...
+
+    async def wait_events(self, cursor: int) -> None:
+        """Return once an event after ``cursor`` may exist (at once if one does)."""
+        ...
+
+    async def last_cursor(self) -> int:
+        """The cursor of the newest event (0 if there is none)."""
+        ...
+
+
+class TextCoder(Protocol):
+    """Text rules used to pick a coding and count parts (:mod:`smppgw.codec.text`)."""
+
+    def choose_coding(self, text: str) -> DataCoding: ...
+
+    def count_parts(self, text: str, data_coding: DataCoding) -> int:
+        """Parts needed; raises ValueError (EncodeError) if not representable."""
+        ...
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeDefaults:
+    """Values a message takes when the request leaves them out (from ``[defaults]``)."""
+
+    sender: str | None = None
+    pe_id: str | None = None
+    template_id: str | None = None
+    tm_id: str | None = None
+    registered_delivery: bool = True
+    max_parts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeSettings:
+    """The socket and its limits.
+
+    ``max_line`` bounds one request line in bytes (newline excluded); ``max_pending`` bounds
+    the messages awaiting storage over all connections (beyond it: ``overloaded``);
+    ``pipeline`` bounds the requests of one connection processed at once (beyond it the
+    connection is not read: back-pressure).
+    """
+
+    path: str
+    mode: int = 0o660
+    group: str | None = None
+    max_line: int = 65536
+    max_batch: int = 1000
+    max_pending: int = 10000
+    pipeline: int = 64
+    event_batch: int = 500
+    defaults: IntakeDefaults = field(default_factory=IntakeDefaults)
+
+
+# --- request models -------------------------------------------------------------------------
+
+_Priority = Annotated[int, msgspec.Meta(ge=0, le=3)]
+_MaxParts = Annotated[int, msgspec.Meta(ge=1, le=255)]
+_Custom = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+_Cursor = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Envelope(msgspec.Struct):
+    """The fields every request line is first read for (unknown fields ignored here)."""
+
+    op: str | None = None
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    messages: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class MessageFields(
+    msgspec.Struct, forbid_unknown_fields=True, kw_only=True, rename={"from_": "from"}
+):
+    """One message as a client writes it."""
+
+    to: str
+    from_: str | None = None
+    text: str | None = None
+    hex: str | None = None
+    coding: Literal["auto", "gsm", "latin1", "ucs2"] = "auto"
+    pe_id: str | None = None
+    template_id: str | None = None
+    tm_id: str | None = None
+    flash: bool = False
+    registered_delivery: bool | None = None
+    validity: int | str | None = None
+    schedule: int | str | None = None
+    max_parts: _MaxParts | None = None
+    custom: _Custom | None = None
+    priority: _Priority = 0
+
+
+class _SubmitOne(MessageFields, kw_only=True):
+    op: str
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _SubmitBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    messages: list[MessageFields]
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Status(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    id: str | None = None
+    custom: str | None = None
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Subscribe(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    cursor: _Cursor | None = None
+    events: list[str] | None = None
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+class _Ping(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_Request = _SubmitOne | _SubmitBatch | _Status | _Subscribe | _Ping
+_OPS: dict[str, type[_Request]] = {
+    "status": _Status,
+    "subscribe": _Subscribe,
+    "ping": _Ping,
+}
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_DECODERS: dict[type[_Request], msgspec.json.Decoder[_Request]] = {
+    t: msgspec.json.Decoder(t) for t in (_SubmitOne, _SubmitBatch, _Status, _Subscribe, _Ping)
+}
+_ENCODER = msgspec.json.Encoder()
+
+_AT = re.compile(r"^(?P<text>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$")
+
+
+def _validation_error(exc: msgspec.ValidationError) -> RequestError:
+    """Turn msgspec's message into ours, naming the field (``messages[1].to: ...``)."""
+    match = _AT.match(str(exc))
+    assert match is not None  # the pattern matches any string
+    text = match["text"]
+    path = (match["path"] or "").lstrip(".")
+    if unknown := _UNKNOWN.match(text):
+        name = f"{path}.{unknown['name']}" if path else unknown["name"]
+        return RequestError(ErrorCode.UNKNOWN_FIELD, f"{name}: unknown field")
+    if missing := _MISSING.match(text):
+        name = f"{path}.{missing['name']}" if path else missing["name"]
+        return RequestError(ErrorCode.INVALID_REQUEST, f"{name}: required")
+    if not path:
+        return RequestError(ErrorCode.INVALID_REQUEST, f"request: {text[:1].lower()}{text[1:]}")
+    return RequestError(ErrorCode.INVALID_REQUEST, f"{path}: {text[:1].lower()}{text[1:]}")
+
+
+def parse_request(line: bytes) -> tuple[_Request, msgspec.Raw | msgspec.UnsetType]:
+    """Decode one request line into its typed request.
+
+    Returns:
+        The request and its ``req`` value (UNSET when absent).
+
+    Raises:
+        RequestError: with the ``req`` value (when readable) in its ``req`` attribute.
+    """
+    try:
+        envelope = _ENVELOPE.decode(line)
+    except msgspec.ValidationError as exc:
+        raise _validation_error(exc) from exc
+    except msgspec.DecodeError as exc:
+        raise RequestError(ErrorCode.INVALID_REQUEST, f"malformed JSON: {exc}") from exc
+    try:
+        kind = _request_kind(envelope)
+        try:
+            return _DECODERS[kind].decode(line), envelope.req
+        except msgspec.ValidationError as exc:
+            raise _validation_error(exc) from exc
+    except RequestError as exc:
+        exc.req = envelope.req
+        raise
+
+
+def _request_kind(envelope: _Envelope) -> type[_Request]:
+    if envelope.op is None:
+        raise RequestError(ErrorCode.INVALID_REQUEST, "op: required")
+    if envelope.op == "submit":
+        if isinstance(envelope.messages, msgspec.UnsetType):
+            return _SubmitOne
+        return _SubmitBatch
+    if envelope.op in _OPS:
+        return _OPS[envelope.op]
+    raise RequestError(
+        ErrorCode.UNKNOWN_OP,
+        f"op: unknown operation {envelope.op!r} (submit, status, subscribe, ping)",
+    )
+
+
+# --- message validation ---------------------------------------------------------------------
+
+_DLT_ID = re.compile(r"[0-9]{1,64}")
+_SMPP_TIME = re.compile(r"[0-9]{12}[0-9][0-4][0-9][+\-R]")
+_MAX_RELATIVE = 99 * 86400 + 23 * 3600 + 59 * 60 + 59
+_CODINGS = {"gsm": DataCoding.DEFAULT, "latin1": DataCoding.LATIN_1, "ucs2": DataCoding.UCS2}
+_CODING_NAMES = {v: k for k, v in _CODINGS.items()}
+
+
+def relative_time(seconds: int) -> str:
+    """An SMPP relative time (``YYMMDDhhmmss000R``, SMPP v3.4 section 7.1.1.2) of ``seconds``.
+
+    Days go in the DD field (up to 99), so no month or year length is assumed.
+    """
+    if not 0 < seconds <= _MAX_RELATIVE:
+        raise ValueError(f"must be 1..{_MAX_RELATIVE} seconds, got {seconds}")
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"0000{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
+
+
+def _smpp_time(value: int | str, name: str) -> str:
+    """Seconds from now, an SMPP time string, or an ISO 8601 time with a zone -> SMPP time."""
+    if isinstance(value, int):
+        try:
+            return relative_time(value)
+        except ValueError as exc:
+            raise RequestError(ErrorCode.INVALID_REQUEST, f"{name}: {exc}") from None
+    if _SMPP_TIME.fullmatch(value):
+        return value
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise RequestError(
+            ErrorCode.INVALID_REQUEST,
+            f"{name}: expected seconds, an SMPP time (YYMMDDhhmmsstnnp) or an ISO 8601 time "
+            f"with a zone, got {value!r}",
+        )
+    # Absolute SMPP time in UTC: tenths 0, offset 00 quarter hours, '+'.
+    return when.astimezone(dt.UTC).strftime("%y%m%d%H%M%S") + "000+"
+
+
+def _payload_parts(length: int, coding: DataCoding) -> int:
+    """Parts for a pre-encoded payload: 160/153 unpacked GSM septets, else 140/134 octets."""
+    single, each = (160, 153) if coding == DataCoding.DEFAULT else (140, 134)
+    return 1 if length <= single else -(-length // each)
+
+
+@dataclass(frozen=True, slots=True)
+class _Validator:
+    defaults: IntakeDefaults
+    coder: TextCoder
+
+    def message(self, m: MessageFields, where: str) -> SubmitRequest:
+        """Check one message's values; ``where`` prefixes field names (``messages[2].``)."""
+        try:
+            to = validate_msisdn(m.to, field=f"{where}to")
+            sender_value = m.from_ if m.from_ is not None else self.defaults.sender
+            if sender_value is None:
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST, f"{where}from: required (no default sender)"
+                )
+            sender = validate_sender(sender_value, field=f"{where}from")
+        except NumberError as exc:
+            raise RequestError(ErrorCode.INVALID_NUMBER, str(exc)) from None
+        text, payload, coding, parts = self._body(m, where)
+        max_parts = m.max_parts if m.max_parts is not None else self.defaults.max_parts
+        if parts > max_parts:
+            body = "text" if text is not None else "hex"
+            raise RequestError(
+                ErrorCode.TOO_LONG,
+                f"{where}{body}: needs {parts} parts as {_CODING_NAMES.get(coding, 'binary')}, "
+                f"max_parts is {max_parts}",
+            )
+        if m.flash and coding not in (DataCoding.DEFAULT, DataCoding.UCS2):
+            raise RequestError(
+                ErrorCode.INVALID_REQUEST, f"{where}flash: only with gsm or ucs2 coding"
+            )
+        dlt = {}
+        for key in ("pe_id", "template_id", "tm_id"):
+            value = getattr(m, key)
+            value = value if value is not None else getattr(self.defaults, key)
+            if value is not None and _DLT_ID.fullmatch(value) is None:
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST, f"{where}{key}: must be 1..64 digits, got {value!r}"
+                )
+            dlt[key] = value
+        return SubmitRequest(
+            to=to,
+            sender=sender,
+            text=text,
+            payload=payload,
+            data_coding=coding,
+            parts=parts,
+            flash=m.flash,
+            registered_delivery=(
+                m.registered_delivery
+                if m.registered_delivery is not None
+                else self.defaults.registered_delivery
+            ),
+            pe_id=dlt["pe_id"],
+            template_id=dlt["template_id"],
+            tm_id=dlt["tm_id"],
+            validity=None if m.validity is None else _smpp_time(m.validity, f"{where}validity"),
+            schedule=None if m.schedule is None else _smpp_time(m.schedule, f"{where}schedule"),
+            priority=m.priority,
+            custom=m.custom,
+        )
+
+    def _body(
+        self, m: MessageFields, where: str
+    ) -> tuple[str | None, bytes | None, DataCoding, int]:
+        if (m.text is None) == (m.hex is None):
+            raise RequestError(
+                ErrorCode.INVALID_REQUEST, f"{where}text: give exactly one of text, hex"
+            )
+        if m.hex is not None:
+            try:
+                payload = bytes.fromhex(m.hex)
+            except ValueError:
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST, f"{where}hex: not a hexadecimal string"
+                ) from None
+            if not payload:
+                raise RequestError(ErrorCode.INVALID_REQUEST, f"{where}hex: must not be empty")
+            coding = _CODINGS.get(m.coding, DataCoding.OCTET_UNSPECIFIED_2)
+            if coding == DataCoding.UCS2 and len(payload) % 2:
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST, f"{where}hex: UCS-2 needs an even number of octets"
+                )
+            return None, payload, coding, _payload_parts(len(payload), coding)
+        text = m.text
+        assert text is not None
+        if not text:
+            raise RequestError(ErrorCode.INVALID_REQUEST, f"{where}text: must not be empty")
+        coding = self.coder.choose_coding(text) if m.coding == "auto" else _CODINGS[m.coding]
+        try:
+            parts = self.coder.count_parts(text, coding)
+        except ValueError:
+            raise RequestError(
+                ErrorCode.INVALID_REQUEST,
+                f"{where}text: not representable in {m.coding} (use coding auto or ucs2)",
+            ) from None
+        return text, None, coding, parts
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def _existing_socket(path: Path) -> bool:
+    """Whether ``path`` is a socket; creates the parent directory when missing.
+
+    Raises:
+        IntakeError: something that is not a socket is at ``path`` (never removed).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(mode):
+        raise IntakeError(f"intake socket {path} exists and is not a socket; not removing it")
+    return True
+
+
+async def _accepts_connections(path: Path) -> bool:
+    """Whether a live server holds the socket (a stale one refuses connections)."""
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except (ConnectionRefusedError, FileNotFoundError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
+
+
+def _remove_stale(path: Path) -> None:
+    if path.is_socket():
+        logger.debug("intake: removing socket %s", path)
+        path.unlink(missing_ok=True)
+
+
+def _set_permissions(path: Path, mode: int, group: str | None) -> None:
+    # The socket exists with umask permissions for the moment between bind() and chmod(); the
+    # socket's directory (systemd RuntimeDirectory, mode 0750) is what closes that window.
+    path.chmod(mode)
+    if group is not None:
+        shutil.chown(path, group=group)
+
+
+def _default_coder() -> TextCoder:
+    from smppgw.codec import text  # noqa: PLC0415 - the codec's text rules, loaded on use
+
+    coder: TextCoder = text
+    return coder
+
+
+def _reply(req: msgspec.Raw | msgspec.UnsetType, **fields: object) -> bytes:
+    body: dict[str, object] = {"ok": fields.pop("ok", True)}
+    if not isinstance(req, msgspec.UnsetType):
+        body["req"] = req
+    body.update(fields)
+    return _ENCODER.encode(body) + b"\n"
+
+
+def _error(req: msgspec.Raw | msgspec.UnsetType, code: ErrorCode, message: str) -> bytes:
+    return _reply(req, ok=False, error=code, message=message)
+
+
+def _result_fields(result: SubmitResult) -> dict[str, object]:
+    return {"id": result.id, "parts": result.parts, "duplicate": result.duplicate}
+
+
+class _EventHead(msgspec.Struct):
+    event: str = ""
+
+
+_EVENT_HEAD = msgspec.json.Decoder(_EventHead)
+
+
+class _Read(enum.Enum):
+    LINE_TOO_LONG = "line_too_long"  # a line over max_line was read and discarded
+
+
+@dataclass(slots=True)
+class _Reply:
+    op: str
+    data: bytes
+    ok: bool
+    after: Callable[[], None] | None = None  # run once the reply is written (start a stream)
+
+
+class IntakeServer:
+    """The Unix-socket NDJSON server (see the module docstring for the protocol).
+
+    Args:
+        backend: stores messages and serves status and events.
+        settings: socket path, permissions and limits.
+        observer: told of every answered request (``intake_request``).
+        coder: text rules; :mod:`smppgw.codec.text` by default.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        settings: IntakeSettings,
+        *,
+        observer: Observer = NULL_OBSERVER,
+        coder: TextCoder | None = None,
+    ) -> None:
+        self._backend = backend
+        self._settings = settings
+        self._observer = observer
+        self._validator = _Validator(settings.defaults, coder or _default_coder())
+        self._server: asyncio.Server | None = None
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        self._pending = 0
+        self._stopping = False
+
+    @property
+    def path(self) -> str:
+        """The socket path."""
+        return self._settings.path
+
+    @property
+    def connections(self) -> int:
+        """The number of open client connections."""
+        return len(self._connections)
+
+    async def start(self) -> None:
+        """Create the socket (removing a stale one), set its mode and group, and listen.
+
+        Raises:
+            IntakeError: the path is held by a live server or is not a socket.
+            OSError: the directory is not writable, the group does not exist...
+        """
+        path = Path(self._settings.path)
+        if _existing_socket(path) and await _accepts_connections(path):
+            raise IntakeError(f"intake socket {path} is in use by a running server")
+        _remove_stale(path)
+        self._stopping = False
+        self._server = await asyncio.start_unix_server(
+            self._accept, path=str(path), limit=self._settings.max_line
+        )
+        _set_permissions(path, self._settings.mode, self._settings.group)
+        logger.info("intake: listening on %s (mode %04o)", path, self._settings.mode)
+
+    async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounds a drain
+        """Stop listening, close every connection, and remove the socket file.
+
+        Connections are closed for reading at once; submits already handed to the backend
+        finish (they are committed either way) for up to ``timeout`` seconds, then the rest
+        is cancelled.
+        """
+        if self._server is None:
+            return
+        # Connections already waiting in the listen queue are accepted by the loop over the
+        # next iterations (and aborted in _accept()). Closing the server first would leak
+        # them: Python 3.11 fails to attach a transport to a closed server and never closes
+        # its socket.
+        self._stopping = True
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self._server.close()
+        self._server = None
+        for writer in self._connections.values():
+            writer.transport.abort()
+        tasks = list(self._connections)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await asyncio.sleep(0)  # aborted transports close in a callback: let it run
+        _remove_stale(Path(self._settings.path))
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain (not async) callback: the stream protocol calls it from connection_made, so
+        # each connection is registered the moment it is accepted and stop() can close it
+        # even before its task first runs.
+        if self._stopping:
+            writer.transport.abort()
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        self._connections[task] = writer
+        task.add_done_callback(self._connections.pop)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _Connection(self, reader, writer).run()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    # --- request handling ------------------------------------------------------------------
+
+    async def answer(self, line: bytes, stream: Callable[[int, frozenset[str]], None]) -> _Reply:
+        """The reply to one line. ``stream(cursor, types)`` starts an event subscription."""
+        req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+        op = "invalid"
+        try:
+            request, req = parse_request(line)
+            op = request.op
+            return await self._dispatch(request, req, stream)
+        except RequestError as exc:
+            if isinstance(req, msgspec.UnsetType):
+                req = exc.req  # the line failed to parse: its req, if readable, is here
+            return _Reply(op, _error(req, exc.code, exc.message), ok=False)
+        except BackendOverloadedError as exc:
+            return _Reply(op, _error(req, ErrorCode.OVERLOADED, str(exc) or "overloaded"), ok=False)
+        except Exception:
+            logger.exception("intake: %s request failed", op)
+            return _Reply(
+                op, _error(req, ErrorCode.INTERNAL, "internal error; see the gateway log"), ok=False
+            )
+
+    async def _dispatch(
+        self,
+        request: _Request,
+        req: msgspec.Raw | msgspec.UnsetType,
+        stream: Callable[[int, frozenset[str]], None],
+    ) -> _Reply:
+        if isinstance(request, _SubmitOne):
+            submit = self._validator.message(request, "")
+            (result,) = await self._submit([submit])
+            return _Reply("submit", _reply(req, **_result_fields(result)), ok=True)
+        if isinstance(request, _SubmitBatch):
+            return await self._submit_batch(request, req)
+        if isinstance(request, _Status):
+            if (request.id is None) == (request.custom is None):
+                raise RequestError(ErrorCode.INVALID_REQUEST, "id: give exactly one of id, custom")
+            found = await self._backend.status(message_id=request.id, custom=request.custom)
+            if found is None:
+                key = (
+                    f"id {request.id!r}" if request.id is not None else f"custom {request.custom!r}"
+                )
+                raise RequestError(ErrorCode.NOT_FOUND, f"no message with {key}")
+            return _Reply("status", _reply(req, status=found), ok=True)
+        if isinstance(request, _Subscribe):
+            last = await self._backend.last_cursor()
+            start = last if request.cursor is None else request.cursor
+            types = frozenset(request.events or ())
+            return _Reply(
+                "subscribe",
+                _reply(req, cursor=start, last=last),
+                ok=True,
+                after=lambda: stream(start, types),
+            )
+        return _Reply("ping", _reply(req, pong=True, version=__version__), ok=True)
+
+    async def _submit(self, requests: list[SubmitRequest]) -> Sequence[SubmitResult]:
+        if self._pending + len(requests) > self._settings.max_pending:
+            raise BackendOverloadedError(
+                f"{self._pending} messages are awaiting storage (limit "
+                f"{self._settings.max_pending}); retry later"
+            )
+        self._pending += len(requests)
+        try:
+            results = await self._backend.submit(requests)
+        finally:
+            self._pending -= len(requests)
+        if len(results) != len(requests):
+            raise RuntimeError(f"backend returned {len(results)} results for {len(requests)}")
+        return results
+
+    async def _submit_batch(
+        self, request: _SubmitBatch, req: msgspec.Raw | msgspec.UnsetType
+    ) -> _Reply:
+        count = len(request.messages)
+        if not 1 <= count <= self._settings.max_batch:
+            raise RequestError(
+                ErrorCode.INVALID_REQUEST,
+                f"messages: must hold 1..{self._settings.max_batch} messages, got {count}",
+            )
+        results: list[dict[str, object] | None] = [None] * count
+        valid: list[tuple[int, SubmitRequest]] = []
+        for index, message in enumerate(request.messages):
+            try:
+                valid.append((index, self._validator.message(message, f"messages[{index}].")))
+            except RequestError as exc:
+                results[index] = {"ok": False, "error": exc.code, "message": exc.message}
+        if valid:
+            stored = await self._submit([m for _, m in valid])
+            for (index, _), result in zip(valid, stored, strict=True):
+                results[index] = {"ok": True, **_result_fields(result)}
+        rejected = count - len(valid)
+        return _Reply(
+            "submit",
+            _reply(req, accepted=len(valid), rejected=rejected, results=results),
+            ok=True,
+        )
+
+    async def stream_events(
+        self, writer: asyncio.StreamWriter, cursor: int, types: frozenset[str]
+    ) -> None:
+        """Write every event after ``cursor`` (of ``types``, if any) to ``writer``, forever."""
+        backend = self._backend
+        while True:
+            batch = await backend.events_after(cursor, self._settings.event_batch)
+            if not batch:
+                await backend.wait_events(cursor)
+                continue
+            for event in batch:
+                cursor = event.cursor
+                if types and _EVENT_HEAD.decode(event.body).event not in types:
+                    continue
+                writer.write(stream_line(event.cursor, event.body))
+            await writer.drain()
+
+
+class _Connection:
+    """One client: reads lines, answers them in order, streams events once subscribed."""
+
+    def __init__(
+        self, server: IntakeServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self._server = server
+        self._reader = reader
+        self._writer = writer
+        self._settings = server._settings  # noqa: SLF001 - the connection is part of the server
+        self._stream: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        replies: asyncio.Queue[asyncio.Task[_Reply] | None] = asyncio.Queue(self._settings.pipeline)
+        writer_task = asyncio.create_task(self._write_replies(replies))
+        in_flight: set[asyncio.Task[_Reply]] = set()
+        try:
+            while True:
+                line = await self._read_line()
+                if line is None:
+                    break
+                if line is _Read.LINE_TOO_LONG:
+                    task = asyncio.create_task(self._too_long())
+                else:
+                    if not line.strip():
+                        continue
+                    task = asyncio.create_task(self._server.answer(line, self._start_stream))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+                await replies.put(task)
+            await replies.put(None)
+            await writer_task
+        finally:
+            writer_task.cancel()
+            for task in in_flight:
+                task.cancel()
+            if self._stream is not None:
+                self._stream.cancel()
+            await asyncio.gather(writer_task, *in_flight, return_exceptions=True)
+            if self._stream is not None:
+                await asyncio.gather(self._stream, return_exceptions=True)
+
+    async def _too_long(self) -> _Reply:
+        limit = self._settings.max_line
+        message = f"line longer than {limit} bytes; discarded"
+        return _Reply("invalid", _error(msgspec.UNSET, ErrorCode.LINE_TOO_LONG, message), ok=False)
+
+    async def _write_replies(self, replies: asyncio.Queue[asyncio.Task[_Reply] | None]) -> None:
+        observer = self._server._observer  # noqa: SLF001
+        broken = False
+        while (task := await replies.get()) is not None:
+            reply = await task
+            observer.intake_request(reply.op, reply.ok)
+            if broken:
+                continue  # keep consuming, so the reading side never blocks on a full queue
+            try:
+                self._writer.write(reply.data)
+                await self._writer.drain()
+            except ConnectionError:
+                # The peer is gone: what it sent is still answered (a submit stays committed),
+                # and aborting makes the reading side see EOF.
+                broken = True
+                self._writer.transport.abort()
+                continue
+            if reply.after is not None:
+                reply.after()
+
+    def _start_stream(self, cursor: int, types: frozenset[str]) -> None:
+        if self._stream is not None:
+            self._stream.cancel()  # a second subscribe replaces the first
+        self._stream = asyncio.create_task(self._run_stream(cursor, types))
+
+    async def _run_stream(self, cursor: int, types: frozenset[str]) -> None:
+        try:
+            await self._server.stream_events(self._writer, cursor, types)
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.exception("intake: event stream failed")
+            self._writer.write(
+                _error(msgspec.UNSET, ErrorCode.INTERNAL, "event stream failed; reconnect")
+            )
+            self._writer.close()
+
+    async def _read_line(self) -> bytes | _Read | None:
+        """The next line without its newline; LINE_TOO_LONG after discarding one; None at EOF."""
+        reader = self._reader
+        try:
+            return (await reader.readuntil(b"\n"))[:-1]
+        except asyncio.IncompleteReadError as exc:
+            return exc.partial or None  # a last line without newline still counts
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+        # Discard up to and including the newline, never buffering more than the limit.
+        while True:
+            await reader.readexactly(consumed)
+            try:
+                await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return _Read.LINE_TOO_LONG  # EOF inside the long line: still answer it
+            except asyncio.LimitOverrunError as exc:
+                consumed = exc.consumed
+            else:
+                return _Read.LINE_TOO_LONG
