@@ -10,7 +10,17 @@ import pytest
 FORBIDDEN = ("asyncio", "socket", "ssl", "logging", "prometheus_client", "msgspec")
 
 
-@pytest.mark.parametrize("module", ["smppgw", "smppgw.codec", "smppgw.codec.text"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "smppgw",
+        "smppgw.codec",
+        "smppgw.codec.text",
+        "smppgw.codec.receipt",
+        "smppgw.codec.smpp_time",
+        "smppgw.codec.dlr_status",
+    ],
+)
 def test_importing_the_codec_imports_no_io_modules(module: str) -> None:
     code = f"import sys, {module}\nprint(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
     result = subprocess.run(  # noqa: S603 - our own interpreter and a literal script
