@@ -1,0 +1,950 @@
+"""The bind manager: every configured bind kept up, and each submit sent within the rate limits.
+
+The provider runs several servers, each allowing a few binds and N messages per second *per
+server*, and guarantees only one server up during maintenance; a DLR may come back on any bind
+of the account. So the manager:
+
+* keeps ``binds`` sessions to every server; a dropped bind is re-established after a short random
+  delay; a server whose binds cannot connect is marked DOWN and retried with exponential backoff
+  and full jitter (no reconnect storms after an outage), probing with ONE bind before the others
+  reconnect (a per-server circuit: UP -> DOWN -> PROBING -> UP);
+* dispatches each part to a server whose token bucket has a token soonest and that has a bound
+  bind with window room, which spreads load over all servers and keeps going at the surviving
+  servers' rate when one is down. Every part of a long message takes its own token;
+* reacts to the response status as classified by :mod:`smppgw.retry_policy`:
+  ESME_RTHROTTLED pauses *that* server (exponential, from ``throttle_backoff``) and requeues the
+  part first in line; transient statuses retry after ``retry_delay`` up to ``max_attempts``;
+  permanent ones fail the part, and the message's remaining parts are not sent (a partial long
+  message is useless to the reader and still costs money);
+* treats a submit whose response never came (timeout, link lost) as UNKNOWN: the SMSC may have
+  accepted it. By default (:attr:`UnknownPolicy.RESUBMIT_ONCE`) it is resubmitted once and the
+  result flagged ``possible_duplicate``; it is always reported (``observer.submit_unknown``).
+
+Parts of one message go out one after another, each only after the previous one's response:
+a throttled or retried part can never be overtaken by a later part of the same message. Waiting
+parts form one queue served in order, and a requeued part goes to its head.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from smppgw.codec.constants import CommandStatus
+from smppgw.codec.errors import EncodeError, SmppError
+from smppgw.codec.pdu import DataSm, DataSmResp, SubmitSm, SubmitSmResp
+from smppgw.observe import NULL_OBSERVER, Observer
+from smppgw.ratelimit import TokenBucket
+from smppgw.retry_policy import StatusClass, StatusPolicy, UnknownPolicy
+from smppgw.session import (
+    BindType,
+    InboundHandler,
+    LinkLostError,
+    ResponseTimeoutError,
+    Session,
+    SessionClosedError,
+    SessionSettings,
+    TlsSettings,
+)
+
+__all__ = [
+    "BindManager",
+    "BindManagerError",
+    "BindManagerSettings",
+    "BindSettingsError",
+    "BindState",
+    "BindStatus",
+    "CircuitState",
+    "ManagerStoppedError",
+    "OnPart",
+    "PartResult",
+    "PartStatus",
+    "ServerSettings",
+    "SessionFactory",
+    "SessionLike",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+class BindManagerError(SmppError):
+    """Root of the bind manager's errors."""
+
+
+class BindSettingsError(BindManagerError, ValueError):
+    """Settings that cannot work (no servers, a negative rate...); the message names the key."""
+
+
+class ManagerStoppedError(BindManagerError):
+    """The manager is stopping or stopped: a part was not sent (the caller keeps the message).
+
+    Attributes:
+        results: the results of the message's parts that finished before the stop (their
+            ``on_part`` callbacks have run); the remaining parts were not sent.
+    """
+
+    def __init__(self, message: str, results: Sequence[PartResult] = ()) -> None:
+        super().__init__(message)
+        self.results = tuple(results)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """One SMSC server and the binds to keep to it.
+
+    ``rate`` is the account's limit for this server in messages per second (0 = unlimited) and
+    ``burst`` the tokens an idle server may take at once; keep it 1 so that no 1-second window
+    exceeds ``rate``. ``jitter_allowance`` (seconds) is the safety margin for the SMSC counting
+    arrival times rather than our send times: the bucket runs at ``rate / (1 + allowance)`` and
+    lets a late-woken sender take its token ``allowance / 4`` early, so any ``rate + 1``
+    consecutive sends span at least ``1 + 0.75 * allowance`` seconds and an SMSC that sees them
+    skewed by up to that much (15 ms by default) still counts at most ``rate`` per window.
+    """
+
+    name: str
+    host: str
+    port: int
+    tls: TlsSettings | None = None
+    binds: int = 3
+    bind_type: BindType | tuple[BindType, ...] = BindType.TRANSCEIVER
+    rate: float = 50.0
+    burst: int = 1
+    jitter_allowance: float = 0.02
+
+    def __post_init__(self) -> None:
+        where = f"server {self.name!r}"
+        if self.binds < 0:
+            raise BindSettingsError(f"{where}: binds must be >= 0, got {self.binds}")
+        if isinstance(self.bind_type, tuple) and len(self.bind_type) != self.binds:
+            raise BindSettingsError(
+                f"{where}: bind_type lists {len(self.bind_type)} types for {self.binds} binds"
+            )
+        if not 0 <= self.rate < math.inf:
+            raise BindSettingsError(f"{where}: rate must be >= 0 (0 = unlimited), got {self.rate}")
+        if self.burst < 1:
+            raise BindSettingsError(f"{where}: burst must be >= 1, got {self.burst}")
+        if not 0 <= self.jitter_allowance < 1:
+            raise BindSettingsError(
+                f"{where}: jitter_allowance must be in [0, 1) s, got {self.jitter_allowance}"
+            )
+
+    @property
+    def bind_types(self) -> tuple[BindType, ...]:
+        """The type of each bind, in order."""
+        if isinstance(self.bind_type, tuple):
+            return self.bind_type
+        return (self.bind_type,) * self.binds
+
+    def token_bucket(self, clock: Callable[[], float] = time.monotonic) -> TokenBucket:
+        """The server's bucket, with the jitter allowance applied (see the class docstring)."""
+        if self.rate == 0:
+            return TokenBucket(math.inf, 1, clock)
+        return TokenBucket(
+            self.rate / (1 + self.jitter_allowance),
+            self.burst,
+            clock,
+            tolerance=self.jitter_allowance / 4,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BindManagerSettings:
+    """The account and the policies shared by all servers.
+
+    Times are in seconds. ``throttle_backoff`` is the first pause of a server that answered
+    ESME_RTHROTTLED; each further throttle (on a submit sent after the pause) doubles it, up to
+    ``throttle_backoff_max``. ``max_attempts`` bounds the sends of one part for transient
+    statuses and unknown outcomes (throttling is not counted: it never fails a message).
+    """
+
+    servers: tuple[ServerSettings, ...]
+    system_id: str
+    password: str = field(repr=False)
+    system_type: str = "smpp"
+    window: int = 10
+    response_timeout: float = 30.0
+    enquire_link_interval: float = 60.0
+    connect_timeout: float = 10.0
+    bind_timeout: float = 10.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    throttle_backoff: float = 1.0
+    throttle_backoff_max: float = 60.0
+    retry_delay: float = 5.0
+    max_attempts: int = 10
+    unknown_policy: UnknownPolicy = UnknownPolicy.RESUBMIT_ONCE
+    status_overrides: Mapping[int, StatusClass] = field(default_factory=dict)
+    unknown_status: StatusClass = StatusClass.TRANSIENT
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            raise BindSettingsError("servers: at least one server is needed")
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise BindSettingsError(f"servers: names must be unique, got {names}")
+        if self.window < 1:
+            raise BindSettingsError(f"window must be >= 1, got {self.window}")
+        if self.max_attempts < 1:
+            raise BindSettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not 0 < self.reconnect_min <= self.reconnect_max:
+            raise BindSettingsError(
+                f"reconnect_min ({self.reconnect_min}) must be > 0 and <= reconnect_max "
+                f"({self.reconnect_max})"
+            )
+        if not 0 < self.throttle_backoff <= self.throttle_backoff_max:
+            raise BindSettingsError(
+                f"throttle_backoff ({self.throttle_backoff}) must be > 0 and <= "
+                f"throttle_backoff_max ({self.throttle_backoff_max})"
+            )
+        for key in ("response_timeout", "connect_timeout", "bind_timeout", "retry_delay"):
+            if not getattr(self, key) >= 0:
+                raise BindSettingsError(f"{key} must be >= 0, got {getattr(self, key)}")
+
+
+# --- results and status ---------------------------------------------------------------------
+
+
+class PartStatus(enum.Enum):
+    """The outcome of one part."""
+
+    ACCEPTED = "accepted"
+    """The SMSC answered ESME_ROK; ``smsc_message_id`` identifies the part."""
+    FAILED = "failed"
+    """Not accepted: a permanent status, transient retries exhausted, or not sent because an
+    earlier part of the message failed (then ``attempts`` is 0)."""
+    UNKNOWN = "unknown"
+    """Sent, but no response came and the policy allowed no (further) resubmission: the SMSC
+    may or may not have the message."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    """What happened to one part (the last attempt's server, bind and status)."""
+
+    status: PartStatus
+    smsc_message_id: str | None = None
+    command_status: CommandStatus | None = None
+    server: str | None = None
+    bind: str | None = None
+    attempts: int = 0
+    possible_duplicate: bool = False
+    reason: str = ""
+
+
+OnPart = Callable[[int, PartResult], Awaitable[None]]
+"""Called with (part index, result) right after each part's outcome is known."""
+
+
+class BindState(enum.Enum):
+    """Where one configured bind is."""
+
+    CONNECTING = "connecting"
+    BOUND = "bound"
+    BACKOFF = "backoff"  # waiting to reconnect
+    CLOSED = "closed"  # the manager stopped
+
+
+class CircuitState(enum.Enum):
+    """How the manager treats a server's connection attempts."""
+
+    UP = "up"  # every missing bind connects
+    DOWN = "down"  # the last attempt failed: wait the backoff
+    PROBING = "probing"  # one bind tries; the others follow when it binds
+
+
+@dataclass(frozen=True, slots=True)
+class BindStatus:
+    """A snapshot of one configured bind."""
+
+    server: str
+    name: str
+    bind_type: BindType
+    state: BindState
+    in_flight: int
+    server_state: CircuitState
+    last_error: str | None = None
+
+
+# --- the session seam -----------------------------------------------------------------------
+
+
+class SessionLike(Protocol):
+    """What the manager needs of a :class:`smppgw.session.Session` (tests pass fakes)."""
+
+    @property
+    def bound(self) -> bool: ...
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp: ...
+
+    async def close(self, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
+
+    def abort(self) -> None: ...
+
+    async def wait_closed(self) -> BaseException | None: ...
+
+
+class SessionFactory(Protocol):
+    """Opens and binds one session (:meth:`smppgw.session.Session.connect`)."""
+
+    def __call__(
+        self,
+        settings: SessionSettings,
+        *,
+        on_inbound: InboundHandler | None = ...,
+        observer: Observer = ...,
+        clock: Callable[[], float] = ...,
+    ) -> Awaitable[SessionLike]: ...
+
+
+# --- internal state ---------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Bind:
+    server: _Server
+    name: str
+    bind_type: BindType
+    session: SessionLike | None = None
+    state: BindState = BindState.CONNECTING
+    in_flight: int = 0  # parts handed to this bind and not yet answered
+    last_error: str | None = None
+    closing: bool = False  # the session refused a submit as closing: skip it until replaced
+
+    def has_room(self, window: int) -> bool:
+        session = self.session
+        return (
+            session is not None
+            and session.bound
+            and not self.closing
+            and self.bind_type.can_submit
+            and self.in_flight < window
+        )
+
+
+@dataclass(eq=False, slots=True)
+class _Server:
+    settings: ServerSettings
+    bucket: TokenBucket
+    binds: list[_Bind] = field(default_factory=list)
+    state: CircuitState = CircuitState.UP
+    in_flight: int = 0
+    throttle_level: int = 0
+    pause_started: float = -math.inf
+    rotation: int = 0  # where free_bind starts looking
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def free_bind(self, window: int) -> _Bind | None:
+        # The least loaded bind with room; ties rotate so that every bind carries traffic.
+        best: _Bind | None = None
+        count = len(self.binds)
+        for offset in range(count):
+            bind = self.binds[(self.rotation + offset) % count]
+            if bind.has_room(window) and (best is None or bind.in_flight < best.in_flight):
+                best = bind
+        return best
+
+    def any_bound(self) -> bool:
+        return any(b.session is not None and b.session.bound for b in self.binds)
+
+    def throttled(self, dispatched_at: float, now: float, first: float, cap: float) -> bool:
+        """Pause after an ESME_RTHROTTLED; False if the pause already covers that submit.
+
+        A submit sent before the current pause began is no news (the window's worth of
+        requests in flight when the server throttled all come back throttled); only one sent
+        after it doubles the pause.
+        """
+        if dispatched_at < self.pause_started:
+            return False
+        self.throttle_level += 1
+        pause = min(cap, first * 2 ** min(self.throttle_level - 1, 30))
+        self.pause_started = now
+        self.bucket.pause_until(now + pause)
+        return True
+
+    def accepted(self, dispatched_at: float) -> None:
+        if dispatched_at >= self.pause_started:
+            self.throttle_level = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Grant:
+    bind: _Bind
+    at: float  # clock time of the dispatch
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    future: asyncio.Future[_Grant]
+    since: float
+
+
+class _Dispatcher:
+    """Hands out (server token, bind window slot) pairs to waiting parts in queue order.
+
+    One queue for all parts, served in order (a requeued part enters at the head); no per-part
+    polling or sleeping: the queue is pumped when a bind frees a window slot or comes up, and
+    by one timer armed for the soonest token.
+    """
+
+    def __init__(
+        self,
+        servers: Sequence[_Server],
+        window: int,
+        clock: Callable[[], float],
+        observer: Observer,
+    ) -> None:
+        self._servers = servers
+        self._window = window
+        self._clock = clock
+        self._observer = observer
+        self._waiters: deque[_Waiter] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed: str | None = None  # why acquire now fails
+
+    async def acquire(self, *, first: bool = False) -> _Grant:
+        """Wait for a token and a bind with room; ``first`` puts the caller at the head."""
+        if self._closed is not None:
+            raise ManagerStoppedError(self._closed)
+        now = self._clock()
+        if not self._waiters:
+            grant = self._try_grant(now)
+            if grant is not None:
+                self._observer.token_wait(grant.bind.server.name, 0.0)
+                return grant
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), now)
+        if first:
+            self._waiters.appendleft(waiter)
+        else:
+            self._waiters.append(waiter)
+        self.pump()
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                # Granted, but the caller went away before using it: free the window slot
+                # (the token stays spent, which only errs on the slow side).
+                self.release(waiter.future.result())
+            raise
+
+    def release(self, grant: _Grant) -> None:
+        """The part granted ``grant`` has its response (or will never get one)."""
+        grant.bind.in_flight -= 1
+        grant.bind.server.in_flight -= 1
+        if self._waiters:
+            self.pump()
+
+    def pump(self) -> None:
+        """Serve waiters while a token and a bind with room are available now."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            waiter = self._waiters[0]
+            if waiter.future.done():  # cancelled while waiting
+                self._waiters.popleft()
+                continue
+            now = self._clock()
+            choice = self._choose(now)
+            if choice is None:
+                return  # no bind with room: a release or a new bind pumps again
+            bind, wait = choice
+            if wait > 0 or bind.server.bucket.try_take(now) > 0:
+                loop = asyncio.get_running_loop()
+                self._timer = loop.call_later(max(wait, 0.0), self.pump)
+                return
+            self._waiters.popleft()
+            self._observer.token_wait(bind.server.name, now - waiter.since)
+            waiter.future.set_result(self._reserve(bind, now))
+
+    def close(self, reason: str) -> None:
+        """Fail every waiter and every later acquire with :class:`ManagerStoppedError`."""
+        self._closed = reason
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._waiters:
+            future = self._waiters.popleft().future
+            if not future.done():
+                future.set_exception(ManagerStoppedError(reason))
+
+    def _choose(self, now: float) -> tuple[_Bind, float] | None:
+        # The server whose token comes soonest (the longest idle one among those with a token
+        # now, which spreads load), then the least loaded bind with room on it.
+        best: tuple[_Bind, float] | None = None
+        best_key = (math.inf, 0)
+        for server in self._servers:
+            bind = server.free_bind(self._window)
+            if bind is None:
+                continue
+            key = (server.bucket.available_at(), server.in_flight)
+            if best is None or key < best_key:
+                best, best_key = (bind, max(0.0, key[0] - now)), key
+        return best
+
+    def _try_grant(self, now: float) -> _Grant | None:
+        choice = self._choose(now)
+        if choice is None or choice[1] > 0 or choice[0].server.bucket.try_take(now) > 0:
+            return None
+        return self._reserve(choice[0], now)
+
+    @staticmethod
+    def _reserve(bind: _Bind, now: float) -> _Grant:
+        server = bind.server
+        bind.in_flight += 1
+        server.in_flight += 1
+        server.rotation = (server.binds.index(bind) + 1) % len(server.binds)
+        return _Grant(bind, now)
+
+
+class _Lifecycle(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+@dataclass(slots=True)
+class _Run:
+    """One part's attempts so far."""
+
+    sent: int = 0
+    charged: int = 0  # attempts counted against max_attempts
+    unknown: int = 0
+    resent_after_unknown: bool = False
+    last: _Grant | None = None
+    status: CommandStatus | None = None
+
+    def result(self, status: PartStatus, reason: str, message_id: str | None = None) -> PartResult:
+        # An earlier attempt with an unknown outcome may have been accepted: unless this one
+        # was, the part's outcome is unknown rather than failed.
+        if status is PartStatus.FAILED and self.unknown:
+            status = PartStatus.UNKNOWN
+            reason = f"{reason}; an earlier attempt's outcome is unknown"
+        return PartResult(
+            status=status,
+            smsc_message_id=message_id,
+            command_status=self.status,
+            server=self.last.bind.server.name if self.last else None,
+            bind=self.last.bind.name if self.last else None,
+            attempts=self.sent,
+            possible_duplicate=self.resent_after_unknown,
+            reason=reason,
+        )
+
+
+# --- the manager ----------------------------------------------------------------------------
+
+
+class BindManager:
+    """Keeps the configured binds up and sends parts through them within each server's rate.
+
+    Args:
+        settings: servers, account and policies.
+        on_inbound: the single handler for deliver_sm / data_sm arriving on any bind.
+        observer: receives bind, token, throttle and reconnect facts.
+        session_factory: opens one bound session (default :meth:`Session.connect`).
+        clock: the monotonic clock for token buckets (asyncio timers use the loop's clock,
+            which is the same monotonic clock by default).
+        rng: randomness for reconnect jitter (tests pass a seeded one).
+    """
+
+    def __init__(
+        self,
+        settings: BindManagerSettings,
+        *,
+        on_inbound: InboundHandler,
+        observer: Observer = NULL_OBSERVER,
+        session_factory: SessionFactory = Session.connect,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._settings = settings
+        self._on_inbound = on_inbound
+        self._observer = observer
+        self._factory = session_factory
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter, not crypto
+        self._policy = StatusPolicy(settings.status_overrides, settings.unknown_status)
+        self._servers: list[_Server] = []
+        for server_settings in settings.servers:
+            server = _Server(server_settings, server_settings.token_bucket(clock))
+            server.binds = [
+                _Bind(server, f"{server_settings.name}/{bind_type.value}-{i}", bind_type)
+                for i, bind_type in enumerate(server_settings.bind_types)
+            ]
+            self._servers.append(server)
+        self._dispatcher = _Dispatcher(self._servers, settings.window, clock, observer)
+        self._lifecycle = _Lifecycle.NEW
+        self._supervisors: list[asyncio.Task[None]] = []
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = asyncio.Event()
+        self._bound_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting every bind of every server; returns at once (see :meth:`wait_bound`).
+
+        Raises:
+            BindManagerError: the manager was already started.
+        """
+        if self._lifecycle is not _Lifecycle.NEW:
+            raise BindManagerError("bind manager already started")
+        self._lifecycle = _Lifecycle.RUNNING
+        self._supervisors = [
+            asyncio.create_task(self._supervise(server), name=f"smppgw-binds-{server.name}")
+            for server in self._servers
+        ]
+
+    async def stop(self, timeout: float) -> None:  # noqa: ASYNC109 - bounds a multi-step shutdown
+        """Stop accepting submits, let those in progress finish, then unbind everything.
+
+        Submits in progress (including parts waiting for a token) get up to ``timeout``
+        seconds; after that, parts not yet sent raise :class:`ManagerStoppedError` from
+        :meth:`submit`. Sessions then close gracefully within what is left of ``timeout``
+        (a response still outstanding after that is reported UNKNOWN).
+        """
+        if self._lifecycle in (_Lifecycle.DRAINING, _Lifecycle.STOPPED):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._lifecycle = _Lifecycle.DRAINING
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            logger.warning("stop: %d submits still in progress after %.1f s", self._active, timeout)
+        self._lifecycle = _Lifecycle.STOPPED
+        self._stopping.set()
+        self._dispatcher.close("bind manager stopped")
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        sessions = [b.session for s in self._servers for b in s.binds if b.session is not None]
+        remaining = max(0.0, deadline - loop.time())
+        await asyncio.gather(*(s.close(remaining) for s in sessions), return_exceptions=True)
+        for server in self._servers:
+            for bind in server.binds:
+                bind.state = BindState.CLOSED
+        for task in list(self._watchers):
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
+
+    async def wait_bound(
+        self,
+        count: int | None = None,
+        timeout: float = 10,  # noqa: ASYNC109 - the TimeoutError names the bound/target counts
+    ) -> None:
+        """Wait until ``count`` binds (default: every configured bind) are bound.
+
+        Raises:
+            TimeoutError: fewer were bound after ``timeout`` seconds.
+        """
+        target = sum(len(s.binds) for s in self._servers) if count is None else count
+        if self._bound_count() >= target:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (target, future)
+        self._bound_waiters.append(entry)
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self._bound_count()} of {target} binds bound after {timeout} s"
+            ) from None
+        finally:
+            self._bound_waiters.remove(entry)
+
+    def status(self) -> list[BindStatus]:
+        """A snapshot of every configured bind, server by server."""
+        return [
+            BindStatus(
+                server=server.name,
+                name=bind.name,
+                bind_type=bind.bind_type,
+                state=bind.state,
+                in_flight=bind.in_flight,
+                server_state=server.state,
+                last_error=bind.last_error,
+            )
+            for server in self._servers
+            for bind in server.binds
+        ]
+
+    # --- submitting -----------------------------------------------------------------------
+
+    async def submit(
+        self, parts: Sequence[SubmitSm | DataSm], *, on_part: OnPart | None = None
+    ) -> list[PartResult]:
+        """Send the parts of ONE message, in order, and return each part's result.
+
+        Each part takes a token of the server it goes to and is sent only after the previous
+        part's outcome is known. ``on_part`` is awaited right after each outcome (so the caller
+        can record the SMSC message id before that part's DLR is processed). After a FAILED
+        part the remaining parts are not sent and are reported FAILED with ``attempts == 0``.
+
+        Raises:
+            ManagerStoppedError: the manager is not running, or stopped before every part was
+                sent (``error.results`` holds the parts that finished).
+        """
+        if self._lifecycle is not _Lifecycle.RUNNING:
+            raise ManagerStoppedError(f"bind manager is {self._lifecycle.value}, not running")
+        self._active += 1
+        self._idle.clear()
+        results: list[PartResult] = []
+        try:
+            for index, pdu in enumerate(parts):
+                if results and results[-1].status is PartStatus.FAILED:
+                    result = PartResult(PartStatus.FAILED, reason=f"not sent: part {index} failed")
+                else:
+                    try:
+                        result = await self._submit_part(pdu)
+                    except ManagerStoppedError as exc:
+                        raise ManagerStoppedError(str(exc), results) from None
+                results.append(result)
+                if on_part is not None:
+                    await on_part(index, result)
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+        return results
+
+    async def _submit_part(self, pdu: SubmitSm | DataSm) -> PartResult:
+        run = _Run()
+        while True:
+            try:
+                grant = await self._dispatcher.acquire(first=run.sent > 0)
+            except ManagerStoppedError:
+                if run.unknown:
+                    return run.result(PartStatus.UNKNOWN, "stopped before a resubmission")
+                raise
+            outcome = await self._attempt(run, grant, pdu)
+            if isinstance(outcome, PartResult):
+                return outcome
+            if outcome > 0:
+                await self._sleep_unless_stopping(outcome)
+
+    async def _attempt(
+        self, run: _Run, grant: _Grant, pdu: SubmitSm | DataSm
+    ) -> PartResult | float:
+        """Send once on ``grant``; return the part's result or the delay before trying again."""
+        run.sent += 1
+        run.last = grant
+        resent_before = run.resent_after_unknown
+        run.resent_after_unknown = resent_before or run.unknown > 0
+        try:
+            response = await self._send(grant, pdu)
+        except SessionClosedError:
+            # Never left us: go again, first in line, on another bind.
+            run.sent -= 1
+            run.resent_after_unknown = resent_before
+            grant.bind.closing = True
+            await asyncio.sleep(0)
+            return 0.0
+        except (ResponseTimeoutError, LinkLostError) as exc:
+            run.unknown += 1
+            run.charged += 1
+            reason = "timeout" if isinstance(exc, ResponseTimeoutError) else "link_lost"
+            self._observer.submit_unknown(grant.bind.server.name, grant.bind.name, reason)
+            if self._may_resubmit(run):
+                return 0.0
+            return run.result(PartStatus.UNKNOWN, f"no response ({reason})")
+        except EncodeError as exc:
+            return run.result(PartStatus.FAILED, f"cannot encode: {exc}")
+        return self._judge(run, grant, response)
+
+    def _judge(
+        self, run: _Run, grant: _Grant, response: SubmitSmResp | DataSmResp
+    ) -> PartResult | float:
+        run.status = response.command_status
+        verdict = self._policy.classify(response.command_status)
+        if verdict is StatusClass.OK:
+            grant.bind.server.accepted(grant.at)
+            return run.result(PartStatus.ACCEPTED, "", response.message_id or None)
+        if verdict is StatusClass.THROTTLED:
+            self._throttled(grant)
+            return 0.0  # the server's pause holds it back; other servers may take it now
+        run.charged += 1
+        if verdict is StatusClass.PERMANENT:
+            return run.result(PartStatus.FAILED, response.command_status.name)
+        if run.charged >= self._settings.max_attempts:
+            return run.result(
+                PartStatus.FAILED,
+                f"{response.command_status.name} after {run.charged} attempts",
+            )
+        return self._settings.retry_delay
+
+    async def _send(self, grant: _Grant, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
+        session = grant.bind.session
+        try:
+            if session is None:
+                raise SessionClosedError(f"bind {grant.bind.name} is not bound")
+            return await session.submit(pdu)
+        finally:
+            self._dispatcher.release(grant)
+
+    def _may_resubmit(self, run: _Run) -> bool:
+        policy = self._settings.unknown_policy
+        if policy is UnknownPolicy.NEVER:
+            return False
+        if policy is UnknownPolicy.RESUBMIT_ONCE and run.unknown > 1:
+            return False
+        return run.charged < self._settings.max_attempts
+
+    def _throttled(self, grant: _Grant) -> None:
+        server = grant.bind.server
+        self._observer.throttled(server.name)
+        settings = self._settings
+        if server.throttled(
+            grant.at, self._clock(), settings.throttle_backoff, settings.throttle_backoff_max
+        ):
+            logger.warning(
+                "server %s throttled us (ESME_RTHROTTLED): pausing it until %.3f",
+                server.name,
+                server.bucket.paused_until,
+            )
+
+    async def _sleep_unless_stopping(self, delay: float) -> None:
+        try:
+            async with asyncio.timeout(delay):
+                await self._stopping.wait()
+        except TimeoutError:
+            pass
+
+    # --- keeping binds up -----------------------------------------------------------------
+
+    async def _supervise(self, server: _Server) -> None:
+        """Keep ``server``'s binds up: reconnect drops, back off and probe when it is down."""
+        settings = self._settings
+        failures = 0
+        while True:
+            missing = [b for b in server.binds if b.session is None]
+            if not missing:
+                server.state = CircuitState.UP
+                server.dropped.clear()
+                await server.dropped.wait()
+                # A jittered pause even for the first reconnect: when a server restarts, every
+                # client's binds drop at the same instant.
+                await self._backoff(server, self._rng.uniform(0, settings.reconnect_min))
+                continue
+            if failures:
+                server.state = CircuitState.PROBING
+                missing = missing[:1]
+            ok = await asyncio.gather(*(self._connect(bind) for bind in missing))
+            if all(ok):
+                failures = 0
+                server.state = CircuitState.UP
+                continue
+            failures += 1
+            if not server.any_bound():
+                server.state = CircuitState.DOWN
+            # Exponential backoff with full jitter.
+            ceiling = min(
+                settings.reconnect_max, settings.reconnect_min * 2 ** min(failures - 1, 30)
+            )
+            await self._backoff(server, self._rng.uniform(0, ceiling))
+
+    async def _backoff(self, server: _Server, delay: float) -> None:
+        for bind in server.binds:
+            if bind.session is None:
+                bind.state = BindState.BACKOFF
+                self._observer.reconnect(server.name, bind.name, delay)
+        await asyncio.sleep(delay)
+
+    async def _connect(self, bind: _Bind) -> bool:
+        bind.state = BindState.CONNECTING
+        try:
+            session = await self._factory(
+                self._session_settings(bind),
+                on_inbound=self._on_inbound,
+                observer=self._observer,
+                clock=self._clock,
+            )
+        except (SmppError, OSError) as exc:
+            bind.state = BindState.BACKOFF
+            bind.last_error = str(exc)
+            logger.warning("bind %s: %s", bind.name, exc)
+            return False
+        bind.session = session
+        bind.closing = False
+        bind.state = BindState.BOUND
+        bind.last_error = None
+        self._spawn_watcher(self._watch(bind, session))
+        self._notify_bound()
+        self._dispatcher.pump()
+        return True
+
+    def _spawn_watcher(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch(self, bind: _Bind, session: SessionLike) -> None:
+        cause = await session.wait_closed()
+        bind.session = None
+        if self._lifecycle is _Lifecycle.STOPPED:
+            bind.state = BindState.CLOSED
+            return
+        bind.state = BindState.BACKOFF
+        bind.last_error = str(cause) if cause is not None else "closed by the SMSC"
+        logger.warning("bind %s lost: %s", bind.name, bind.last_error)
+        bind.server.dropped.set()
+
+    def _session_settings(self, bind: _Bind) -> SessionSettings:
+        settings, server = self._settings, bind.server.settings
+        return SessionSettings(
+            host=server.host,
+            port=server.port,
+            system_id=settings.system_id,
+            password=settings.password,
+            system_type=settings.system_type,
+            bind_type=bind.bind_type,
+            tls=server.tls,
+            window=settings.window,
+            response_timeout=settings.response_timeout,
+            enquire_link_interval=settings.enquire_link_interval,
+            connect_timeout=settings.connect_timeout,
+            bind_timeout=settings.bind_timeout,
+            server=server.name,
+            name=bind.name,
+        )
+
+    def _bound_count(self) -> int:
+        return sum(
+            1
+            for server in self._servers
+            for bind in server.binds
+            if bind.session is not None and bind.session.bound
+        )
+
+    def _notify_bound(self) -> None:
+        count = self._bound_count()
+        for target, future in self._bound_waiters:
+            if count >= target and not future.done():
+                future.set_result(None)

@@ -1,0 +1,698 @@
+"""The ``smppgw`` command: run the daemon, talk to it, check a configuration.
+
+Commands::
+
+    smppgw run --config PATH                 run the daemon
+    smppgw simulate [OPTIONS]                run the SMSC simulator (see simulate --help)
+    smppgw send --to N --text T [...]        submit one message
+    smppgw send --file FILE.csv|.jsonl       submit many, with a progress bar on stderr
+    smppgw status ID | --custom X | --ping   a message's status, or check the daemon answers
+    smppgw events [--cursor N] [--follow]    print events (JSON lines), optionally tail them
+    smppgw check-config --config PATH        validate a configuration and print a summary
+    smppgw version
+
+Exit codes: 0 success; 1 the daemon refused something (a rejected message, an unknown id);
+2 usage or configuration error; 3 the daemon cannot be reached; 130 interrupted.
+
+Client commands find the socket with ``--socket``, else ``[intake] path`` of ``--config``,
+else ``$SMPPGW_SOCKET``, else ``/run/smppgw/smppgw.sock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import csv
+import importlib
+import io
+import os
+import platform
+import re
+import sys
+import time
+import tomllib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import msgspec
+
+from smppgw import __version__
+
+__all__ = [
+    "DEFAULT_SOCKET",
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_SOCKET = "/run/smppgw/smppgw.sock"
+_REPLY_LIMIT = 16 * 1024 * 1024  # a batch reply lists one result per message
+_OVERLOAD_RETRIES = 10
+
+# Message fields a file row may hold, with how a CSV cell is converted.
+_INT_FIELDS = frozenset({"max_parts", "priority"})
+_BOOL_FIELDS = frozenset({"flash", "registered_delivery"})
+_TIME_FIELDS = frozenset({"validity", "schedule"})
+_FIELDS = frozenset(
+    {"to", "from", "text", "hex", "coding", "pe_id", "template_id", "tm_id", "custom"}
+    | _INT_FIELDS
+    | _BOOL_FIELDS
+    | _TIME_FIELDS
+)
+_BATCH_PREFIX = re.compile(r"^messages\[\d+\]\.")
+_TRUE = frozenset({"1", "true", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "no", "n", "off"})
+
+
+class CliError(Exception):
+    """A problem to report on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- the socket client ------------------------------------------------------------------------
+
+
+class _Client:
+    """A newline-delimited JSON connection to the daemon's intake socket."""
+
+    def __init__(
+        self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.path = path
+        self._reader = reader
+        self._writer = writer
+        self._decoder = msgspec.json.Decoder(dict[str, object])
+
+    @classmethod
+    async def connect(cls, path: str) -> _Client:
+        try:
+            reader, writer = await asyncio.open_unix_connection(path, limit=_REPLY_LIMIT)
+        except OSError as exc:
+            raise CliError(
+                f"cannot reach the daemon at {path}: {exc.strerror or exc}", EXIT_UNAVAILABLE
+            ) from exc
+        return cls(path, reader, writer)
+
+    def send(self, request: dict[str, object]) -> None:
+        self._writer.write(msgspec.json.encode(request) + b"\n")
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    async def receive_line(self) -> bytes:
+        try:
+            return await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raise CliError(
+                f"the daemon at {self.path} closed the connection", EXIT_UNAVAILABLE
+            ) from exc
+
+    def decode(self, line: bytes) -> dict[str, object]:
+        return self._decoder.decode(line)
+
+    async def receive(self) -> dict[str, object]:
+        return self.decode(await self.receive_line())
+
+    async def call(self, request: dict[str, object]) -> dict[str, object]:
+        self.send(request)
+        await self.drain()
+        return await self.receive()
+
+    async def close(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    if args.socket:
+        return str(args.socket)
+    if args.config:
+        # Only [intake] path is read: a client needs neither the secrets nor full validation.
+        try:
+            with Path(args.config).open("rb") as file:
+                data = tomllib.load(file)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CliError(f"{args.config}: {exc}") from exc
+        intake = data.get("intake", {})
+        path = intake.get("path") if isinstance(intake, dict) else None
+        return path if isinstance(path, str) and path else DEFAULT_SOCKET
+    return os.environ.get("SMPPGW_SOCKET") or DEFAULT_SOCKET
+
+
+def _error_text(reply: dict[str, object]) -> str:
+    return f"{reply.get('error')}: {reply.get('message')}"
+
+
+# --- send -----------------------------------------------------------------------------------
+
+
+def _message_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """Message fields given as options (also the defaults for every row of --file)."""
+    given = {
+        "to": args.to,
+        "from": args.sender,
+        "text": args.text,
+        "hex": args.hex,
+        "coding": args.coding,
+        "pe_id": args.pe_id,
+        "template_id": args.template_id,
+        "tm_id": args.tm_id,
+        "validity": _time_value(args.validity),
+        "schedule": _time_value(args.schedule),
+        "max_parts": args.max_parts,
+        "custom": args.custom,
+        "priority": args.priority,
+    }
+    message: dict[str, object] = {k: v for k, v in given.items() if v is not None}
+    if args.flash:
+        message["flash"] = True
+    if args.no_dlr:
+        message["registered_delivery"] = False
+    return message
+
+
+def _time_value(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+def _csv_value(name: str, cell: str, where: str) -> object:
+    if name in _INT_FIELDS:
+        if not cell.isdigit():
+            raise CliError(f"{where}: {name} must be an integer, got {cell!r}")
+        return int(cell)
+    if name in _BOOL_FIELDS:
+        if cell.lower() in _TRUE:
+            return True
+        if cell.lower() in _FALSE:
+            return False
+        raise CliError(f"{where}: {name} must be true or false, got {cell!r}")
+    if name in _TIME_FIELDS:
+        return _time_value(cell)
+    return cell
+
+
+def _rows(file: TextIO, fmt: str, name: str) -> Iterator[tuple[int, dict[str, object]]]:
+    """(line number, message) for every row of a CSV (with a header) or JSONL file."""
+    if fmt == "csv":
+        reader = csv.DictReader(file)
+        unknown = sorted(set(reader.fieldnames or ()) - _FIELDS)
+        if unknown:
+            raise CliError(f"{name}: unknown column(s) {', '.join(unknown)}")
+        for row in reader:
+            where = f"{name}:{reader.line_num}"
+            yield (
+                reader.line_num,
+                {k: _csv_value(k, v, where) for k, v in row.items() if k and v not in (None, "")},
+            )
+        return
+    decoder = msgspec.json.Decoder(dict[str, object])
+    for number, line in enumerate(file, 1):
+        if not line.strip():
+            continue
+        try:
+            message = decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            raise CliError(f"{name}:{number}: not a JSON object: {exc}") from exc
+        unknown = sorted(set(message) - _FIELDS)
+        if unknown:
+            raise CliError(f"{name}:{number}: unknown field(s) {', '.join(unknown)}")
+        yield number, message
+
+
+@dataclass(slots=True)
+class _Progress:
+    """A progress bar on a terminal (redrawn at most 10 times a second)."""
+
+    stream: TextIO
+    total: int | None
+    enabled: bool
+    done: int = 0
+    failed: int = 0
+    _last: float = 0.0
+    _started: float = field(default_factory=time.monotonic)
+
+    def update(self, processed: int, failed: int) -> None:
+        self.done += processed
+        self.failed += failed
+        now = time.monotonic()
+        if self.enabled and now - self._last >= 0.1:
+            self._last = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        rate = self.done / max(now - self._started, 1e-9)
+        if self.total:
+            width = 30
+            filled = int(width * min(self.done / self.total, 1.0))
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+        else:
+            bar = f"{self.done} sent"
+        self.stream.write(f"\r{bar}  {self.failed} rejected  {rate:.0f} msg/s ")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+_Chunk = list[tuple[int, dict[str, object]]]
+
+
+@dataclass(slots=True)
+class _SendTotals:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[str] = field(default_factory=list)
+
+
+class _FileSender:
+    """Pipelines batches of messages, at most ``window`` requests unanswered.
+
+    Replies come in request order, so each reply belongs to the oldest request in flight. A
+    batch answered ``overloaded`` is sent again after a pause (up to 10 times).
+    """
+
+    def __init__(
+        self,
+        client: _Client,
+        rows: Iterator[tuple[int, dict[str, object]]],
+        *,
+        defaults: dict[str, object],
+        batch: int,
+        window: int,
+        progress: _Progress,
+        json_out: TextIO | None,
+    ) -> None:
+        self._client = client
+        self._rows = rows
+        self._defaults = defaults
+        self._batch = batch
+        self._window = window
+        self._progress = progress
+        self._json_out = json_out
+        self._in_flight: deque[tuple[int, _Chunk, int]] = deque()
+        self._retry: deque[tuple[_Chunk, int]] = deque()
+        self._number = 0
+        self.totals = _SendTotals()
+
+    def _next_batch(self) -> tuple[_Chunk, int] | None:
+        if self._retry:
+            return self._retry.popleft()
+        chunk = []
+        for line, message in self._rows:
+            chunk.append((line, {**self._defaults, **message}))
+            if len(chunk) == self._batch:
+                break
+        return (chunk, 0) if chunk else None
+
+    def _record(self, chunk: _Chunk, results: list[object]) -> None:
+        failed = 0
+        totals = self.totals
+        for (line, _), result in zip(chunk, results, strict=True):
+            assert isinstance(result, dict)
+            if self._json_out is not None:
+                self._json_out.write(msgspec.json.encode({"line": line, **result}).decode() + "\n")
+            if result.get("ok"):
+                totals.accepted += 1
+                totals.duplicates += bool(result.get("duplicate"))
+            else:
+                failed += 1
+                # A file row's errors need no "messages[i]." prefix: the line number says it.
+                text = _BATCH_PREFIX.sub("", str(result.get("message")))
+                totals.rejected.append(f"line {line}: {result.get('error')}: {text}")
+        self._progress.update(len(chunk), failed)
+
+    async def run(self) -> _SendTotals:
+        """Send every row; returns the totals once every request is answered."""
+        while True:
+            while len(self._in_flight) < self._window and (item := self._next_batch()):
+                chunk, attempt = item
+                self._number += 1
+                self._in_flight.append((self._number, chunk, attempt))
+                messages = [m for _, m in chunk]
+                self._client.send({"op": "submit", "req": self._number, "messages": messages})
+            await self._client.drain()
+            if not self._in_flight:
+                return self.totals
+            await self._answer(await self._client.receive())
+
+    async def _answer(self, reply: dict[str, object]) -> None:
+        req, chunk, attempt = self._in_flight.popleft()
+        if reply.get("req") != req:
+            raise CliError(f"reply to request {reply.get('req')} where {req} was due", EXIT_FAILED)
+        results = reply.get("results")
+        if reply.get("ok") and isinstance(results, list):
+            self._record(chunk, results)
+        elif reply.get("error") == "overloaded" and attempt < _OVERLOAD_RETRIES:
+            await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+            self._retry.append((chunk, attempt + 1))
+        else:
+            failure = {"ok": False, "error": reply.get("error"), "message": reply.get("message")}
+            self._record(chunk, [failure] * len(chunk))
+
+
+async def _cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    message = _message_from_args(args)
+    if args.file is None and ("to" not in message or not {"text", "hex"} & message.keys()):
+        raise CliError("give --to and --text (or --hex), or --file")
+    client = await _Client.connect(_socket_path(args))
+    try:
+        if args.file is None:
+            reply = await client.call({"op": "submit", **message})
+            if args.json:
+                out.write(msgspec.json.encode(reply).decode() + "\n")
+            elif reply.get("ok"):
+                kind = "duplicate of" if reply.get("duplicate") else "accepted"
+                out.write(f"{kind} id={reply.get('id')} parts={reply.get('parts')}\n")
+            else:
+                err.write(f"rejected: {_error_text(reply)}\n")
+            return EXIT_OK if reply.get("ok") else EXIT_FAILED
+        return await _send_from_file(client, args, message, out, err)
+    finally:
+        await client.close()
+
+
+async def _send_from_file(
+    client: _Client,
+    args: argparse.Namespace,
+    defaults: dict[str, object],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    name = str(args.file)
+    fmt = args.format or ("csv" if name.lower().endswith(".csv") else "jsonl")
+    with contextlib.ExitStack() as stack:
+        if name == "-":
+            file: TextIO = sys.stdin
+            total = None
+        else:
+            file = stack.enter_context(_open_rows(Path(name)))
+            total = _count_rows(Path(name), fmt)
+        progress = _Progress(err, total, enabled=not args.quiet and (args.progress or err.isatty()))
+        started = time.monotonic()
+        try:
+            totals = await _FileSender(
+                client,
+                _rows(file, fmt, name),
+                defaults=defaults,
+                batch=args.batch,
+                window=args.window,
+                progress=progress,
+                json_out=out if args.json else None,
+            ).run()
+        finally:
+            progress.finish()
+    elapsed = time.monotonic() - started
+    err.writelines(f"{line}\n" for line in totals.rejected[:20])
+    if len(totals.rejected) > 20:
+        err.write(f"... and {len(totals.rejected) - 20} more rejections\n")
+    sent = totals.accepted + len(totals.rejected)
+    summary = (
+        f"{sent} messages in {elapsed:.1f} s: {totals.accepted} accepted "
+        f"({totals.duplicates} duplicates), {len(totals.rejected)} rejected\n"
+    )
+    (err if args.json else out).write(summary)
+    return EXIT_FAILED if totals.rejected else EXIT_OK
+
+
+def _open_rows(path: Path) -> TextIO:
+    try:
+        return path.open(encoding="utf-8", newline="")
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _count_rows(path: Path, fmt: str) -> int | None:
+    """Data rows in a file (for the progress bar); None if it cannot be read twice."""
+    try:
+        with path.open(encoding="utf-8", newline="") as file:
+            if fmt == "csv":
+                return max(sum(1 for _ in csv.reader(file)) - 1, 0)
+            return sum(1 for line in file if line.strip())
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return None
+
+
+# --- status, events -----------------------------------------------------------------------
+
+
+async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.ping + (args.id is not None) + (args.custom is not None) != 1:
+        raise CliError("status: give a message id, --custom X, or --ping")
+    client = await _Client.connect(_socket_path(args))
+    try:
+        if args.ping:
+            reply = await client.call({"op": "ping"})
+            out.write(f"pong from smppgw {reply.get('version')} at {client.path}\n")
+            return EXIT_OK if reply.get("ok") else EXIT_FAILED
+        query = {"id": args.id} if args.id is not None else {"custom": args.custom}
+        reply = await client.call({"op": "status", **query})
+    finally:
+        await client.close()
+    if not reply.get("ok"):
+        err.write(f"{_error_text(reply)}\n")
+        return EXIT_FAILED
+    status = reply.get("status")
+    if args.json:
+        out.write(msgspec.json.encode(status).decode() + "\n")
+        return EXIT_OK
+    assert isinstance(status, dict)
+    for key, value in status.items():
+        if key == "parts":
+            assert isinstance(value, list)
+            for part in value:
+                assert isinstance(part, dict)
+                details = " ".join(f"{k}={v}" for k, v in part.items() if v is not None)
+                out.write(f"  part {details}\n")
+        elif value is not None:
+            out.write(f"{key}: {value}\n")
+    return EXIT_OK
+
+
+async def _cmd_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    client = await _Client.connect(_socket_path(args))
+    try:
+        request: dict[str, object] = {"op": "subscribe"}
+        if args.cursor is not None:
+            request["cursor"] = args.cursor
+        # Types are filtered here, not by the daemon: every event's cursor must arrive for
+        # the command to know when it has caught up.
+        types = set(args.type or ())
+        reply = await client.call(request)
+        if not reply.get("ok"):
+            err.write(f"{_error_text(reply)}\n")
+            return EXIT_FAILED
+        last = reply.get("last")
+        cursor = reply.get("cursor")
+        assert isinstance(last, int)
+        assert isinstance(cursor, int)
+        while args.follow or cursor < last:
+            line = await client.receive_line()
+            event = client.decode(line)
+            if "cursor" not in event:  # an error line from the stream
+                err.write(f"{_error_text(event)}\n")
+                return EXIT_FAILED
+            if not types or event.get("event") in types:
+                out.write(line.decode("utf-8"))
+                out.flush()
+            value = event["cursor"]
+            assert isinstance(value, int)
+            cursor = value
+    finally:
+        await client.close()
+    return EXIT_OK
+
+
+# --- run, check-config, simulate, version -------------------------------------------------
+
+
+def _cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from smppgw.config import ConfigError, load_config, summary  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_USAGE
+    out.write(summary(config) + "\nconfiguration OK\n")
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
+    from smppgw.config import ConfigError, load_config, secrets  # noqa: PLC0415
+    from smppgw.logs import install_sighup, setup_logging  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_USAGE
+    try:
+        setup = setup_logging(
+            args.log_level or config.log.level,
+            args.log_format or config.log.format,
+            config.log.file,
+            secrets=secrets(config),
+            stream=err,
+        )
+    except (OSError, ValueError) as exc:
+        err.write(f"cannot set up logging: {exc}\n")
+        return EXIT_USAGE
+    restore = install_sighup(setup)
+    try:
+        daemon = importlib.import_module("smppgw.daemon")
+        run: Callable[[object], int] = daemon.run
+        return run(config)
+    finally:
+        restore()
+        setup.close()
+
+
+def _simulator_main() -> Callable[[Sequence[str] | None], int]:
+    # The simulator's entry point lives in smppgw.simulator.cli or smppgw.simulator.__main__.
+    for name in ("smppgw.simulator.cli", "smppgw.simulator.__main__"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        entry: Callable[[Sequence[str] | None], int] = module.main
+        return entry
+    raise CliError("the simulator is not installed", EXIT_FAILED)
+
+
+def _cmd_version(_args: argparse.Namespace, out: TextIO, _err: TextIO) -> int:
+    out.write(f"smppgw {__version__} (Python {platform.python_version()})\n")
+    return EXIT_OK
+
+
+# --- argument parsing -----------------------------------------------------------------------
+
+
+def _add_socket(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("daemon socket")
+    group.add_argument("--socket", metavar="PATH", help="the intake socket path")
+    group.add_argument("--config", metavar="PATH", help="read the socket path from a config")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smppgw",
+        description="SMPP v3.4 gateway: daemon, client and simulator.",
+        epilog="Exit codes: 0 ok, 1 refused by the daemon, 2 usage or configuration error, "
+        "3 daemon unreachable, 130 interrupted.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, metavar="PATH", help="TOML configuration")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", choices=["text", "json"])
+
+    commands.add_parser("simulate", help="run the SMSC simulator (simulate --help)", add_help=False)
+
+    send = commands.add_parser("send", help="submit one message, or many from a file")
+    send.add_argument("--to", help="destination, E.164 digits without + (e.g. 14155550101)")
+    send.add_argument("--from", dest="sender", help="sender id (default: [defaults] sender)")
+    send.add_argument("--text", help="message text")
+    send.add_argument("--hex", help="raw payload octets in hex (instead of --text)")
+    send.add_argument("--coding", choices=["auto", "gsm", "latin1", "ucs2"])
+    send.add_argument("--pe-id", help="DLT principal entity id")
+    send.add_argument("--template-id", help="DLT template id")
+    send.add_argument("--tm-id", help="DLT telemarketer id")
+    send.add_argument("--flash", action="store_true", help="flash SMS (message class 0)")
+    send.add_argument("--no-dlr", action="store_true", help="request no delivery receipt")
+    send.add_argument("--validity", help="seconds, SMPP time or ISO 8601 time")
+    send.add_argument("--schedule", help="seconds, SMPP time or ISO 8601 time")
+    send.add_argument("--max-parts", type=int, help="refuse texts needing more parts")
+    send.add_argument("--custom", help="your reference (idempotency key)")
+    send.add_argument("--priority", type=int, choices=range(4), help="0..3")
+    send.add_argument("--file", help="CSV (with header) or JSONL file of messages; - = stdin")
+    send.add_argument("--format", choices=["csv", "jsonl"], help="file format (by extension)")
+    send.add_argument("--batch", type=int, default=100, help="messages per request (100)")
+    send.add_argument("--window", type=int, default=8, help="requests in flight (8)")
+    send.add_argument("--progress", action="store_true", help="progress bar even off a tty")
+    send.add_argument("--quiet", action="store_true", help="no progress bar")
+    send.add_argument("--json", action="store_true", help="print replies as JSON lines")
+    _add_socket(send)
+
+    status = commands.add_parser("status", help="a message's status, or --ping the daemon")
+    status.add_argument("id", nargs="?", help="the message id returned by send")
+    status.add_argument("--custom", help="look up by your reference instead")
+    status.add_argument("--ping", action="store_true", help="only check the daemon answers")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    _add_socket(status)
+
+    events = commands.add_parser("events", help="print events as JSON lines")
+    events.add_argument("--cursor", type=int, help="start after this cursor (default: now)")
+    events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    events.add_argument(
+        "--type", action="append", help="only this event type (repeatable), e.g. sms:message:in"
+    )
+    _add_socket(events)
+
+    check = commands.add_parser("check-config", help="validate a configuration")
+    check.add_argument("--config", required=True, metavar="PATH")
+
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+_ASYNC_COMMANDS = {"send": _cmd_send, "status": _cmd_status, "events": _cmd_events}
+_SYNC_COMMANDS = {"check-config": _cmd_check_config, "run": _cmd_run, "version": _cmd_version}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``smppgw`` command line; returns the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["simulate"]:
+        try:
+            return _simulator_main()(args_list[1:])
+        except CliError as exc:
+            sys.stderr.write(f"smppgw simulate: {exc}\n")
+            return exc.code
+    try:
+        args = _parser().parse_args(args_list)
+    except SystemExit as exc:  # --help, or a usage error already printed by argparse
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    out, err = sys.stdout, sys.stderr
+    try:
+        if args.command in _ASYNC_COMMANDS:
+            return asyncio.run(_ASYNC_COMMANDS[args.command](args, out, err))
+        return _SYNC_COMMANDS[args.command](args, out, err)
+    except CliError as exc:
+        err.write(f"smppgw {args.command}: {exc}\n")
+        return exc.code
+    except KeyboardInterrupt:
+        return EXIT_OK if getattr(args, "follow", False) else EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `smppgw events | head`: the reader went away; not an error of ours. Point stdout at
+        # nothing so the interpreter's final flush does not fail again.
+        sys.stdout = io.TextIOWrapper(io.BytesIO())
+        return EXIT_OK

@@ -1,0 +1,1015 @@
+"""Configuration: one TOML file read into frozen dataclasses, validated once at start.
+
+Every problem is reported with the key that holds it (``servers[1].port: must be 1..65535, got
+0``), all problems at once, and unknown keys are rejected by name, so a typo never silently
+falls back to a default. Secrets (the SMPP password, the webhook secret) are never written in
+the file: they come from an environment variable (``password_env``) or a file
+(``password_file``), and neither ``repr`` nor :func:`summary` shows them.
+
+Relative paths are relative to the working directory of the process.
+
+The builders at the end turn a :class:`Config` into the settings each layer takes
+(:class:`~smppgw.binds.BindManagerSettings`, :class:`~smppgw.intake.IntakeSettings`, ...);
+layer modules never read configuration themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal, cast
+
+from smppgw.codec.constants import CommandStatus
+from smppgw.codec.errors import SmppError
+from smppgw.intake import IntakeDefaults, IntakeSettings
+from smppgw.retry_policy import StatusClass, UnknownPolicy
+from smppgw.webhook import WebhookError, WebhookSettings
+
+if TYPE_CHECKING:
+    from smppgw.binds import BindManagerSettings
+
+__all__ = [
+    "SIMULATOR_PASSWORD",
+    "Config",
+    "ConfigError",
+    "DefaultsConfig",
+    "GatewayConfig",
+    "IntakeConfig",
+    "LogConfig",
+    "MetricsConfig",
+    "RetryConfig",
+    "ServerConfig",
+    "SimulatorConfig",
+    "StoreConfig",
+    "TlsConfig",
+    "WebhookConfig",
+    "bind_manager_settings",
+    "intake_settings",
+    "load_config",
+    "parse_config",
+    "secrets",
+    "servers_from_simulator",
+    "summary",
+    "webhook_settings",
+]
+
+SIMULATOR_PASSWORD: Final = "simulator"  # noqa: S105 - a local test account, by design
+"""The password the gateway and the built-in simulator share when no password is configured
+(simulator mode only)."""
+
+BIND_TYPES: Final = ("tx", "rx", "trx")
+TLS_VERSIONS: Final = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(SmppError, ValueError):
+    """The configuration is invalid; ``errors`` lists every problem as ``key: problem``."""
+
+    def __init__(self, errors: Sequence[str], source: str = "") -> None:
+        self.errors = tuple(errors)
+        self.source = source
+        where = f"{source}: " if source else ""
+        super().__init__(f"{where}invalid configuration:\n  " + "\n  ".join(self.errors))
+
+
+# --- the configuration --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """``[gateway]``: the SMPP account and the session/bind-manager timings (seconds)."""
+
+    system_id: str
+    password: str = field(repr=False)
+    password_source: str  # "env SMPPGW_PASSWORD", "file /etc/...", "simulator default"
+    system_type: str = "smpp"
+    window: int = 10
+    response_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    bind_timeout: float = 10.0
+    enquire_link_interval: float = 60.0
+    idle_timeout: float = 300.0
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    throttle_backoff: float = 1.0
+    throttle_backoff_max: float = 60.0
+    retry_delay: float = 5.0
+    max_attempts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """One ``[[servers]]`` entry."""
+
+    name: str
+    host: str
+    port: int
+    tls: bool = False
+    binds: int = 3
+    bind_types: tuple[str, ...] = ("trx",)  # one type for all binds, or one per bind
+    rate: float = 50.0
+    burst: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """``[tls]``: applies to every server with ``tls = true``."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+    verify: bool = True
+    min_version: str = "TLSv1.2"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """``[store]``."""
+
+    backend: str = "sqlite"
+    path: str = "var/smppgw.db"
+    synchronous: str = "full"
+    retention_days: float = 7.0
+    redis_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeConfig:
+    """``[intake]``: the Unix socket."""
+
+    path: str = "/run/smppgw/smppgw.sock"
+    mode: int = 0o660
+    group: str | None = None
+    max_line: int = 65536
+    max_batch: int = 1000
+    max_pending: int = 10000
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultsConfig:
+    """``[defaults]``: per-message values used when a request leaves them out."""
+
+    sender: str | None = None
+    pe_id: str | None = None
+    template_id: str | None = None
+    tm_id: str | None = None
+    registered_delivery: bool = True
+    max_parts: int = 10
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """``[webhook]`` (absent: no webhook)."""
+
+    url: str
+    secret: str | None = field(default=None, repr=False)
+    secret_source: str | None = None
+    timeout: float = 3.0
+    max_attempts: int = 10
+    ca_file: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``[metrics]``: the Prometheus endpoint."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """``[log]``."""
+
+    level: str = "info"
+    format: str = "text"
+    file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """``[retry]``: how submit response statuses are treated.
+
+    ``status`` maps a command_status (name such as ``ESME_RSYSERR``, or a number) to
+    ``throttled``, ``transient`` or ``permanent``, overriding the built-in table.
+    """
+
+    status: Mapping[int, StatusClass] = field(default_factory=dict)
+    unknown_policy: UnknownPolicy = UnknownPolicy.RESUBMIT_ONCE
+    unknown_status: StatusClass = StatusClass.TRANSIENT
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorConfig:
+    """``[simulator]``: run the built-in SMSC simulator inside the daemon."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    servers: int = 2
+    plain_ports: tuple[int, ...] = ()
+    tls: bool = False
+    tls_ports: tuple[int, ...] = ()
+    message_id_format: Literal["decimal", "hex", "uuid"] = "hex"
+    dlr_delay: tuple[float, float] = (0.05, 0.5)
+    max_binds_per_server: int = 3
+    rate_per_server: float = 50.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole configuration. ``servers`` may be empty only in simulator mode (then the
+    servers are the simulator's: see :func:`servers_from_simulator`)."""
+
+    gateway: GatewayConfig
+    servers: tuple[ServerConfig, ...]
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    webhook: WebhookConfig | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    source: str = ""
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+class _Table:
+    """Typed access to one TOML table, recording problems instead of raising."""
+
+    def __init__(self, data: Mapping[str, object], where: str, errors: list[str]) -> None:
+        self._data = data
+        self._where = where
+        self._errors = errors
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self._where}.{name}" if self._where else name
+
+    def error(self, name: str, problem: str) -> None:
+        self._errors.append(f"{self.key(name)}: {problem}")
+
+    def has(self, name: str) -> bool:
+        return name in self._data
+
+    def _get(self, name: str) -> object:
+        self._seen.add(name)
+        return self._data.get(name)
+
+    def text(self, name: str, default: str) -> str:
+        value = self.opt_text(name)
+        return default if value is None else value
+
+    def opt_text(self, name: str, *, required: bool = False) -> str | None:
+        value = self._get(name)
+        if value is None:
+            if required:
+                self.error(name, "required")
+            return None
+        if not isinstance(value, str):
+            self.error(name, f"expected a string, got {_show(value)}")
+            return None
+        if not value:
+            self.error(name, "must not be empty")
+            return None
+        return value
+
+    def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
+        value = self.text(name, default)
+        if value not in choices:
+            self.error(name, f"must be one of {', '.join(choices)}, got {value!r}")
+            return default
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self._get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.error(name, f"expected true or false, got {_show(value)}")
+            return default
+        return value
+
+    def integer(
+        self, name: str, default: int, low: int | None = None, high: int | None = None
+    ) -> int:
+        value = self._get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(name, f"expected an integer, got {_show(value)}")
+            return default
+        return value if self._in_range(name, value, low, high) else default
+
+    def number(
+        self, name: str, default: float, low: float | None = None, high: float | None = None
+    ) -> float:
+        value = self._get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(name, f"expected a number, got {_show(value)}")
+            return default
+        return float(value) if self._in_range(name, value, low, high) else default
+
+    def positive(self, name: str, default: float) -> float:
+        value = self.number(name, default)
+        if value <= 0:
+            self.error(name, f"must be > 0, got {value:g}")
+            return default
+        return value
+
+    def _in_range(self, name: str, value: float, low: float | None, high: float | None) -> bool:
+        if low is not None and high is not None and not low <= value <= high:
+            self.error(name, f"must be {low}..{high}, got {value}")
+            return False
+        if low is not None and value < low:
+            self.error(name, f"must be >= {low}, got {value}")
+            return False
+        if high is not None and value > high:
+            self.error(name, f"must be <= {high}, got {value}")
+            return False
+        return True
+
+    def int_list(self, name: str, low: int, high: int) -> tuple[int, ...]:
+        value = self._get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            self.error(name, f"expected a list of integers, got {_show(value)}")
+            return ()
+        bad = [v for v in value if not low <= v <= high]
+        if bad:
+            self.error(name, f"values must be {low}..{high}, got {bad[0]}")
+            return ()
+        return tuple(value)
+
+    def table(self, name: str) -> _Table:
+        value = self._get(name)
+        if value is None:
+            value = {}
+        elif not isinstance(value, dict):
+            self.error(name, f"expected a table, got {_show(value)}")
+            value = {}
+        return _Table(value, self.key(name), self._errors)
+
+    def tables(self, name: str) -> list[_Table]:
+        value = self._get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.error(name, "expected an array of tables ([[" + name + "]])")
+            return []
+        return [_Table(v, f"{self.key(name)}[{i}]", self._errors) for i, v in enumerate(value)]
+
+    def _secret_from_env(
+        self, key: str, variable: str, environ: Mapping[str, str]
+    ) -> tuple[str | None, str | None]:
+        value = environ.get(variable)
+        if not value:
+            self.error(key, f"environment variable {variable} is not set or empty")
+            return None, None
+        return value, f"env {variable}"
+
+    def _secret_from_file(self, key: str, path: str) -> tuple[str | None, str | None]:
+        try:
+            value = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            self.error(key, f"cannot read {path}: {exc.strerror or exc}")
+            return None, None
+        if not value:
+            self.error(key, f"{path} is empty")
+            return None, None
+        return value, f"file {path}"
+
+    def names(self) -> list[str]:
+        return list(self._data)
+
+    def raw(self, name: str) -> object:
+        return self._get(name)
+
+    def done(self) -> None:
+        """Report every key that was never read as unknown."""
+        for name in self._data:
+            if name not in self._seen:
+                self.error(name, "unknown key")
+
+    def secret(
+        self, name: str, environ: Mapping[str, str], *, required: bool
+    ) -> tuple[str | None, str | None]:
+        """``<name>_env`` or ``<name>_file``; returns (value, where it came from)."""
+        self._seen.add(name)
+        if name in self._data:
+            self.error(
+                name,
+                f"secrets are not written in the file; use {name}_env or {name}_file",
+            )
+        env = self.opt_text(f"{name}_env")
+        path = self.opt_text(f"{name}_file")
+        if env is not None and path is not None:
+            self.error(f"{name}_env", f"give one of {name}_env and {name}_file, not both")
+            return None, None
+        if env is not None:
+            return self._secret_from_env(f"{name}_env", env, environ)
+        if path is not None:
+            return self._secret_from_file(f"{name}_file", path)
+        if required:
+            self.error(f"{name}_env", f"required: set {name}_env or {name}_file")
+        return None, None
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and validate a TOML configuration file.
+
+    Args:
+        path: the file.
+        environ: where ``*_env`` secrets are looked up (``os.environ`` by default).
+
+    Raises:
+        ConfigError: the file cannot be read, is not TOML, or has invalid or unknown keys;
+            ``errors`` names each one.
+    """
+    source = os.fspath(path)
+    try:
+        with Path(source).open("rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source) from exc
+    return parse_config(data, environ=environ, source=source)
+
+
+def parse_config(
+    data: Mapping[str, object], *, environ: Mapping[str, str] | None = None, source: str = ""
+) -> Config:
+    """Validate already-parsed TOML data (see :func:`load_config`)."""
+    env = os.environ if environ is None else environ
+    errors: list[str] = []
+    root = _Table(data, "", errors)
+    simulator = _simulator(root.table("simulator"))
+    config = Config(
+        gateway=_gateway(root.table("gateway"), env, simulator=simulator.enabled),
+        servers=_servers(root, simulator=simulator.enabled),
+        tls=_tls(root.table("tls")),
+        store=_store(root.table("store")),
+        intake=_intake(root.table("intake")),
+        defaults=_defaults(root.table("defaults")),
+        webhook=_webhook(root, env),
+        metrics=_metrics(root.table("metrics")),
+        log=_log(root.table("log")),
+        retry=_retry(root.table("retry")),
+        simulator=simulator,
+        source=source,
+    )
+    root.done()
+    _check_simulator_ports(config, errors)
+    if errors:
+        raise ConfigError(errors, source)
+    return config
+
+
+def _check_simulator_ports(config: Config, errors: list[str]) -> None:
+    """In simulator mode, configured servers must point at the simulator's fixed ports."""
+    sim = config.simulator
+    if not sim.enabled or not (sim.plain_ports or sim.tls_ports):
+        return
+    for index, server in enumerate(config.servers):
+        ports = sim.tls_ports if server.tls else sim.plain_ports
+        if server.port not in ports:
+            key = "tls_ports" if server.tls else "plain_ports"
+            errors.append(
+                f"servers[{index}].port: {server.port} is not a simulator port "
+                f"(simulator.{key} = {list(ports)})"
+            )
+
+
+def _gateway(t: _Table, environ: Mapping[str, str], *, simulator: bool) -> GatewayConfig:
+    system_id = t.opt_text("system_id", required=not simulator) or "smppgw"
+    if len(system_id) > 15:  # system_id is a C-Octet String of at most 16 octets (5.2.1)
+        t.error("system_id", f"at most 15 characters, got {len(system_id)}")
+    password, source = t.secret("password", environ, required=not simulator)
+    if password is None:
+        password, source = SIMULATOR_PASSWORD, "simulator default"
+    elif len(password) > 8:  # password is a C-Octet String of at most 9 octets (5.2.2)
+        key = "password_env" if (source or "").startswith("env") else "password_file"
+        t.error(key, f"the password must be at most 8 characters, got {len(password)}")
+    system_type = t.text("system_type", "smpp")
+    if len(system_type) > 12:
+        t.error("system_type", f"at most 12 characters, got {len(system_type)}")
+    reconnect_min = t.positive("reconnect_min", 1.0)
+    reconnect_max = t.positive("reconnect_max", 60.0)
+    if reconnect_max < reconnect_min:
+        t.error("reconnect_max", f"must be >= reconnect_min ({reconnect_min:g})")
+    throttle = t.positive("throttle_backoff", 1.0)
+    throttle_max = t.positive("throttle_backoff_max", 60.0)
+    if throttle_max < throttle:
+        t.error("throttle_backoff_max", f"must be >= throttle_backoff ({throttle:g})")
+    config = GatewayConfig(
+        system_id=system_id,
+        password=password,
+        password_source=source or "",
+        system_type=system_type,
+        window=t.integer("window", 10, 1, 1000),
+        response_timeout=t.positive("response_timeout", 30.0),
+        connect_timeout=t.positive("connect_timeout", 10.0),
+        bind_timeout=t.positive("bind_timeout", 10.0),
+        enquire_link_interval=t.positive("enquire_link_interval", 60.0),
+        idle_timeout=t.positive("idle_timeout", 300.0),
+        reconnect_min=reconnect_min,
+        reconnect_max=reconnect_max,
+        throttle_backoff=throttle,
+        throttle_backoff_max=throttle_max,
+        retry_delay=t.number("retry_delay", 5.0, 0),
+        max_attempts=t.integer("max_attempts", 10, 1, 1000),
+    )
+    if config.idle_timeout <= config.enquire_link_interval:
+        t.error("idle_timeout", "must be longer than enquire_link_interval")
+    t.done()
+    return config
+
+
+def _servers(root: _Table, *, simulator: bool) -> tuple[ServerConfig, ...]:
+    tables = root.tables("servers")
+    if not tables and not simulator:
+        root.error("servers", "at least one [[servers]] entry is required")
+    servers = []
+    names: set[str] = set()
+    for t in tables:
+        name = t.opt_text("name", required=True) or ""
+        if name in names:
+            t.error("name", f"duplicate server name {name!r}")
+        names.add(name)
+        binds = t.integer("binds", 3, 0, 100)
+        bind_types: tuple[str, ...] = ("trx",)
+        raw = t.raw("bind_type")
+        if isinstance(raw, str):
+            bind_types = (raw,)
+        elif isinstance(raw, list) and all(isinstance(v, str) for v in raw):
+            bind_types = tuple(raw)
+            if len(bind_types) != binds:
+                t.error("bind_type", f"lists {len(bind_types)} types for {binds} binds")
+        elif raw is not None:
+            t.error("bind_type", f"expected a string or a list of strings, got {_show(raw)}")
+        for bind_type in bind_types:
+            if bind_type not in BIND_TYPES:
+                t.error("bind_type", f"must be tx, rx or trx, got {bind_type!r}")
+        servers.append(
+            ServerConfig(
+                name=name,
+                host=t.opt_text("host", required=True) or "",
+                port=t.integer("port", 0, 1, 65535) if t.has("port") else _required(t, "port"),
+                tls=t.flag("tls", default=False),
+                binds=binds,
+                bind_types=bind_types,
+                rate=t.number("rate", 50.0, 0),
+                burst=t.integer("burst", 1, 1, 1000),
+            )
+        )
+        t.done()
+    return tuple(servers)
+
+
+def _required(t: _Table, name: str) -> int:
+    t.error(name, "required")
+    return 0
+
+
+def _tls(t: _Table) -> TlsConfig:
+    config = TlsConfig(
+        ca_file=t.opt_text("ca_file"),
+        cert_file=t.opt_text("cert_file"),
+        key_file=t.opt_text("key_file"),
+        server_name=t.opt_text("server_name"),
+        verify=t.flag("verify", default=True),
+        min_version=t.choice("min_version", "TLSv1.2", TLS_VERSIONS),
+    )
+    if (config.cert_file is None) != (config.key_file is None):
+        t.error("cert_file", "cert_file and key_file go together")
+    for name in ("ca_file", "cert_file", "key_file"):
+        value = getattr(config, name)
+        if value is not None and not Path(value).is_file():
+            t.error(name, f"no such file: {value}")
+    t.done()
+    return config
+
+
+def _store(t: _Table) -> StoreConfig:
+    backend = t.choice("backend", "sqlite", ("sqlite", "redis"))
+    config = StoreConfig(
+        backend=backend,
+        path=t.text("path", "var/smppgw.db"),
+        synchronous=t.choice("synchronous", "full", ("full", "normal")),
+        retention_days=t.positive("retention_days", 7.0),
+        redis_url=t.opt_text("redis_url"),
+    )
+    if backend == "redis" and config.redis_url is None:
+        t.error("redis_url", "required with backend = 'redis'")
+    t.done()
+    return config
+
+
+def _intake(t: _Table) -> IntakeConfig:
+    config = IntakeConfig(
+        path=t.text("path", "/run/smppgw/smppgw.sock"),
+        mode=t.integer("mode", 0o660, 0, 0o777),
+        group=t.opt_text("group"),
+        max_line=t.integer("max_line", 65536, 1024, 16 * 1024 * 1024),
+        max_batch=t.integer("max_batch", 1000, 1, 100_000),
+        max_pending=t.integer("max_pending", 10000, 1, 10_000_000),
+    )
+    # sockaddr_un.sun_path holds 108 bytes including the NUL (unix(7)).
+    if len(os.fsencode(config.path)) > 107:
+        t.error("path", f"a Unix socket path has at most 107 bytes, got {len(config.path)}")
+    t.done()
+    return config
+
+
+def _defaults(t: _Table) -> DefaultsConfig:
+    config = DefaultsConfig(
+        sender=t.opt_text("sender"),
+        pe_id=t.opt_text("pe_id"),
+        template_id=t.opt_text("template_id"),
+        tm_id=t.opt_text("tm_id"),
+        registered_delivery=t.flag("registered_delivery", default=True),
+        max_parts=t.integer("max_parts", 10, 1, 255),
+    )
+    for name in ("pe_id", "template_id", "tm_id"):
+        value = getattr(config, name)
+        if value is not None and not value.isdigit():
+            t.error(name, f"must be digits only, got {value!r}")
+    if config.sender is not None:
+        from smppgw.numbers import NumberError, validate_sender  # noqa: PLC0415
+
+        try:
+            validate_sender(config.sender, field=t.key("sender"))
+        except NumberError as exc:
+            t.error("sender", exc.problem)
+    t.done()
+    return config
+
+
+def _webhook(root: _Table, environ: Mapping[str, str]) -> WebhookConfig | None:
+    if not root.has("webhook"):
+        return None
+    t = root.table("webhook")
+    url = t.opt_text("url", required=True) or "http://invalid"
+    secret, source = t.secret("secret", environ, required=False)
+    config = WebhookConfig(
+        url=url,
+        secret=secret,
+        secret_source=source,
+        timeout=t.positive("timeout", 3.0),
+        max_attempts=t.integer("max_attempts", 10, 1, 100),
+        ca_file=t.opt_text("ca_file"),
+        verify=t.flag("verify", default=True),
+    )
+    try:
+        WebhookSettings(url=url)
+    except WebhookError as exc:
+        t.error("url", str(exc))
+    t.done()
+    return config
+
+
+def _metrics(t: _Table) -> MetricsConfig:
+    enabled = t.flag("enabled", default=True)
+    address = t.text("address", "127.0.0.1:9108")
+    host, sep, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    port = int(port_text) if sep and port_text.isdigit() else -1
+    if not 0 <= port <= 65535:
+        t.error("address", f"expected host:port (e.g. 127.0.0.1:9108), got {address!r}")
+        port = 9108
+    t.done()
+    return MetricsConfig(enabled=enabled, host=host or "0.0.0.0", port=port)  # noqa: S104
+
+
+def _log(t: _Table) -> LogConfig:
+    config = LogConfig(
+        level=t.choice("level", "info", LOG_LEVELS),
+        format=t.choice("format", "text", ("text", "json")),
+        file=t.opt_text("file"),
+    )
+    t.done()
+    return config
+
+
+def _status_key(text: str) -> int | None:
+    if text in CommandStatus.__members__:
+        return int(CommandStatus[text])
+    try:
+        return int(text, 0)
+    except ValueError:
+        return None
+
+
+def _retry(t: _Table) -> RetryConfig:
+    classes = {"throttled": StatusClass.THROTTLED, "transient": StatusClass.TRANSIENT}
+    classes["permanent"] = StatusClass.PERMANENT
+    overrides: dict[int, StatusClass] = {}
+    status = t.table("status")
+    for key in status.names():  # a free-form table: every key is a status
+        value = status.choice(key, "transient", tuple(classes))
+        code = _status_key(key)
+        if code is None or not 0 < code <= 0xFFFFFFFF:
+            status.error(key, "not a command_status name (ESME_...) or number (0x58)")
+            continue
+        overrides[code] = classes[value]
+    policies = {p.value: p for p in UnknownPolicy}
+    config = RetryConfig(
+        status=overrides,
+        unknown_policy=policies[t.choice("unknown_policy", "resubmit_once", tuple(policies))],
+        unknown_status=classes[t.choice("unknown_status", "transient", tuple(classes))],
+    )
+    t.done()
+    return config
+
+
+def _simulator(t: _Table) -> SimulatorConfig:
+    dlr_delay = (0.05, 0.5)
+    raw = t.raw("dlr_delay")
+    if raw is not None:
+        if (
+            isinstance(raw, list)
+            and len(raw) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+            and 0 <= raw[0] <= raw[1]
+        ):
+            dlr_delay = (float(raw[0]), float(raw[1]))
+        else:
+            t.error("dlr_delay", f"expected [min, max] seconds with 0 <= min <= max, got {raw!r}")
+    seed_raw = t.raw("seed")
+    seed = None
+    if isinstance(seed_raw, int) and not isinstance(seed_raw, bool):
+        seed = seed_raw
+    elif seed_raw is not None:
+        t.error("seed", f"expected an integer, got {_show(seed_raw)}")
+    config = SimulatorConfig(
+        enabled=t.flag("enabled", default=False),
+        host=t.text("host", "127.0.0.1"),
+        servers=t.integer("servers", 2, 1, 16),
+        plain_ports=t.int_list("plain_ports", 0, 65535),
+        tls=t.flag("tls", default=False),
+        tls_ports=t.int_list("tls_ports", 0, 65535),
+        message_id_format=cast(
+            'Literal["decimal", "hex", "uuid"]',
+            t.choice("message_id_format", "hex", ("decimal", "hex", "uuid")),
+        ),
+        dlr_delay=dlr_delay,
+        max_binds_per_server=t.integer("max_binds_per_server", 3, 1, 100),
+        rate_per_server=t.number("rate_per_server", 50.0, 0),
+        seed=seed,
+    )
+    for name in ("plain_ports", "tls_ports"):
+        ports = getattr(config, name)
+        if ports and len(ports) != config.servers:
+            t.error(name, f"lists {len(ports)} ports for {config.servers} servers")
+    t.done()
+    return config
+
+
+# --- builders -----------------------------------------------------------------------------
+
+
+def secrets(config: Config) -> tuple[str, ...]:
+    """Every secret value in ``config`` (for log redaction)."""
+    values = [config.gateway.password]
+    if config.webhook is not None and config.webhook.secret:
+        values.append(config.webhook.secret)
+    return tuple(v for v in values if v)
+
+
+def intake_settings(config: Config) -> IntakeSettings:
+    """The intake server's settings."""
+    i, d = config.intake, config.defaults
+    return IntakeSettings(
+        path=i.path,
+        mode=i.mode,
+        group=i.group,
+        max_line=i.max_line,
+        max_batch=i.max_batch,
+        max_pending=i.max_pending,
+        defaults=IntakeDefaults(
+            sender=d.sender,
+            pe_id=d.pe_id,
+            template_id=d.template_id,
+            tm_id=d.tm_id,
+            registered_delivery=d.registered_delivery,
+            max_parts=d.max_parts,
+        ),
+    )
+
+
+def webhook_settings(config: Config) -> WebhookSettings | None:
+    """The webhook sender's settings, or None when no webhook is configured."""
+    w = config.webhook
+    if w is None:
+        return None
+    return WebhookSettings(
+        url=w.url,
+        secret=w.secret,
+        timeout=w.timeout,
+        max_attempts=w.max_attempts,
+        ca_file=w.ca_file,
+        verify=w.verify,
+    )
+
+
+def servers_from_simulator(
+    config: Config, servers: Sequence[tuple[str, str, int | None, int | None]]
+) -> tuple[ServerConfig, ...]:
+    """Servers pointing at a running simulator, for simulator mode without ``[[servers]]``.
+
+    Args:
+        config: the configuration (its ``[simulator]`` section gives binds and rate).
+        servers: (name, host, plain_port, tls_port) of each simulator server.
+    """
+    sim = config.simulator
+    result = []
+    for name, host, plain_port, tls_port in servers:
+        use_tls = sim.tls and tls_port is not None
+        port = tls_port if use_tls else plain_port
+        if port is None:
+            raise ConfigError([f"simulator server {name!r} has no usable port"], config.source)
+        result.append(
+            ServerConfig(
+                name=name,
+                host=host,
+                port=port,
+                tls=use_tls,
+                binds=sim.max_binds_per_server,
+                rate=sim.rate_per_server,
+            )
+        )
+    return tuple(result)
+
+
+def bind_manager_settings(
+    config: Config,
+    servers: Sequence[ServerConfig] | None = None,
+    *,
+    ca_file: str | None = None,
+) -> BindManagerSettings:
+    """The bind manager's settings.
+
+    Args:
+        config: the configuration.
+        servers: servers to use instead of ``config.servers`` (simulator mode).
+        ca_file: a CA bundle to use instead of ``[tls] ca_file`` (the simulator's CA).
+    """
+    from smppgw.binds import BindManagerSettings, ServerSettings  # noqa: PLC0415
+    from smppgw.session import BindType, TlsSettings  # noqa: PLC0415
+
+    g, t = config.gateway, config.tls
+    kinds = {"tx": BindType.TRANSMITTER, "rx": BindType.RECEIVER, "trx": BindType.TRANSCEIVER}
+    built = []
+    for s in servers if servers is not None else config.servers:
+        tls = None
+        if s.tls:
+            tls = TlsSettings(
+                ca_file=ca_file if ca_file is not None else t.ca_file,
+                cert_file=t.cert_file,
+                key_file=t.key_file,
+                server_name=t.server_name,
+                verify=t.verify,
+                minimum_version=t.min_version,
+            )
+        bind_type = (
+            kinds[s.bind_types[0]]
+            if len(s.bind_types) == 1
+            else tuple(kinds[b] for b in s.bind_types)
+        )
+        built.append(
+            ServerSettings(
+                name=s.name,
+                host=s.host,
+                port=s.port,
+                tls=tls,
+                binds=s.binds,
+                bind_type=bind_type,
+                rate=s.rate,
+                burst=s.burst,
+            )
+        )
+    return BindManagerSettings(
+        servers=tuple(built),
+        system_id=g.system_id,
+        password=g.password,
+        system_type=g.system_type,
+        window=g.window,
+        response_timeout=g.response_timeout,
+        enquire_link_interval=g.enquire_link_interval,
+        connect_timeout=g.connect_timeout,
+        bind_timeout=g.bind_timeout,
+        reconnect_min=g.reconnect_min,
+        reconnect_max=g.reconnect_max,
+        throttle_backoff=g.throttle_backoff,
+        throttle_backoff_max=g.throttle_backoff_max,
+        retry_delay=g.retry_delay,
+        max_attempts=g.max_attempts,
+        unknown_policy=config.retry.unknown_policy,
+        status_overrides=dict(config.retry.status),
+        unknown_status=config.retry.unknown_status,
+    )
+
+
+def summary(config: Config) -> str:
+    """A human-readable summary without secret values (``smppgw check-config``)."""
+    g = config.gateway
+    lines = [
+        f"config: {config.source or '(inline)'}",
+        (
+            f"gateway: system_id={g.system_id} password from {g.password_source} "
+            f"system_type={g.system_type} window={g.window} "
+            f"enquire_link_interval={g.enquire_link_interval:g}s "
+            f"response_timeout={g.response_timeout:g}s"
+        ),
+    ]
+    if config.servers:
+        for s in config.servers:
+            types = "/".join(s.bind_types)
+            rate = "unlimited" if s.rate == 0 else f"{s.rate:g} msg/s"
+            lines.append(
+                f"server {s.name}: {s.host}:{s.port} {'tls' if s.tls else 'plain'} "
+                f"{s.binds} x {types}, {rate}"
+            )
+    else:
+        lines.append("servers: taken from the built-in simulator")
+    if any(s.tls for s in config.servers):
+        t = config.tls
+        lines.append(
+            f"tls: min_version={t.min_version} verify={t.verify} ca_file={t.ca_file or '(system)'}"
+        )
+    st = config.store
+    where = st.path if st.backend == "sqlite" else "redis"
+    lines.append(
+        f"store: {st.backend} {where} synchronous={st.synchronous} "
+        f"retention={st.retention_days:g} days"
+    )
+    i = config.intake
+    lines.append(f"intake: {i.path} mode={i.mode:04o} group={i.group or '-'} max_line={i.max_line}")
+    d = config.defaults
+    lines.append(
+        f"defaults: sender={d.sender or '-'} pe_id={d.pe_id or '-'} "
+        f"template_id={d.template_id or '-'} tm_id={d.tm_id or '-'} "
+        f"registered_delivery={d.registered_delivery} max_parts={d.max_parts}"
+    )
+    if config.webhook is None:
+        lines.append("webhook: off")
+    else:
+        signed = f"signed, secret from {config.webhook.secret_source}"
+        lines.append(
+            f"webhook: {_redact_url(config.webhook.url)} "
+            f"({signed if config.webhook.secret else 'unsigned'})"
+        )
+    m = config.metrics
+    lines.append(f"metrics: {'http://' + m.host + ':' + str(m.port) if m.enabled else 'off'}")
+    lines.append(
+        f"log: level={config.log.level} format={config.log.format} "
+        f"file={config.log.file or 'stderr'}"
+    )
+    if config.retry.status:
+        overrides = ", ".join(
+            f"{CommandStatus(k).name}={v.value}" for k, v in sorted(config.retry.status.items())
+        )
+        lines.append(f"retry: unknown_policy={config.retry.unknown_policy.value} {overrides}")
+    if config.simulator.enabled:
+        sim = config.simulator
+        lines.append(
+            f"simulator: on, {sim.servers} servers on {sim.host} "
+            f"ports={list(sim.plain_ports) or 'ephemeral'} tls={sim.tls}"
+        )
+    return "\n".join(lines)
+
+
+def _redact_url(url: str) -> str:
+    """The URL without userinfo (a password may hide there)."""
+    from urllib.parse import urlsplit, urlunsplit  # noqa: PLC0415
+
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc="***@" + netloc))

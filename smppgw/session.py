@@ -1,0 +1,585 @@
+"""One SMPP session (one bind) over asyncio: plain TCP or TLS.
+
+A :class:`Session` is an :class:`asyncio.Protocol`: received octets go through the
+:class:`~smppgw.codec.Framer` and :func:`~smppgw.codec.decode` straight into the future of the
+request they answer, with no task or stream per PDU. It keeps a window of outstanding requests
+(a submit waits for room), a response deadline per request, an enquire_link when the link has
+been quiet for ``enquire_link_interval``, and declares the peer dead when nothing at all has
+arrived for ``idle_timeout`` or an enquire_link goes unanswered for ``response_timeout``.
+
+Requests from the SMSC (deliver_sm, data_sm) go to the ``on_inbound`` handler, whose result is
+the status of the response: the caller answers ESME_ROK only after it stored the message.
+A non-OK submit_sm_resp is returned, not raised; a submit whose response never came raises
+:class:`ResponseTimeoutError` or :class:`LinkLostError` (its outcome is unknown). No reconnect:
+that is the bind manager's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from smppgw.codec import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    CommandStatus,
+    DataSm,
+    DataSmResp,
+    DecodeError,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    Framer,
+    GenericNack,
+    InvalidCommandLengthError,
+    Pdu,
+    SmppError,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    decode,
+    encode,
+)
+from smppgw.observe import NULL_OBSERVER, Observer
+from smppgw.tls import TlsSettings
+
+__all__ = [
+    "BindError",
+    "BindType",
+    "ConnectError",
+    "InboundHandler",
+    "LinkLostError",
+    "ResponseTimeoutError",
+    "Session",
+    "SessionClosedError",
+    "SessionError",
+    "SessionSettings",
+    "TlsSettings",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_SEQUENCE: int = 0x7FFFFFFF
+
+
+class BindType(enum.Enum):
+    """The three bind modes (SMPP v3.4 section 2.2)."""
+
+    TRANSMITTER = "tx"
+    RECEIVER = "rx"
+    TRANSCEIVER = "trx"
+
+    @property
+    def can_submit(self) -> bool:
+        return self is not BindType.RECEIVER
+
+    @property
+    def can_receive(self) -> bool:
+        return self is not BindType.TRANSMITTER
+
+
+_BIND_PDUS: dict[BindType, type[BindTransmitter | BindReceiver | BindTransceiver]] = {
+    BindType.TRANSMITTER: BindTransmitter,
+    BindType.RECEIVER: BindReceiver,
+    BindType.TRANSCEIVER: BindTransceiver,
+}
+
+
+class SessionError(SmppError):
+    """Root of the session layer's errors."""
+
+
+class ConnectError(SessionError):
+    """The TCP or TLS connection could not be opened."""
+
+
+class BindError(SessionError):
+    """The SMSC refused the bind; ``status`` says why (ESME_RINVPASWD, ESME_RALYBND...)."""
+
+    def __init__(self, message: str, status: CommandStatus) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SessionClosedError(SessionError):
+    """A request on a session that is closing or closed; nothing was sent."""
+
+
+class ResponseTimeoutError(SessionError):
+    """The request was sent but its response did not come in time: the outcome is unknown."""
+
+
+class LinkLostError(SessionError):
+    """The link died with the request outstanding: the outcome is unknown."""
+
+
+InboundHandler = Callable[[DeliverSm | DataSm], Awaitable[CommandStatus]]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSettings:
+    """Everything one session needs; see the module docstring for the timers."""
+
+    host: str
+    port: int
+    system_id: str
+    password: str = field(repr=False)
+    system_type: str = "smpp"
+    bind_type: BindType = BindType.TRANSCEIVER
+    interface_version: int = 0x34
+    addr_ton: int = 0
+    addr_npi: int = 0
+    address_range: str = ""
+    tls: TlsSettings | None = None
+    window: int = 10
+    response_timeout: float = 30.0
+    enquire_link_interval: float = 60.0
+    idle_timeout: float = 300.0
+    connect_timeout: float = 10.0
+    bind_timeout: float = 10.0
+    close_timeout: float = 5.0
+    max_command_length: int = 65536
+    server: str = ""
+    name: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}{' (TLS)' if self.tls else ''}"
+
+
+class Session(asyncio.Protocol):
+    """One bound SMPP session. Create it with :meth:`connect`."""
+
+    def __init__(
+        self,
+        settings: SessionSettings,
+        on_inbound: InboundHandler | None,
+        observer: Observer,
+        clock: Callable[[], float],
+    ) -> None:
+        self.settings = settings
+        self._on_inbound = on_inbound
+        self._observer = observer
+        self._clock = clock
+        self._loop = asyncio.get_running_loop()
+        self._framer = Framer(settings.max_command_length)
+        self._transport: asyncio.Transport | None = None
+        self._sequence = 0
+        self._pending: dict[int, tuple[asyncio.Future[Pdu], float, float]] = {}
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._connected: asyncio.Future[None] = self._loop.create_future()
+        self._closed: asyncio.Future[BaseException | None] = self._loop.create_future()
+        self._bound = False
+        self._closing = False
+        self._last_received = clock()
+        self._last_sent = clock()
+        self._enquire_seq: int | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._inbound_tasks: set[asyncio.Task[None]] = set()
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: SessionSettings,
+        *,
+        on_inbound: InboundHandler | None = None,
+        observer: Observer = NULL_OBSERVER,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> Session:
+        """Open the connection and bind.
+
+        Raises:
+            ConnectError: the connection could not be opened in ``connect_timeout``.
+            BindError: the SMSC answered the bind with an error, or not in ``bind_timeout``.
+        """
+        loop = asyncio.get_running_loop()
+        session = cls(settings, on_inbound, observer, clock)
+        observer.bind_state(settings.server, settings.name, "connecting")
+        ssl_context = None
+        server_hostname = None
+        if settings.tls is not None:
+            try:
+                ssl_context = settings.tls.context()
+            except (OSError, ValueError) as exc:
+                raise ConnectError(f"TLS settings for {settings.endpoint}: {exc}") from exc
+            server_hostname = settings.tls.server_name or settings.host
+        try:
+            async with asyncio.timeout(settings.connect_timeout):
+                await loop.create_connection(
+                    lambda: session,
+                    settings.host,
+                    settings.port,
+                    ssl=ssl_context,
+                    server_hostname=server_hostname,
+                )
+        except (OSError, TimeoutError) as exc:
+            observer.bind_state(settings.server, settings.name, "closed")
+            cause = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+            raise ConnectError(f"connect to {settings.endpoint} failed: {cause}") from exc
+        await session._bind()
+        return session
+
+    async def _bind(self) -> None:
+        s = self.settings
+        pdu = _BIND_PDUS[s.bind_type](
+            system_id=s.system_id,
+            password=s.password,
+            system_type=s.system_type,
+            interface_version=s.interface_version,
+            addr_ton=s.addr_ton,
+            addr_npi=s.addr_npi,
+            address_range=s.address_range,
+        )
+        try:
+            resp = await self._send_request(pdu, s.bind_timeout, bypass_window=True)
+        except SessionError as exc:
+            self.abort()
+            raise BindError(
+                f"bind_{s.bind_type.name.lower()} to {s.endpoint}: {exc}",
+                CommandStatus.ESME_RBINDFAIL,
+            ) from exc
+        if resp.command_status != CommandStatus.ESME_ROK:
+            self.abort()
+            status = resp.command_status
+            raise BindError(
+                f"bind_{s.bind_type.name.lower()} to {s.endpoint} refused: "
+                f"{status.name} ({status.description})",
+                status,
+            )
+        self._bound = True
+        self._observer.bind_state(s.server, s.name, "bound")
+        self._arm_timer()
+
+    # --- public API ---------------------------------------------------------------------------
+
+    @property
+    def bound(self) -> bool:
+        return self._bound and not self._closing
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    @property
+    def window_free(self) -> int:
+        return max(0, self.settings.window - len(self._pending))
+
+    @property
+    def bind_type(self) -> BindType:
+        return self.settings.bind_type
+
+    @property
+    def server(self) -> str:
+        return self.settings.server
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def send_nowait_possible(self) -> bool:
+        """True when a request can be sent at once (bound and the window has room)."""
+        return self.bound and self.window_free > 0 and not self._waiters
+
+    async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
+        """Send a submit_sm or data_sm and return its response, whatever its status.
+
+        Raises:
+            SessionClosedError: the session is not bound (nothing was sent).
+            ResponseTimeoutError, LinkLostError: sent, but no response: outcome unknown.
+        """
+        resp = await self.request(pdu)
+        if not isinstance(resp, SubmitSmResp | DataSmResp):
+            raise LinkLostError(
+                f"{self.settings.endpoint} answered {type(pdu).__name__} "
+                f"with {type(resp).__name__} ({resp.command_status.name})"
+            )
+        return resp
+
+    async def request(self, pdu: Pdu) -> Pdu:
+        """Send any request and return its response (a generic_nack included)."""
+        if not self.bound:
+            raise SessionClosedError(f"session to {self.settings.endpoint} is not bound")
+        return await self._send_request(pdu, self.settings.response_timeout)
+
+    async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Stop taking requests, wait for outstanding responses, unbind and close."""
+        if self.closed:
+            return
+        deadline = self.settings.close_timeout if timeout is None else timeout
+        was_bound = self._bound
+        self._closing = True
+        self._observer.bind_state(self.settings.server, self.settings.name, "unbinding")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(deadline):
+                while self._pending and not self.closed:
+                    await asyncio.gather(
+                        *(f for f, _, _ in self._pending.values()), return_exceptions=True
+                    )
+                if was_bound and not self.closed:
+                    await self._send_request(Unbind(), deadline, bypass_window=True)
+        self.abort()
+        await asyncio.shield(self._closed)
+
+    def abort(self) -> None:
+        """Close at once; outstanding requests fail with LinkLostError."""
+        if self._transport is not None:
+            self._transport.abort()
+        self._finish(None)
+
+    async def wait_closed(self) -> BaseException | None:
+        """Wait until the session is closed; return why (None for a local close)."""
+        return await asyncio.shield(self._closed)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def _next_sequence(self) -> int:
+        self._sequence = self._sequence % MAX_SEQUENCE + 1
+        return self._sequence
+
+    async def _send_request(self, pdu: Pdu, timeout: float, *, bypass_window: bool = False) -> Pdu:  # noqa: ASYNC109
+        if not bypass_window:
+            while len(self._pending) >= self.settings.window or (
+                self._waiters and self._waiters[0].done()
+            ):
+                waiter = self._loop.create_future()
+                self._waiters.append(waiter)
+                try:
+                    await waiter
+                finally:
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)
+                if self.closed or self._closing:
+                    raise SessionClosedError(f"session to {self.settings.endpoint} closed")
+        transport = self._transport
+        if transport is None or self.closed:
+            raise SessionClosedError(f"session to {self.settings.endpoint} is closed")
+        seq = self._next_sequence()
+        while seq in self._pending:
+            seq = self._next_sequence()
+        wire = _with_sequence(encode(pdu), seq)
+        future: asyncio.Future[Pdu] = self._loop.create_future()
+        now = self._clock()
+        self._pending[seq] = (future, now + timeout, now)
+        transport.write(wire)
+        self._last_sent = now
+        self._observer.window(self.settings.server, self.settings.name, len(self._pending))
+        deadline = self._loop.time() + timeout
+        if self._timer is None or self._timer.when() > deadline:
+            self._arm_timer()
+        return await future
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._last_received = self._clock()
+        if not self._connected.done():
+            self._connected.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self._last_received = self._clock()
+        try:
+            frames = self._framer.feed(data)
+        except InvalidCommandLengthError as exc:
+            # The stream cannot be resynchronised: answer and disconnect.
+            self._write(GenericNack(command_status=exc.status))
+            self._fail(LinkLostError(f"{self.settings.endpoint} sent a bad frame: {exc}"))
+            return
+        for frame in frames:
+            try:
+                pdu = decode(frame)
+            except DecodeError as exc:
+                log.warning("undecodable PDU from %s: %s", self.settings.endpoint, exc)
+                self._write(
+                    GenericNack(sequence_number=exc.sequence_number, command_status=exc.status)
+                )
+                continue
+            self._handle(pdu)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(LinkLostError(f"link to {self.settings.endpoint} lost: {exc or 'closed'}"))
+
+    # --- receiving ----------------------------------------------------------------------------
+
+    def _handle(self, pdu: Pdu) -> None:
+        if pdu.is_response:
+            entry = self._pending.pop(pdu.sequence_number, None)
+            if entry is None:
+                if pdu.sequence_number != self._enquire_seq:
+                    log.warning(
+                        "%s: response for unknown sequence %d dropped",
+                        self.settings.endpoint,
+                        pdu.sequence_number,
+                    )
+                self._enquire_seq = None
+                return
+            future, _, sent_at = entry
+            if not future.done():
+                future.set_result(pdu)
+            if isinstance(pdu, SubmitSmResp | DataSmResp):
+                self._observer.submit_result(
+                    self.settings.server,
+                    self.settings.name,
+                    pdu.command_status.name,
+                    self._clock() - sent_at,
+                )
+            self._wake_waiter()
+            return
+        if isinstance(pdu, EnquireLink):
+            self._write(EnquireLinkResp(sequence_number=pdu.sequence_number))
+        elif isinstance(pdu, DeliverSm | DataSm):
+            task = self._loop.create_task(self._inbound(pdu))
+            self._inbound_tasks.add(task)
+            task.add_done_callback(self._inbound_tasks.discard)
+        elif isinstance(pdu, Unbind):
+            self._write(UnbindResp(sequence_number=pdu.sequence_number))
+            self._closing = True
+            self._fail(LinkLostError(f"{self.settings.endpoint} unbound"))
+        else:
+            self._write(
+                GenericNack(
+                    sequence_number=pdu.sequence_number,
+                    command_status=CommandStatus.ESME_RINVCMDID,
+                )
+            )
+
+    async def _inbound(self, pdu: DeliverSm | DataSm) -> None:
+        status = CommandStatus.ESME_RX_T_APPN
+        if self._on_inbound is not None:
+            try:
+                status = await self._on_inbound(pdu)
+            except Exception:
+                log.exception("inbound handler failed; answering ESME_RX_T_APPN")
+        resp: Pdu = (
+            DeliverSmResp(sequence_number=pdu.sequence_number, command_status=status)
+            if isinstance(pdu, DeliverSm)
+            else DataSmResp(sequence_number=pdu.sequence_number, command_status=status)
+        )
+        self._write(resp)
+
+    def _write(self, pdu: Pdu) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(encode(pdu))
+            self._last_sent = self._clock()
+
+    def _wake_waiter(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    # --- timers -------------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        if self.closed:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._next_deadline(), self._on_timer)
+
+    def _next_deadline(self) -> float:
+        s = self.settings
+        deadlines = [self._last_received + s.idle_timeout]
+        if self._bound:
+            deadlines.append(max(self._last_sent, self._last_received) + s.enquire_link_interval)
+        if self._pending:
+            deadlines.append(min(deadline for _, deadline, _ in self._pending.values()))
+        # The loop's clock and ours are both monotonic seconds; convert by the current skew.
+        return min(deadlines) - self._clock() + self._loop.time()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.closed:
+            return
+        now = self._clock()
+        s = self.settings
+        if now - self._last_received >= s.idle_timeout:
+            self._fail(LinkLostError(f"{s.endpoint} silent for {s.idle_timeout:g} s"))
+            return
+        expired = [seq for seq, (_, deadline, _) in self._pending.items() if deadline <= now]
+        for seq in expired:
+            future, _, _ = self._pending.pop(seq)
+            if seq == self._enquire_seq:
+                self._fail(LinkLostError(f"{s.endpoint} did not answer enquire_link"))
+                return
+            if not future.done():
+                future.set_exception(
+                    ResponseTimeoutError(
+                        f"no response from {s.endpoint} in {s.response_timeout:g} s"
+                    )
+                )
+                self._observer.submit_unknown(s.server, s.name, "timeout")
+            self._wake_waiter()
+        if (
+            self._bound
+            and self._enquire_seq is None
+            and now - max(self._last_sent, self._last_received) >= s.enquire_link_interval
+        ):
+            self._send_enquire_link(now)
+        self._arm_timer()
+
+    def _send_enquire_link(self, now: float) -> None:
+        seq = self._next_sequence()
+        future: asyncio.Future[Pdu] = self._loop.create_future()
+        future.add_done_callback(self._enquire_done)
+        self._enquire_seq = seq
+        self._pending[seq] = (future, now + self.settings.response_timeout, now)
+        self._write(EnquireLink(sequence_number=seq))
+
+    def _enquire_done(self, future: asyncio.Future[Pdu]) -> None:
+        self._enquire_seq = None
+        if not future.cancelled():
+            future.exception()  # retrieved, so asyncio does not log it
+
+    # --- closing ------------------------------------------------------------------------------
+
+    def _fail(self, exc: SessionError) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+        self._finish(exc)
+
+    def _finish(self, exc: SessionError | None) -> None:
+        if self._closed.done():
+            return
+        self._bound = False
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        pending, self._pending = self._pending, {}
+        for seq, (future, _, _) in pending.items():
+            if not future.done():
+                future.set_exception(
+                    LinkLostError(f"link to {self.settings.endpoint} closed before the response")
+                )
+                if seq != self._enquire_seq:
+                    self._observer.submit_unknown(
+                        self.settings.server, self.settings.name, "link_lost"
+                    )
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._closed.set_result(exc)
+        self._observer.bind_state(self.settings.server, self.settings.name, "closed")
+
+
+def _with_sequence(wire: bytes, sequence_number: int) -> bytes:
+    """The encoded PDU with our sequence number in its header (the caller's is replaced)."""
+    return wire[:12] + sequence_number.to_bytes(4, "big") + wire[16:]

@@ -1,0 +1,356 @@
+"""The session layer against a small scriptable SMSC on 127.0.0.1 (plain and TLS)."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import trustme
+
+from smppgw.codec import (
+    BindReceiverResp,
+    BindTransceiverResp,
+    BindTransmitterResp,
+    CommandStatus,
+    DecodeError,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    Framer,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    decode,
+    encode,
+)
+from smppgw.observe import RecordingObserver
+from smppgw.session import (
+    BindError,
+    BindType,
+    ConnectError,
+    LinkLostError,
+    ResponseTimeoutError,
+    Session,
+    SessionClosedError,
+    SessionSettings,
+    TlsSettings,
+)
+
+_BIND_RESP = {0x01: BindReceiverResp, 0x02: BindTransmitterResp, 0x09: BindTransceiverResp}
+
+
+@dataclass
+class FakeSmsc:
+    """Answers binds and submits; can hold responses, go silent, or push PDUs."""
+
+    password: str = "secret"
+    hold: bool = False
+    silent: bool = False
+    status: CommandStatus = CommandStatus.ESME_ROK
+    received: list[Pdu] = field(default_factory=list)
+    held: list[SubmitSm] = field(default_factory=list)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    got: asyncio.Queue[Pdu] = field(default_factory=asyncio.Queue)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        framer = Framer()
+        try:
+            while data := await reader.read(65536):
+                for frame in framer.feed(data):
+                    try:
+                        pdu = decode(frame)
+                    except DecodeError:  # the fake ignores what it cannot read
+                        continue
+                    self.received.append(pdu)
+                    self.got.put_nowait(pdu)
+                    reply = self.answer(pdu)
+                    if reply is not None and not self.silent:
+                        writer.write(encode(reply))
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    def answer(self, pdu: Pdu) -> Pdu | None:  # noqa: PLR0911 - one answer per request type
+        seq = pdu.sequence_number
+        if pdu.command_id in _BIND_RESP:
+            ok = getattr(pdu, "password", None) == self.password
+            if not ok:
+                return _BIND_RESP[pdu.command_id](
+                    sequence_number=seq,
+                    command_status=CommandStatus.ESME_RINVPASWD,
+                    body_omitted=True,
+                )
+            return _BIND_RESP[pdu.command_id](sequence_number=seq, system_id="FAKE")
+        if isinstance(pdu, SubmitSm):
+            if self.hold:
+                self.held.append(pdu)
+                return None
+            return SubmitSmResp(
+                sequence_number=seq, command_status=self.status, message_id=f"id{seq}"
+            )
+        if isinstance(pdu, EnquireLink):
+            return EnquireLinkResp(sequence_number=seq)
+        if isinstance(pdu, Unbind):
+            return UnbindResp(sequence_number=seq)
+        return None
+
+    def release(self) -> None:
+        for pdu in self.held:
+            for writer in self.writers:
+                writer.write(
+                    encode(SubmitSmResp(sequence_number=pdu.sequence_number, message_id="late"))
+                )
+        self.held.clear()
+
+    def push(self, data: bytes) -> None:
+        for writer in self.writers:
+            writer.write(data)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    """Poll ``condition`` every 10 ms, failing the test after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the fake SMSC has no events to await
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[tuple[FakeSmsc, int]]:
+    fake = FakeSmsc()
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield fake, port
+        for writer in fake.writers:
+            writer.close()
+
+
+def settings(port: int, **kwargs: object) -> SessionSettings:
+    base: dict[str, object] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "system_id": "smppgw",
+        "password": "secret",
+        "response_timeout": 2.0,
+    }
+    base.update(kwargs)
+    return SessionSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bind_type", list(BindType))
+async def test_bind_each_type(smsc: tuple[FakeSmsc, int], bind_type: BindType) -> None:
+    fake, port = smsc
+    observer = RecordingObserver()
+    session = await Session.connect(
+        settings(port, bind_type=bind_type, name="b0"), observer=observer
+    )
+    assert session.bound
+    assert fake.received[0].command_id == {"tx": 2, "rx": 1, "trx": 9}[bind_type.value]
+    assert fake.received[0].system_type == "smpp"  # type: ignore[attr-defined]
+    assert observer.bind_states["b0"] == "bound"
+    await session.close(1)
+    assert session.closed
+    assert isinstance(fake.received[-1], Unbind)
+    assert observer.bind_states["b0"] == "closed"
+
+
+async def test_bind_refused_carries_the_status(smsc: tuple[FakeSmsc, int]) -> None:
+    _, port = smsc
+    with pytest.raises(BindError) as info:
+        await Session.connect(settings(port, password="wrong"))
+    assert info.value.status is CommandStatus.ESME_RINVPASWD
+
+
+async def test_connect_refused_names_the_endpoint() -> None:
+    server = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    with pytest.raises(ConnectError, match=f"127.0.0.1:{port}"):
+        await Session.connect(settings(port))
+
+
+async def test_submit_returns_non_ok_status(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port))
+    ok = await session.submit(SubmitSm(destination_addr="14155550101", short_message=b"hi"))
+    assert ok.command_status is CommandStatus.ESME_ROK
+    assert ok.message_id == f"id{ok.sequence_number}"
+    fake.status = CommandStatus.ESME_RTHROTTLED
+    throttled = await session.submit(SubmitSm(destination_addr="14155550101"))
+    assert throttled.command_status is CommandStatus.ESME_RTHROTTLED
+    session.abort()
+
+
+async def test_window_bounds_outstanding_requests(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port, window=3))
+    fake.hold = True
+    tasks = [asyncio.create_task(session.submit(SubmitSm())) for _ in range(5)]
+    await until(lambda: len(fake.held) >= 3)
+    await asyncio.sleep(0.05)
+    assert len(fake.held) == 3
+    assert session.in_flight == 3
+    assert session.window_free == 0
+    fake.hold = False
+    fake.release()
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*tasks)
+    assert len(results) == 5
+    assert len({r.sequence_number for r in results}) == 5
+    session.abort()
+
+
+async def test_response_timeout_is_an_unknown_outcome(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    observer = RecordingObserver()
+    session = await Session.connect(settings(port, response_timeout=0.1), observer=observer)
+    fake.hold = True
+    with pytest.raises(ResponseTimeoutError):
+        await session.submit(SubmitSm())
+    assert observer.total("submit_unknown") == 1
+    assert session.in_flight == 0
+    session.abort()
+
+
+async def test_link_lost_fails_every_outstanding_request(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port))
+    fake.hold = True
+    tasks = [asyncio.create_task(session.submit(SubmitSm())) for _ in range(4)]
+    await until(lambda: len(fake.held) >= 4)
+    for writer in fake.writers:
+        writer.transport.abort()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, LinkLostError) for r in results)
+    assert isinstance(await session.wait_closed(), LinkLostError)
+    with pytest.raises(SessionClosedError):
+        await session.submit(SubmitSm())
+
+
+async def test_enquire_link_sent_when_idle_and_answered(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port, enquire_link_interval=0.05))
+    await until(lambda: any(isinstance(p, EnquireLink) for p in fake.received))
+    # Answered, so the session stays up through several intervals.
+    await asyncio.sleep(0.2)
+    assert session.bound
+    fake.push(encode(EnquireLink(sequence_number=77)))
+    await until(
+        lambda: any(
+            isinstance(p, EnquireLinkResp) and p.sequence_number == 77 for p in fake.received
+        )
+    )
+    session.abort()
+
+
+async def test_silent_peer_is_declared_dead(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(
+        settings(port, enquire_link_interval=0.05, response_timeout=0.1, idle_timeout=10)
+    )
+    fake.silent = True
+    async with asyncio.timeout(5):
+        cause = await session.wait_closed()
+    assert isinstance(cause, LinkLostError)
+    assert "enquire_link" in str(cause)
+
+
+async def test_garbage_gets_generic_nack_and_session_survives(
+    smsc: tuple[FakeSmsc, int],
+) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port))
+    fake.push(bytes.fromhex("00000010 00000099 00000000 0000002a"))  # unknown command_id
+    await until(lambda: any(isinstance(p, GenericNack) for p in fake.received))
+    nack = next(p for p in fake.received if isinstance(p, GenericNack))
+    assert nack.command_status is CommandStatus.ESME_RINVCMDID
+    assert nack.sequence_number == 0x2A
+    assert (await session.submit(SubmitSm())).command_status is CommandStatus.ESME_ROK
+    session.abort()
+
+
+async def test_peer_unbind_is_answered_and_closes(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port))
+    fake.push(encode(Unbind(sequence_number=5)))
+    async with asyncio.timeout(5):
+        await session.wait_closed()
+    await until(lambda: any(isinstance(p, UnbindResp) for p in fake.received))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status"),
+    [("ok", CommandStatus.ESME_ROK), ("raise", CommandStatus.ESME_RX_T_APPN)],
+)
+async def test_inbound_deliver_sm_answered_with_handler_status(
+    smsc: tuple[FakeSmsc, int], outcome: str, status: CommandStatus
+) -> None:
+    fake, port = smsc
+    seen: list[DeliverSm] = []
+
+    async def handler(pdu: DeliverSm | object) -> CommandStatus:
+        assert isinstance(pdu, DeliverSm)
+        seen.append(pdu)
+        if outcome == "raise":
+            raise RuntimeError("store down")
+        return CommandStatus.ESME_ROK
+
+    session = await Session.connect(settings(port), on_inbound=handler)
+    fake.push(encode(DeliverSm(sequence_number=9, esm_class=4, short_message=b"id:1 stat:X")))
+    await until(lambda: any(isinstance(p, DeliverSmResp) for p in fake.received))
+    resp = next(p for p in fake.received if isinstance(p, DeliverSmResp))
+    assert (resp.sequence_number, resp.command_status) == (9, status)
+    assert seen[0].short_message == b"id:1 stat:X"
+    session.abort()
+
+
+async def test_graceful_close_waits_for_outstanding(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port))
+    fake.hold = True
+    task = asyncio.create_task(session.submit(SubmitSm()))
+    await until(lambda: bool(fake.held))
+    closing = asyncio.create_task(session.close(3))
+    await asyncio.sleep(0.05)
+    assert not session.closed
+    fake.hold = False
+    fake.release()
+    resp = await task
+    assert resp.message_id == "late"
+    await closing
+    assert session.closed
+
+
+async def test_tls_bind_verifies_the_server(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    fake = FakeSmsc()
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        session = await Session.connect(
+            settings(port, tls=TlsSettings(ca_file=str(ca_file), minimum_version="TLSv1.2"))
+        )
+        resp = await session.submit(SubmitSm())
+        assert resp.command_status is CommandStatus.ESME_ROK
+        await session.close(1)
+        # Without our CA the certificate is refused: verification is on by default.
+        with pytest.raises(ConnectError):
+            await Session.connect(settings(port, tls=TlsSettings()))
+        for writer in fake.writers:
+            writer.close()
