@@ -30,6 +30,7 @@ from smppgw.webhook import WebhookError, WebhookSettings
 
 if TYPE_CHECKING:
     from smppgw.binds import BindManagerSettings
+    from smppgw.simulator import SimulatorSettings
 
 __all__ = [
     "SIMULATOR_PASSWORD",
@@ -52,6 +53,7 @@ __all__ = [
     "parse_config",
     "secrets",
     "servers_from_simulator",
+    "simulator_settings",
     "summary",
     "webhook_settings",
 ]
@@ -930,6 +932,31 @@ def bind_manager_settings(
         unknown_policy=config.retry.unknown_policy,
         status_overrides=dict(config.retry.status),
         unknown_status=config.retry.unknown_status,
+    )
+
+
+def simulator_settings(config: Config) -> SimulatorSettings:
+    """The built-in simulator's settings: one account, the gateway's own credentials."""
+    from smppgw.simulator import Account, SimulatorSettings  # noqa: PLC0415
+
+    s, g = config.simulator, config.gateway
+    return SimulatorSettings(
+        host=s.host,
+        servers=s.servers,
+        plain_ports=s.plain_ports,
+        tls=s.tls,
+        tls_ports=s.tls_ports,
+        accounts=(
+            Account(
+                system_id=g.system_id,
+                password=g.password,
+                max_binds_per_server=s.max_binds_per_server,
+                rate_per_server=s.rate_per_server,
+            ),
+        ),
+        message_id_format=s.message_id_format,
+        dlr_delay=s.dlr_delay,
+        seed=s.seed,
     )
 
 

@@ -19,6 +19,7 @@ from smppgw.config import (
     parse_config,
     secrets,
     servers_from_simulator,
+    simulator_settings,
     summary,
     webhook_settings,
 )
@@ -430,6 +431,14 @@ def test_servers_from_a_simulator() -> None:
     ]
     with pytest.raises(ConfigError, match="has no usable port"):
         servers_from_simulator(config, [("smpp1", "127.0.0.1", None, None)])
+
+
+def test_simulator_settings_use_the_gateway_account() -> None:
+    config = load_config(CONFIG_DIR / "local.toml", environ={})
+    settings = simulator_settings(config)
+    assert settings.plain_ports == (2775, 2776)
+    (account,) = settings.accounts
+    assert (account.system_id, account.password) == ("smppgw", SIMULATOR_PASSWORD)
 
 
 def test_example_files_are_valid_toml() -> None:

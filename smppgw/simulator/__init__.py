@@ -1,0 +1,27 @@
+"""An SMSC simulator modelled on the provider's documented behaviour.
+
+Several servers (default two, ``smpp1`` and ``smpp2``), each with a plain and a TLS port;
+accounts limited in binds and submits per second *per server* (beyond the rate: ESME_RTHROTTLED);
+submit_sm / data_sm answered with a message id; delivery receipts sent after a delay on *any*
+receiver-capable bind of the same system_id, on any server, chosen at random, as the provider
+relays them; faults to switch on. Built on :mod:`smppgw.codec` with one asyncio.Protocol per
+connection. Counters in :class:`SimulatorStats` let tests prove that nothing was lost.
+"""
+
+from .server import (
+    Account,
+    FaultSettings,
+    ServerInfo,
+    Simulator,
+    SimulatorSettings,
+    SimulatorStats,
+)
+
+__all__ = [
+    "Account",
+    "FaultSettings",
+    "ServerInfo",
+    "Simulator",
+    "SimulatorSettings",
+    "SimulatorStats",
+]

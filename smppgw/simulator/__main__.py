@@ -1,0 +1,5 @@
+"""``python -m smppgw.simulator``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""``smppgw simulate``: run the SMSC simulator until interrupted (it prints where it listens)."""
+
+# ruff: noqa: T201 - a command-line program reports on stdout/stderr
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .server import Account, FaultSettings, Simulator, SimulatorSettings
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smppgw simulate",
+        description=(
+            "Run an SMSC simulator modelled on the provider: several servers, per-server bind "
+            "and throughput limits, delivery receipts relayed on any receiver bind of the account."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--servers", type=int, default=2, help="number of servers (2)")
+    parser.add_argument(
+        "--plain-ports", type=int, nargs="*", default=[], help="plain port per server (ephemeral)"
+    )
+    parser.add_argument(
+        "--tls-ports", type=int, nargs="*", default=[], help="TLS port per server (ephemeral)"
+    )
+    parser.add_argument("--no-tls", action="store_true", help="do not open TLS ports")
+    parser.add_argument("--cert-file", help="server certificate (default: generated at start)")
+    parser.add_argument("--key-file", help="key of --cert-file")
+    parser.add_argument("--ca-out", help="write the generated CA certificate (PEM) here")
+    parser.add_argument("--system-id", default="smppgw", help="account system_id (smppgw)")
+    parser.add_argument(
+        "--password-file",
+        help="file holding the account password (default: the password 'simulator')",
+    )
+    parser.add_argument("--binds", type=int, default=3, help="binds allowed per server (3)")
+    parser.add_argument(
+        "--rate", type=float, default=50.0, help="submits per second per server, 0 = unlimited"
+    )
+    parser.add_argument("--message-id-format", choices=["decimal", "hex", "uuid"], default="hex")
+    parser.add_argument(
+        "--dlr-delay",
+        type=float,
+        nargs=2,
+        default=[0.05, 0.5],
+        metavar=("MIN", "MAX"),
+        help="receipt delay range in seconds",
+    )
+    parser.add_argument("--queue-full-ratio", type=float, default=0.0, help="ESME_RMSSQFUL share")
+    parser.add_argument("--stall-ratio", type=float, default=0.0, help="unanswered submit share")
+    parser.add_argument("--dlr-before-resp", type=float, default=0.0, help="early receipt share")
+    parser.add_argument("--drop-every", type=int, default=0, help="close links every N PDUs")
+    parser.add_argument("--refuse-binds", action="store_true", help="refuse every bind")
+    parser.add_argument("--seed", type=int, help="random seed, for repeatable runs")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
+    password = (
+        Path(args.password_file).read_text(encoding="utf-8").strip()
+        if args.password_file
+        else "simulator"
+    )
+    return SimulatorSettings(
+        host=args.host,
+        servers=args.servers,
+        plain_ports=tuple(args.plain_ports),
+        tls=not args.no_tls,
+        tls_ports=tuple(args.tls_ports),
+        cert_file=args.cert_file,
+        key_file=args.key_file,
+        accounts=(Account(args.system_id, password, args.binds, args.rate),),
+        message_id_format=args.message_id_format,
+        dlr_delay=(args.dlr_delay[0], args.dlr_delay[1]),
+        faults=FaultSettings(
+            dlr_before_resp=args.dlr_before_resp,
+            drop_every=args.drop_every,
+            stall_ratio=args.stall_ratio,
+            queue_full_ratio=args.queue_full_ratio,
+            refuse_binds=args.refuse_binds,
+        ),
+        seed=args.seed,
+    )
+
+
+async def _run(settings: SimulatorSettings, ca_out: str | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with Simulator(settings) as sim:
+        for info in sim.servers:
+            tls = f", TLS port {info.tls_port}" if info.tls_port else ""
+            print(f"{info.name}: {info.host} plain port {info.plain_port}{tls}", flush=True)
+        if sim.ca_pem is not None and ca_out:
+            Path(ca_out).write_bytes(sim.ca_pem)  # noqa: ASYNC240 - once, at start
+            print(f"CA certificate written to {ca_out}", flush=True)
+        await stop.wait()
+        s = sim.stats
+        print(
+            f"submits {s.received_submits}, accepted {s.accepted}, throttled {s.throttled}, "
+            f"receipts sent {s.dlrs_sent}, acknowledged {s.dlrs_acked}",
+            file=sys.stderr,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_run(settings_from_args(args), args.ca_out))
+    return 0

@@ -1,0 +1,627 @@
+"""The simulator's servers, accounts, rate limits, receipts and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import random
+import ssl
+import tempfile
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Self
+
+from smppgw.codec import (
+    BindReceiver,
+    BindReceiverResp,
+    BindTransceiver,
+    BindTransceiverResp,
+    BindTransmitter,
+    BindTransmitterResp,
+    CommandStatus,
+    DataSm,
+    DataSmResp,
+    DecodeError,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    Framer,
+    GenericNack,
+    InvalidCommandLengthError,
+    MessageState,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Tag,
+    Tlv,
+    Unbind,
+    UnbindResp,
+    c_string_tlv,
+    decode,
+    encode,
+)
+from smppgw.codec.receipt import format_receipt, stat_to_message_state
+
+__all__ = [
+    "Account",
+    "FaultSettings",
+    "ServerInfo",
+    "Simulator",
+    "SimulatorSettings",
+    "SimulatorStats",
+]
+
+log = logging.getLogger(__name__)
+
+_BIND_RESPONSES: dict[
+    type[Pdu], type[BindTransmitterResp | BindReceiverResp | BindTransceiverResp]
+] = {
+    BindTransmitter: BindTransmitterResp,
+    BindReceiver: BindReceiverResp,
+    BindTransceiver: BindTransceiverResp,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An SMPP account: its binds and throughput are limited per server, as the provider does."""
+
+    system_id: str
+    password: str = field(repr=False)
+    max_binds_per_server: int = 3
+    rate_per_server: float = 50.0  # submits per 1-second window per server; 0 = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSettings:
+    """Faults to inject; each is off by default. Ratios are probabilities per PDU."""
+
+    dlr_before_resp: float = 0.0  # send the receipt before the submit_sm_resp
+    drop_every: int = 0  # close the connection after every N-th received PDU
+    stall_ratio: float = 0.0  # never answer this share of submits
+    queue_full_ratio: float = 0.0  # answer this share of submits with ESME_RMSSQFUL
+    refuse_binds: bool = False  # answer every bind with ESME_RBINDFAIL
+    malformed_ratio: float = 0.0  # send a malformed PDU before this share of responses
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSettings:
+    """The simulated SMSC. Ports of 0 (the default) are chosen by the system."""
+
+    host: str = "127.0.0.1"
+    servers: int = 2
+    names: tuple[str, ...] = ()
+    plain_ports: tuple[int, ...] = ()
+    tls: bool = True
+    tls_ports: tuple[int, ...] = ()
+    cert_file: str | None = None
+    key_file: str | None = None
+    accounts: tuple[Account, ...] = (Account("smppgw", "secret"),)
+    message_id_format: Literal["decimal", "hex", "uuid"] = "hex"
+    receipt_id_format: Literal["same", "decimal"] = "same"  # "decimal": hex ids in decimal
+    dlr_delay: tuple[float, float] = (0.05, 0.5)
+    dlr_outcomes: tuple[tuple[str, int, float], ...] = (
+        ("DELIVRD", 0, 0.90),
+        ("UNDELIV", 34, 0.05),
+        ("EXPIRED", 21, 0.03),
+        ("REJECTD", 453, 0.02),
+    )
+    dlr_retry: float = 1.0  # seconds before a receipt not acknowledged with ESME_ROK is resent
+    idle_timeout: float = 300.0  # links silent this long are cut, as the provider does
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    seed: int | None = None
+
+    def server_names(self) -> tuple[str, ...]:
+        return self.names or tuple(f"smpp{i + 1}" for i in range(self.servers))
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """Where one simulated server listens."""
+
+    name: str
+    host: str
+    plain_port: int
+    tls_port: int | None
+
+
+@dataclass(slots=True)
+class SimulatorStats:
+    """Counters that let a test prove nothing was lost."""
+
+    received_submits: int = 0
+    accepted: int = 0
+    throttled: int = 0
+    queue_full: int = 0
+    stalled: int = 0
+    dlrs_sent: int = 0
+    dlrs_acked: int = 0
+    dlrs_nacked: int = 0
+    binds_refused: int = 0
+    accepted_by_server: Counter[str] = field(default_factory=Counter)
+    per_second: dict[str, Counter[int]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Receipt:
+    system_id: str
+    message_id: str
+    source: str
+    destination: str
+    stat: str
+    err: int
+    submitted: datetime
+    text: str
+    attempts: int = 0
+
+
+class _Server:
+    def __init__(self, sim: Simulator, name: str) -> None:
+        self.sim = sim
+        self.name = name
+        self.down = False
+        self.listeners: list[asyncio.Server] = []
+        self.connections: set[_Connection] = set()
+        self.windows: dict[str, tuple[int, int]] = {}  # system_id -> (second, count)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self, server: _Server) -> None:
+        self.server = server
+        self.sim = server.sim
+        self.transport: asyncio.Transport | None = None
+        self.framer = Framer()
+        self.account: Account | None = None
+        self.receiver = False
+        self.transmitter = False
+        self.received = 0
+        self.last_received = time.monotonic()
+        self.sequence = itertools.count(1)
+        self.awaiting: dict[int, _Receipt] = {}
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.server.down:
+            transport.abort()
+            return
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        # Receipts sent on this link but not acknowledged go back to the queue.
+        for receipt in self.awaiting.values():
+            self.sim.requeue(receipt)
+        self.awaiting.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
+        try:
+            frames = self.framer.feed(data)
+        except InvalidCommandLengthError as exc:
+            self.write(GenericNack(command_status=exc.status))
+            self.close()
+            return
+        for frame in frames:
+            try:
+                pdu = decode(frame)
+            except DecodeError as exc:
+                self.write(
+                    GenericNack(sequence_number=exc.sequence_number, command_status=exc.status)
+                )
+                continue
+            self.received += 1
+            self.handle(pdu)
+            drop = self.sim.settings.faults.drop_every
+            if drop and self.received % drop == 0:
+                self.close()
+                return
+
+    def write(self, pdu: Pdu) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(encode(pdu))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # PDUs
+    def handle(self, pdu: Pdu) -> None:  # noqa: PLR0911 - one branch per PDU type
+        seq = pdu.sequence_number
+        if isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
+            self.bind(pdu)
+            return
+        if isinstance(pdu, EnquireLink):
+            self.write(EnquireLinkResp(sequence_number=seq))
+            return
+        if isinstance(pdu, Unbind):
+            self.write(UnbindResp(sequence_number=seq))
+            self.close()
+            return
+        if isinstance(pdu, DeliverSmResp):
+            receipt = self.awaiting.pop(seq, None)
+            if receipt is not None:
+                self.sim.receipt_answered(receipt, pdu.command_status)
+            return
+        if isinstance(pdu, EnquireLinkResp | UnbindResp | GenericNack):
+            return
+        if self.account is None:
+            self.write(
+                GenericNack(sequence_number=seq, command_status=CommandStatus.ESME_RINVBNDSTS)
+            )
+            return
+        if isinstance(pdu, SubmitSm | DataSm):
+            if not self.transmitter:
+                self.respond(pdu, CommandStatus.ESME_RINVBNDSTS, None)
+                return
+            self.submit(pdu)
+            return
+        # The provider supports neither submit_multi nor the ancillary operations.
+        self.write(GenericNack(sequence_number=seq, command_status=CommandStatus.ESME_RINVCMDID))
+
+    def bind(self, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> None:
+        resp_cls = _BIND_RESPONSES[type(pdu)]
+        status = self.sim.check_bind(self.server, pdu, self)
+        if status != CommandStatus.ESME_ROK:
+            self.sim.stats.binds_refused += 1
+            self.write(
+                resp_cls(
+                    sequence_number=pdu.sequence_number, command_status=status, body_omitted=True
+                )
+            )
+            return
+        self.account = self.sim.accounts[pdu.system_id]
+        self.transmitter = not isinstance(pdu, BindReceiver)
+        self.receiver = not isinstance(pdu, BindTransmitter)
+        self.write(resp_cls(sequence_number=pdu.sequence_number, system_id="SMPPGW-SIM"))
+        if self.receiver:
+            self.sim.flush_receipts(self.account.system_id)
+
+    def submit(self, pdu: SubmitSm | DataSm) -> None:
+        sim, account = self.sim, self.account
+        assert account is not None
+        sim.stats.received_submits += 1
+        faults = sim.settings.faults
+        if not sim.take_token(self.server, account):
+            sim.stats.throttled += 1
+            self.respond(pdu, CommandStatus.ESME_RTHROTTLED, None)
+            return
+        if faults.stall_ratio and sim.rng.random() < faults.stall_ratio:
+            sim.stats.stalled += 1
+            return
+        if faults.queue_full_ratio and sim.rng.random() < faults.queue_full_ratio:
+            sim.stats.queue_full += 1
+            self.respond(pdu, CommandStatus.ESME_RMSSQFUL, None)
+            return
+        message_id = sim.new_message_id()
+        sim.stats.accepted += 1
+        sim.stats.accepted_by_server[self.server.name] += 1
+        registered = pdu.registered_delivery & 0x03
+        early = faults.dlr_before_resp and sim.rng.random() < faults.dlr_before_resp
+        if registered:
+            receipt = sim.make_receipt(account.system_id, message_id, pdu)
+            if registered == 1 or receipt.stat != "DELIVRD":
+                sim.schedule_receipt(receipt, 0.0 if early else None)
+        if early:
+            # Let the receipt go out first, as some SMSCs do.
+            asyncio.get_running_loop().call_later(
+                0.05, self.respond, pdu, CommandStatus.ESME_ROK, message_id
+            )
+            return
+        if faults.malformed_ratio and sim.rng.random() < faults.malformed_ratio and self.transport:
+            self.transport.write(
+                b"\x00\x00\x00\x10\x00\x00\x00\x99\x00\x00\x00\x00\x00\x00\x00\x00"
+            )
+        self.respond(pdu, CommandStatus.ESME_ROK, message_id)
+
+    def respond(
+        self, pdu: SubmitSm | DataSm, status: CommandStatus, message_id: str | None
+    ) -> None:
+        seq = pdu.sequence_number
+        if isinstance(pdu, SubmitSm):
+            resp: Pdu = (
+                SubmitSmResp(sequence_number=seq, message_id=message_id)
+                if message_id is not None
+                else SubmitSmResp(sequence_number=seq, command_status=status, body_omitted=True)
+            )
+        else:
+            resp = (
+                DataSmResp(sequence_number=seq, message_id=message_id)
+                if message_id is not None
+                else DataSmResp(sequence_number=seq, command_status=status, body_omitted=True)
+            )
+        self.write(resp)
+
+    def send_receipt(self, receipt: _Receipt) -> None:
+        seq = next(self.sequence) % 0x7FFFFFFF + 1
+        self.awaiting[seq] = receipt
+        receipt.attempts += 1
+        self.sim.stats.dlrs_sent += 1
+        shown_id = receipt.message_id
+        if (
+            self.sim.settings.receipt_id_format == "decimal"
+            and self.sim.settings.message_id_format == "hex"
+        ):
+            shown_id = str(int(receipt.message_id, 16))
+        now = datetime.now(UTC)
+        text = format_receipt(
+            shown_id,
+            stat=receipt.stat,
+            err=receipt.err,
+            submit_date=receipt.submitted,
+            done_date=now,
+            text=receipt.text,
+        )
+        state = stat_to_message_state(receipt.stat) or MessageState.UNKNOWN
+        tlvs: tuple[Tlv, ...] = (
+            c_string_tlv(Tag.RECEIPTED_MESSAGE_ID, receipt.message_id),
+            Tlv(Tag.MESSAGE_STATE, bytes((state,))),
+        )
+        if receipt.err:
+            tlvs += (Tlv(Tag.NETWORK_ERROR_CODE, b"\x01" + receipt.err.to_bytes(2, "big")),)
+        self.write(
+            DeliverSm(
+                sequence_number=seq,
+                source_addr_ton=1,
+                source_addr_npi=1,
+                source_addr=receipt.destination,
+                dest_addr_ton=5,
+                destination_addr=receipt.source,
+                esm_class=0x04,
+                short_message=text,
+                tlvs=tlvs,
+            )
+        )
+
+
+class Simulator:
+    """A set of simulated SMSC servers sharing accounts and receipts.
+
+    Use ``async with Simulator(settings) as sim:``; :attr:`servers` tells where they listen.
+    """
+
+    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+        self.settings = settings or SimulatorSettings()
+        self.accounts = {a.system_id: a for a in self.settings.accounts}
+        self.rng = random.Random(self.settings.seed)  # noqa: S311 - simulation, not security
+        self.stats = SimulatorStats()
+        self.servers: tuple[ServerInfo, ...] = ()
+        self.ca_pem: bytes | None = None
+        self.ca_file: str | None = None
+        self._servers = [_Server(self, name) for name in self.settings.server_names()]
+        self._pending: dict[str, deque[_Receipt]] = {}
+        self._scheduled = 0
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._idle_task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Listen on every server's ports; returns once they accept connections."""
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        context = self._tls_context() if s.tls else None
+        infos = []
+        for index, server in enumerate(self._servers):
+            plain_port = s.plain_ports[index] if index < len(s.plain_ports) else 0
+            plain = await loop.create_server(
+                functools.partial(_Connection, server), s.host, plain_port
+            )
+            server.listeners.append(plain)
+            tls_port = None
+            if context is not None:
+                port = s.tls_ports[index] if index < len(s.tls_ports) else 0
+                secure = await loop.create_server(
+                    functools.partial(_Connection, server), s.host, port, ssl=context
+                )
+                server.listeners.append(secure)
+                tls_port = secure.sockets[0].getsockname()[1]
+            infos.append(
+                ServerInfo(server.name, s.host, plain.sockets[0].getsockname()[1], tls_port)
+            )
+        self.servers = tuple(infos)
+        self._idle_task = loop.create_task(self._cut_idle_links())
+
+    async def stop(self) -> None:
+        """Close every listener and connection."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self._servers:
+            for listener in server.listeners:
+                listener.close()
+            for conn in list(server.connections):
+                conn.close()
+        for server in self._servers:
+            for listener in server.listeners:
+                await listener.wait_closed()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # --- faults and observation -------------------------------------------------------------
+
+    def set_server_down(self, index: int, *, down: bool) -> None:
+        """Take a server down (its binds are cut and new connections refused) or back up."""
+        server = self._servers[index]
+        server.down = down
+        if down:
+            for conn in list(server.connections):
+                conn.close()
+
+    async def server_down_for(self, index: int, seconds: float) -> None:
+        self.set_server_down(index, down=True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.set_server_down(index, down=False)
+
+    @property
+    def dlrs_pending(self) -> int:
+        """Receipts scheduled, queued for a receiver, or sent and not yet acknowledged."""
+        awaiting = sum(len(c.awaiting) for s in self._servers for c in s.connections)
+        return self._scheduled + sum(len(q) for q in self._pending.values()) + awaiting
+
+    async def wait_dlrs_settled(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until every receipt was sent and acknowledged."""
+        async with asyncio.timeout(timeout):
+            while self.dlrs_pending:  # noqa: ASYNC110 - counters, not events
+                await asyncio.sleep(0.01)
+
+    def submits_per_second(self, server: str) -> list[int]:
+        """Accepted-or-throttled submit counts per 1-second window of the monotonic clock."""
+        counts = self.stats.per_second.get(server, Counter())
+        return [counts[k] for k in sorted(counts)]
+
+    def bound(self, server_index: int | None = None) -> int:
+        """How many connections are bound (on one server, or on all)."""
+        servers = self._servers if server_index is None else [self._servers[server_index]]
+        return sum(1 for s in servers for c in s.connections if c.account is not None)
+
+    # --- internals used by connections ------------------------------------------------------
+
+    def check_bind(
+        self,
+        server: _Server,
+        pdu: BindTransmitter | BindReceiver | BindTransceiver,
+        conn: _Connection,
+    ) -> CommandStatus:
+        if self.settings.faults.refuse_binds:
+            return CommandStatus.ESME_RBINDFAIL
+        if conn.account is not None:
+            return CommandStatus.ESME_RALYBND
+        account = self.accounts.get(pdu.system_id)
+        if account is None:
+            return CommandStatus.ESME_RINVSYSID
+        if pdu.password != account.password:
+            return CommandStatus.ESME_RINVPASWD
+        bound = sum(
+            1
+            for c in server.connections
+            if c.account is not None and c.account.system_id == account.system_id
+        )
+        if bound >= account.max_binds_per_server:
+            # The provider allows N binds per server; one more is refused as a failed bind.
+            return CommandStatus.ESME_RBINDFAIL
+        return CommandStatus.ESME_ROK
+
+    def take_token(self, server: _Server, account: Account) -> bool:
+        """Count a submit in the server's current 1-second window; False when over the rate."""
+        second = int(time.monotonic())
+        per_second = self.stats.per_second.setdefault(server.name, Counter())
+        if account.rate_per_server <= 0:
+            per_second[second] += 1
+            return True
+        window_second, count = server.windows.get(account.system_id, (second, 0))
+        if window_second != second:
+            count = 0
+        if count >= account.rate_per_server:
+            return False
+        server.windows[account.system_id] = (second, count + 1)
+        per_second[second] += 1
+        return True
+
+    def new_message_id(self) -> str:
+        n = next(self._ids)
+        fmt = self.settings.message_id_format
+        if fmt == "decimal":
+            return str(1_000_000_000 + n)
+        if fmt == "uuid":
+            return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return f"{0x10000000 + n:x}"
+
+    def make_receipt(self, system_id: str, message_id: str, pdu: SubmitSm | DataSm) -> _Receipt:
+        outcomes = self.settings.dlr_outcomes
+        stat, err, _ = self.rng.choices(outcomes, weights=[w for _, _, w in outcomes])[0]
+        text = pdu.short_message[:20].decode("latin-1") if isinstance(pdu, SubmitSm) else ""
+        return _Receipt(
+            system_id,
+            message_id,
+            pdu.source_addr,
+            pdu.destination_addr,
+            stat,
+            err,
+            datetime.now(UTC),
+            "".join(c if c.isprintable() else "." for c in text),
+        )
+
+    def schedule_receipt(self, receipt: _Receipt, delay: float | None) -> None:
+        if delay is None:
+            delay = self.rng.uniform(*self.settings.dlr_delay)
+        self._scheduled += 1
+        asyncio.get_running_loop().call_later(delay, self._due, receipt)
+
+    def _due(self, receipt: _Receipt) -> None:
+        self._scheduled -= 1
+        self._pending.setdefault(receipt.system_id, deque()).append(receipt)
+        self.flush_receipts(receipt.system_id)
+
+    def flush_receipts(self, system_id: str) -> None:
+        """Send queued receipts on random receiver binds of the account, on any server."""
+        queue = self._pending.get(system_id)
+        if not queue:
+            return
+        receivers = [
+            c
+            for s in self._servers
+            if not s.down
+            for c in s.connections
+            if c.receiver and c.account is not None and c.account.system_id == system_id
+        ]
+        if not receivers:
+            return  # kept until a receiver binds
+        while queue:
+            self.rng.choice(receivers).send_receipt(queue.popleft())
+
+    def receipt_answered(self, receipt: _Receipt, status: CommandStatus) -> None:
+        if status == CommandStatus.ESME_ROK:
+            self.stats.dlrs_acked += 1
+            return
+        self.stats.dlrs_nacked += 1
+        self.schedule_receipt(receipt, self.settings.dlr_retry)
+
+    def requeue(self, receipt: _Receipt) -> None:
+        self.schedule_receipt(receipt, self.settings.dlr_retry)
+
+    async def _cut_idle_links(self) -> None:
+        limit = self.settings.idle_timeout
+        while True:
+            await asyncio.sleep(min(limit, 30.0) / 2)
+            now = time.monotonic()
+            for server in self._servers:
+                for conn in list(server.connections):
+                    if now - conn.last_received > limit:
+                        conn.close()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        s = self.settings
+        if s.cert_file is not None:
+            context.load_cert_chain(s.cert_file, s.key_file)
+            return context
+        import trustme  # noqa: PLC0415 - only when a certificate must be generated
+
+        ca = trustme.CA()
+        names = {s.host, "localhost", "127.0.0.1"}
+        ca.issue_cert(*sorted(names)).configure_cert(context)
+        self.ca_pem = ca.cert_pem.bytes()
+        self._tmp = tempfile.TemporaryDirectory(prefix="smppgw-sim-")
+        path = Path(self._tmp.name) / "ca.pem"
+        path.write_bytes(self.ca_pem)
+        self.ca_file = str(path)
+        return context
