@@ -1,0 +1,559 @@
+"""Delivery-receipt correlation: SMSC message ids back to (our message id, part index).
+
+Every part of a submitted message gets an SMSC ``message_id`` in its submit_sm_resp
+(SMPP v3.4 section 4.4.2). A delivery receipt names that id later, in the receipted_message_id
+TLV (section 5.3.2.12) or in the ``id:`` field of its text (Appendix B), on any bind of any
+server bound with the same system_id. :class:`Correlator` maps one to the other:
+
+* :meth:`Correlator.register` records a part when its submit_sm_resp arrives, then matches any
+  receipt that arrived *before* the resp and was parked.
+* :meth:`Correlator.on_dlr` matches a receipt to its part, or parks it as *unmatched*. Unmatched
+  receipts are kept (counted, queryable) until their TTL runs out; they are never dropped
+  silently, and a later :meth:`~Correlator.register` with the same id takes them.
+
+Ids are compared in a normalised form (:func:`normalize_message_id`): SMSCs answer the resp with
+a decimal id and write the receipt in hex, or the other way round, or pad with zeros, or change
+case. :func:`id_candidates` lists the forms an id may take elsewhere; the exact (normalised)
+form always comes first, so an exact match wins over a converted one.
+
+A message's state over all its parts is :func:`aggregate`: final only when every part has a
+final receipt, delivered only when every part was delivered.
+
+The store behind the correlator is the :class:`CorrelationStore` protocol (its docstrings are
+the contract other implementations follow); :class:`MemoryCorrelationStore` is the in-memory
+one. Time is injected (``clock``), so the logic is testable without a real clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from smppgw.codec.constants import EsmClass, MessageState
+from smppgw.codec.errors import SmppError
+from smppgw.codec.pdu import DataSm, DeliverSm
+from smppgw.codec.receipt import ReceiptInfo, receipt_info
+from smppgw.events import DeliveryState
+
+__all__ = [
+    "FINAL_STATES",
+    "CorrelationError",
+    "CorrelationStore",
+    "Correlator",
+    "Dlr",
+    "Match",
+    "MemoryCorrelationStore",
+    "PartEntry",
+    "aggregate",
+    "dlr_from_pdu",
+    "id_candidates",
+    "normalize_message_id",
+]
+
+DEFAULT_TTL: Final = 7 * 86400.0
+"""Seven days: operators send receipts for as long as the validity period, often days."""
+
+MAX_ID_LENGTH: Final = 64
+"""message_id is a C-Octet String of at most 65 octets with its NUL (SMPP v3.4 section 5.2.23).
+Longer ids are not converted between bases (and cannot come from a conforming SMSC)."""
+
+FINAL_STATES: Final = frozenset(
+    {
+        MessageState.DELIVERED,
+        MessageState.EXPIRED,
+        MessageState.DELETED,
+        MessageState.UNDELIVERABLE,
+        MessageState.REJECTED,
+    }
+)
+"""The message states after which no further receipt is expected (SMPP v3.4 section 5.2.28).
+
+ENROUTE and ACCEPTED are intermediate. UNKNOWN ("message is in invalid state") is *not* final:
+the SMSC does not know the outcome yet, and a later receipt may still say it. Vendor values the
+spec does not name are not final either; a part that never gets a final receipt stays SUBMITTED
+until its entry expires.
+"""
+
+_DECIMAL: Final = frozenset("0123456789")
+_HEX: Final = frozenset("0123456789abcdef")
+
+
+class CorrelationError(SmppError, ValueError):
+    """A part that cannot be registered (empty SMSC id, part index out of range)."""
+
+
+# --- ids ---------------------------------------------------------------------------------------
+
+
+def normalize_message_id(smsc_id: str) -> str:
+    """The form in which SMSC message ids are compared.
+
+    White space around the id is stripped, letters are lower-cased and leading zeros removed
+    (an id of only zeros becomes ``"0"``); an empty id stays empty.
+
+    Args:
+        smsc_id: an id as an SMSC wrote it (submit_sm_resp or receipt).
+
+    Returns:
+        The normalised id.
+    """
+    text = smsc_id.strip().lower()
+    if not text:
+        return ""
+    return text.lstrip("0") or "0"
+
+
+def id_candidates(smsc_id: str) -> tuple[str, ...]:
+    """The normalised forms under which an id may have been written elsewhere.
+
+    The normalised id comes first (an exact match wins), then its alternative-base forms:
+
+    * an id of decimal digits also gives the lower-case hex of its value;
+    * an id of hex digits also gives the decimal of its value read as hex. This applies to
+      all-decimal ids too: ``"1000"`` may be the hex of 4096 just as ``"6699"`` is the decimal
+      of ``0x1a2b``. Without it, a resp id ``"4096"`` would not find its receipt written as
+      ``"1000"`` (about one short hex id in forty has no letter in it).
+
+    The relation is symmetric: ``b in id_candidates(a)`` exactly when
+    ``normalize_message_id(a) in id_candidates(b)``, so matching does not depend on which side
+    (resp or receipt) arrived first. Ids with other characters (a UUID with dashes) and ids
+    longer than 64 characters give only their normalised form.
+
+    Args:
+        smsc_id: an id as an SMSC wrote it.
+
+    Returns:
+        The candidates, deduplicated, in preference order.
+    """
+    norm = normalize_message_id(smsc_id)
+    if not norm or len(norm) > MAX_ID_LENGTH:
+        return (norm,)
+    chars = set(norm)
+    out = [norm]
+    if chars <= _DECIMAL:
+        out.append(format(int(norm), "x"))
+    if chars <= _HEX:
+        out.append(str(int(norm, 16)))
+    return tuple(dict.fromkeys(out))
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartEntry:
+    """One submitted part, as registered when its submit_sm_resp arrived."""
+
+    message_id: str
+    """Our message id."""
+    part: int
+    """The part's index, 0-based."""
+    parts: int
+    """The message's number of parts."""
+    smsc_id: str
+    """The SMSC's message_id from the submit_sm_resp, as given."""
+    registered_at: float
+    """Unix time of registration."""
+    expires_at: float
+    """Unix time after which the entry is no longer found (and may be removed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Dlr:
+    """One delivery receipt, as received."""
+
+    smsc_id: str
+    """The receipted id as received (the receipted_message_id TLV wins over the text)."""
+    stat: str | None
+    """The text's stat word in upper case (``DELIVRD``, ``UNDELIV``...), or None."""
+    state: MessageState | None
+    """The message_state TLV, else the state the stat word means, else None."""
+    err: str | None
+    """The text's err field, or None."""
+    done_date: str | None
+    """The text's ``done date`` field as written, or None."""
+    received_at: float
+    """Unix time of reception."""
+    server: str | None = None
+    """The server whose bind carried the receipt."""
+    bind: str | None = None
+    """The bind that carried the receipt."""
+
+    @property
+    def final(self) -> bool:
+        """Whether the receipt reports a final state (see :data:`FINAL_STATES`)."""
+        return self.state in FINAL_STATES
+
+
+def _receipt_text(pdu: DeliverSm | DataSm) -> bytes:
+    # data_sm has no short_message: its text travels in message_payload (section 4.7.1); a
+    # deliver_sm may use message_payload too, with sm_length 0 (section 5.3.2.32).
+    if isinstance(pdu, DeliverSm) and pdu.short_message:
+        return pdu.short_message
+    return pdu.message_payload or b""
+
+
+def dlr_from_pdu(
+    pdu: DeliverSm | DataSm,
+    *,
+    received_at: float,
+    server: str | None = None,
+    bind: str | None = None,
+) -> Dlr | None:
+    """The receipt a deliver_sm or data_sm carries, or None when it carries none.
+
+    A PDU is a receipt when the message type bits of its esm_class (section 5.2.12) say
+    *SMSC delivery receipt* (0x04) or *intermediate delivery notification* (0x20); the latter
+    reports a non-final state of the same message. SME delivery and user acknowledgements
+    (0x08, 0x10) come from the recipient, not the SMSC, and mobile-originated messages (0x00)
+    are not receipts, even when their text looks like one. The id comes from the
+    receipted_message_id TLV, else the text's ``id:``; the state from the message_state TLV,
+    else the stat word. Malformed text never raises: the TLVs alone make a receipt when they
+    name an id, and None is returned otherwise.
+
+    Args:
+        pdu: the decoded deliver_sm or data_sm.
+        received_at: Unix time of reception.
+        server: the server the PDU arrived from, for reporting.
+        bind: the bind the PDU arrived on, for reporting.
+
+    Returns:
+        The receipt, or None.
+    """
+    kind = pdu.esm_class & EsmClass.TYPE_MASK
+    if kind not in (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION):
+        return None
+    try:
+        info: ReceiptInfo = receipt_info(_receipt_text(pdu), pdu.tlvs)
+    except ValueError:  # ReceiptParseError: neither the TLVs nor the text give an id
+        return None
+    if not info.message_id.strip():
+        return None
+    stat = info.stat.strip().upper() if info.stat else None
+    return Dlr(
+        smsc_id=info.message_id,
+        stat=stat or None,
+        state=info.state,
+        err=info.err,
+        done_date=info.receipt.done_date if info.receipt is not None else None,
+        received_at=received_at,
+        server=server,
+        bind=bind,
+    )
+
+
+def aggregate(dlrs: Sequence[Dlr | None]) -> DeliveryState:
+    """A message's state from the latest receipt of each of its parts.
+
+    SUBMITTED until every part has a final receipt (and for an empty sequence); DELIVERED when
+    every part was delivered; otherwise a failure, the most specific cause winning:
+    REJECTED if any part was rejected, else EXPIRED if any part expired, else FAILED
+    (undeliverable, deleted).
+
+    Args:
+        dlrs: one entry per part, None where no receipt came yet.
+
+    Returns:
+        The aggregated state.
+    """
+    states: list[MessageState] = []
+    for dlr in dlrs:
+        if dlr is None or dlr.state is None or not dlr.final:
+            return DeliveryState.SUBMITTED
+        states.append(dlr.state)
+    if not states:
+        return DeliveryState.SUBMITTED
+    if all(state == MessageState.DELIVERED for state in states):
+        return DeliveryState.DELIVERED
+    if MessageState.REJECTED in states:
+        return DeliveryState.REJECTED
+    if MessageState.EXPIRED in states:
+        return DeliveryState.EXPIRED
+    return DeliveryState.FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A receipt matched to a part, with the message's state after it."""
+
+    entry: PartEntry
+    dlr: Dlr
+    parts: tuple[Dlr | None, ...]
+    """The latest receipt of every part of the message, after this one was recorded."""
+    state: DeliveryState
+    """``aggregate(parts)``."""
+    final: bool
+    """Whether ``state`` is final."""
+
+    @property
+    def applied(self) -> bool:
+        """Whether this receipt is now the part's latest one.
+
+        False when it was a non-final receipt arriving after a final one (SMSCs reorder), which
+        the store keeps out; the message's state did not change then.
+        """
+        return self.parts[self.entry.part] == self.dlr
+
+
+# --- store -------------------------------------------------------------------------------------
+
+
+class CorrelationStore(Protocol):
+    """Where registered parts, their receipts and unmatched receipts are kept.
+
+    Keys are normalised ids (:func:`normalize_message_id`). Implementations must be safe to call
+    from one event loop; several daemon instances may share one store (a receipt can arrive on
+    another instance's bind), so each method must be atomic on its own.
+    """
+
+    async def add_part(self, entry: PartEntry) -> None:
+        """Store a part under ``normalize_message_id(entry.smsc_id)``.
+
+        An entry already stored under the same normalised id is replaced (the SMSC reused the
+        id; the newest registration wins).
+        """
+        ...
+
+    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
+        """The entry stored under the first of ``keys`` that has one, or None.
+
+        ``keys`` are in preference order (:func:`id_candidates`); they are compared with the
+        normalised id of each entry. Entries with ``expires_at <= now`` are not found.
+        """
+        ...
+
+    async def record_dlr(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
+        """Store ``dlr`` as the latest receipt of part ``entry.part`` of ``entry.message_id``.
+
+        A final receipt is never replaced by a non-final one: when the stored receipt is final
+        (``Dlr.final``) and ``dlr`` is not, ``dlr`` is ignored (SMSCs reorder intermediate and
+        final receipts). Otherwise ``dlr`` replaces the stored receipt (a later final receipt
+        replaces an intermediate one, or an earlier final one).
+
+        Returns:
+            The latest receipt of every part of the message, index = part, None where none
+            came; its length is ``entry.parts``.
+        """
+        ...
+
+    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
+        """Keep a receipt no part matched, under ``key`` (its normalised id)."""
+        ...
+
+    async def take_unmatched(self, keys: Sequence[str]) -> list[Dlr]:
+        """Remove and return the unmatched receipts kept under any of ``keys``, oldest first."""
+        ...
+
+    async def unmatched(self, limit: int) -> list[Dlr]:
+        """At most ``limit`` unmatched receipts, oldest first, without removing them."""
+        ...
+
+    async def count_unmatched(self) -> int:
+        """The number of unmatched receipts kept."""
+        ...
+
+    async def expire(self, now: float) -> tuple[int, int]:
+        """Remove parts (with their receipts) and unmatched receipts with ``expires_at <= now``.
+
+        Returns:
+            (parts removed, unmatched receipts removed).
+        """
+        ...
+
+
+class MemoryCorrelationStore:
+    """A :class:`CorrelationStore` in dicts, for one process and for tests.
+
+    It is bounded in time, not in count: entries and unmatched receipts stay until
+    :meth:`expire` removes them after their TTL, so the caller must call ``expire`` now and
+    then (the daemon does, on a timer). Unmatched receipts are never evicted early, because
+    dropping a receipt silently is what this module exists to avoid.
+    """
+
+    __slots__ = ("_next", "_parts", "_receipts", "_unmatched", "_unmatched_keys")
+
+    def __init__(self) -> None:
+        self._parts: dict[str, PartEntry] = {}
+        # (message id, part) -> (latest receipt, expires_at of the entry that recorded it)
+        self._receipts: dict[tuple[str, int], tuple[Dlr, float]] = {}
+        # arrival number -> (key, receipt, expires_at); dicts keep insertion (arrival) order
+        self._unmatched: dict[int, tuple[str, Dlr, float]] = {}
+        self._unmatched_keys: dict[str, list[int]] = {}
+        self._next = 0
+
+    async def add_part(self, entry: PartEntry) -> None:
+        self._parts[normalize_message_id(entry.smsc_id)] = entry
+
+    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
+        for key in keys:
+            entry = self._parts.get(key)
+            if entry is not None and entry.expires_at > now:
+                return entry
+        return None
+
+    async def record_dlr(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
+        slot = (entry.message_id, entry.part)
+        stored = self._receipts.get(slot)
+        if stored is None or not stored[0].final or dlr.final:
+            self._receipts[slot] = (dlr, entry.expires_at)
+        else:
+            self._receipts[slot] = (stored[0], max(stored[1], entry.expires_at))
+        out: list[Dlr | None] = []
+        for part in range(entry.parts):
+            found = self._receipts.get((entry.message_id, part))
+            out.append(None if found is None else found[0])
+        return tuple(out)
+
+    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
+        number = self._next
+        self._next += 1
+        self._unmatched[number] = (key, dlr, expires_at)
+        self._unmatched_keys.setdefault(key, []).append(number)
+
+    async def take_unmatched(self, keys: Sequence[str]) -> list[Dlr]:
+        numbers: list[int] = []
+        for key in dict.fromkeys(keys):
+            numbers.extend(self._unmatched_keys.pop(key, ()))
+        return [self._unmatched.pop(number)[1] for number in sorted(numbers)]
+
+    async def unmatched(self, limit: int) -> list[Dlr]:
+        out: list[Dlr] = []
+        for _key, dlr, _expires in self._unmatched.values():
+            if len(out) >= limit:
+                break
+            out.append(dlr)
+        return out
+
+    async def count_unmatched(self) -> int:
+        return len(self._unmatched)
+
+    async def expire(self, now: float) -> tuple[int, int]:
+        dead_parts = [key for key, entry in self._parts.items() if entry.expires_at <= now]
+        for key in dead_parts:
+            del self._parts[key]
+        dead_receipts = [slot for slot, (_, expires) in self._receipts.items() if expires <= now]
+        for slot in dead_receipts:
+            del self._receipts[slot]
+        dead = [n for n, (_, _, expires) in self._unmatched.items() if expires <= now]
+        for number in dead:
+            key = self._unmatched.pop(number)[0]
+            numbers = self._unmatched_keys[key]
+            numbers.remove(number)
+            if not numbers:
+                del self._unmatched_keys[key]
+        return len(dead_parts), len(dead)
+
+
+# --- correlator --------------------------------------------------------------------------------
+
+
+class Correlator:
+    """Matches delivery receipts to submitted parts through a :class:`CorrelationStore`.
+
+    Within one process, :meth:`register` and :meth:`on_dlr` are serialised by a lock, so a
+    receipt racing its own submit_sm_resp is matched exactly once. Across processes sharing a
+    store, :meth:`on_dlr` looks for the part again after parking a receipt, and takes it back
+    if the part appeared meanwhile; :meth:`register` adds the part before taking parked
+    receipts. Either way one of the two sides sees the other.
+    """
+
+    __slots__ = ("_clock", "_lock", "_store", "_ttl", "_unmatched_ttl")
+
+    def __init__(
+        self,
+        store: CorrelationStore,
+        *,
+        ttl: float = DEFAULT_TTL,
+        unmatched_ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Create a correlator.
+
+        Args:
+            store: where parts and receipts are kept.
+            ttl: seconds a registered part stays matchable.
+            unmatched_ttl: seconds an unmatched receipt is kept.
+            clock: the Unix time source.
+        """
+        self._store = store
+        self._ttl = ttl
+        self._unmatched_ttl = unmatched_ttl
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def register(self, message_id: str, part: int, parts: int, smsc_id: str) -> list[Match]:
+        """Record a part's SMSC id (from its submit_sm_resp) and match receipts parked for it.
+
+        Args:
+            message_id: our message id.
+            part: the part's index, 0-based.
+            parts: the message's number of parts.
+            smsc_id: the message_id of the submit_sm_resp.
+
+        Returns:
+            The matches of receipts that had arrived before this call, in arrival order.
+
+        Raises:
+            CorrelationError: ``smsc_id`` is empty, or ``part`` is not in ``range(parts)``.
+        """
+        if not normalize_message_id(smsc_id):
+            raise CorrelationError(f"message {message_id!r} part {part}: empty SMSC message id")
+        if not 0 <= part < parts:
+            raise CorrelationError(f"message {message_id!r}: part {part} not in 0..{parts - 1}")
+        now = self._clock()
+        entry = PartEntry(message_id, part, parts, smsc_id, now, now + self._ttl)
+        async with self._lock:
+            await self._store.add_part(entry)
+            parked = await self._store.take_unmatched(id_candidates(smsc_id))
+            return [await self._record(entry, dlr) for dlr in parked]
+
+    async def on_dlr(self, dlr: Dlr) -> Match | None:
+        """Match a receipt to its part, or keep it as unmatched.
+
+        Args:
+            dlr: the receipt (see :func:`dlr_from_pdu`).
+
+        Returns:
+            The match, or None when no part matched: the receipt is then kept, and matched by a
+            later :meth:`register` of its id, or removed by :meth:`expire` after
+            ``unmatched_ttl``.
+        """
+        keys = id_candidates(dlr.smsc_id)
+        async with self._lock:
+            now = self._clock()
+            entry = await self._store.find_part(keys, now)
+            if entry is not None:
+                return await self._record(entry, dlr)
+            await self._store.add_unmatched(keys[0], dlr, now + self._unmatched_ttl)
+            # Another process sharing the store may have registered the part in between.
+            entry = await self._store.find_part(keys, self._clock())
+            if entry is None:
+                return None
+            taken = await self._store.take_unmatched(id_candidates(entry.smsc_id))
+            matches = [await self._record(entry, parked) for parked in taken]
+        mine = [match for match in matches if match.dlr == dlr]
+        return mine[-1] if mine else None
+
+    async def _record(self, entry: PartEntry, dlr: Dlr) -> Match:
+        parts = await self._store.record_dlr(entry, dlr)
+        state = aggregate(parts)
+        return Match(entry=entry, dlr=dlr, parts=parts, state=state, final=state.is_final)
+
+    async def unmatched(self, limit: int = 100) -> list[Dlr]:
+        """At most ``limit`` unmatched receipts, oldest first."""
+        return await self._store.unmatched(limit)
+
+    async def count_unmatched(self) -> int:
+        """The number of unmatched receipts kept."""
+        return await self._store.count_unmatched()
+
+    async def expire(self) -> tuple[int, int]:
+        """Remove expired parts and unmatched receipts.
+
+        Returns:
+            (parts removed, unmatched receipts removed).
+        """
+        return await self._store.expire(self._clock())
