@@ -12,9 +12,35 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .server import Account, FaultSettings, Simulator, SimulatorSettings
+from smppgw.codec.text import SplitMethod
+
+from .server import Account, FaultSettings, MoSettings, Simulator, SimulatorSettings
 
 __all__ = ["build_parser", "main"]
+
+
+def _share(value: str) -> float:
+    """An argparse type: a fraction between 0 and 1."""
+    try:
+        share = float(value)
+    except ValueError:
+        share = -1.0
+    if not 0.0 <= share <= 1.0:
+        msg = f"expected a share between 0 and 1, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return share
+
+
+def _rate(value: str) -> float:
+    """An argparse type: a rate per second, 0 or more."""
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate < float("inf"):
+        msg = f"expected a rate of 0 or more per second, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return rate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="smppgw simulate",
         description=(
             "Run an SMSC simulator modelled on the provider: several servers, per-server bind "
-            "and throughput limits, delivery receipts relayed on any receiver bind of the account."
+            "and throughput limits, delivery receipts relayed on any receiver bind of the account, "
+            "optional mobile-originated (MO) messages."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -40,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--system-id", default="smppgw", help="account system_id (smppgw)")
     parser.add_argument(
         "--password-file",
-        help="file holding the account password (default: the password 'simulator')",
+        help="file holding the account password (default: the password 'localsim')",
     )
     parser.add_argument("--binds", type=int, default=3, help="binds allowed per server (3)")
     parser.add_argument(
@@ -60,6 +87,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dlr-before-resp", type=float, default=0.0, help="early receipt share")
     parser.add_argument("--drop-every", type=int, default=0, help="close links every N PDUs")
     parser.add_argument("--refuse-binds", action="store_true", help="refuse every bind")
+    mo = parser.add_argument_group(
+        "mobile-originated messages",
+        "MO messages arrive as deliver_sm (esm_class type 0) on a random receiver or transceiver "
+        "bind of the account, held until one binds and resent until answered ESME_ROK.",
+    )
+    mo.add_argument(
+        "--mo-rate",
+        type=_rate,
+        default=0.0,
+        metavar="PER_SECOND",
+        help="MO messages generated per second over all servers, 0 = none (0)",
+    )
+    mo.add_argument(
+        "--mo-long-share",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of MO messages long enough to need 2-4 concatenated parts, 0-1 (0)",
+    )
+    mo.add_argument(
+        "--mo-ucs2-share",
+        type=_share,
+        default=0.0,
+        metavar="SHARE",
+        help="share of MO messages written outside GSM 03.38, sent as UCS-2, 0-1 (0)",
+    )
+    mo.add_argument(
+        "--mo-source", metavar="NUMBER", help="fixed MO sender (default: a random number each)"
+    )
+    mo.add_argument(
+        "--mo-destination",
+        default="12345",
+        metavar="NUMBER",
+        help="the number or short code MO messages are sent to (12345)",
+    )
+    mo.add_argument(
+        "--mo-split",
+        choices=[m.value for m in SplitMethod],
+        default=SplitMethod.UDH.value,
+        help="how long MO messages travel: udh (UDHI + concatenation header), sar "
+        "(sar_* TLVs) or payload (one message_payload TLV) (udh)",
+    )
+    mo.add_argument(
+        "--mo-udh16",
+        action="store_true",
+        help="use the 16-bit reference concatenation header (06 08 04 ...)",
+    )
     parser.add_argument("--seed", type=int, help="random seed, for repeatable runs")
     return parser
 
@@ -68,7 +142,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
     password = (
         Path(args.password_file).read_text(encoding="utf-8").strip()
         if args.password_file
-        else "simulator"
+        else "localsim"  # the gateway's simulator-mode default (config.SIMULATOR_PASSWORD)
     )
     return SimulatorSettings(
         host=args.host,
@@ -87,6 +161,15 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
             stall_ratio=args.stall_ratio,
             queue_full_ratio=args.queue_full_ratio,
             refuse_binds=args.refuse_binds,
+        ),
+        mo=MoSettings(
+            rate=args.mo_rate,
+            long_share=args.mo_long_share,
+            ucs2_share=args.mo_ucs2_share,
+            source=args.mo_source,
+            destination=args.mo_destination,
+            method=SplitMethod(args.mo_split),
+            udh_ref_bits=16 if args.mo_udh16 else 8,
         ),
         seed=args.seed,
     )
@@ -108,7 +191,8 @@ async def _run(settings: SimulatorSettings, ca_out: str | None) -> None:
         s = sim.stats
         print(
             f"submits {s.received_submits}, accepted {s.accepted}, throttled {s.throttled}, "
-            f"receipts sent {s.dlrs_sent}, acknowledged {s.dlrs_acked}",
+            f"receipts sent {s.dlrs_sent}, acknowledged {s.dlrs_acked}, "
+            f"MO messages {s.mo_messages} in {s.mo_parts} parts, acknowledged {s.mo_acknowledged}",
             file=sys.stderr,
         )
 

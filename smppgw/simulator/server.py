@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import itertools
 import logging
@@ -30,8 +31,10 @@ from smppgw.codec import (
     DecodeError,
     DeliverSm,
     DeliverSmResp,
+    EncodeError,
     EnquireLink,
     EnquireLinkResp,
+    EsmClass,
     Framer,
     GenericNack,
     InvalidCommandLengthError,
@@ -46,16 +49,34 @@ from smppgw.codec import (
     c_string_tlv,
     decode,
     encode,
+    u8_tlv,
+    u16_tlv,
 )
+from smppgw.codec.errors import SmppError
 from smppgw.codec.receipt import format_receipt, stat_to_message_state
+from smppgw.codec.text import (
+    Alphabet,
+    MessageTooLongError,
+    Part,
+    SplitMethod,
+    alphabet_for,
+    choose_coding,
+    concat_udh,
+    encode_text,
+    split_message,
+)
 
 __all__ = [
     "Account",
     "FaultSettings",
+    "MoRecord",
+    "MoSettings",
     "ServerInfo",
     "Simulator",
     "SimulatorSettings",
     "SimulatorStats",
+    "UnknownAccountError",
+    "build_mo_parts",
 ]
 
 log = logging.getLogger(__name__)
@@ -92,6 +113,25 @@ class FaultSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MoSettings:
+    """Mobile-originated messages generated on their own (off by default).
+
+    Each generated MO goes to one account as deliver_sm(s), under the same delivery rules as
+    receipts: held until a receiver binds, resent until answered with ESME_ROK.
+    """
+
+    rate: float = 0.0  # MO messages per second over the whole simulator; 0 = none generated
+    long_share: float = 0.0  # share of messages long enough to need 2 to 4 parts
+    ucs2_share: float = 0.0  # share of messages written outside GSM 03.38 (sent as UCS-2)
+    source: str | None = None  # a fixed sender, or None for a random mobile number each time
+    destination: str = "12345"  # the short code or number the mobiles write to
+    system_id: str | None = None  # the account receiving them, or None for a random account
+    method: SplitMethod = SplitMethod.UDH  # how long messages travel: UDH, SAR or PAYLOAD
+    udh_ref_bits: Literal[8, 16] = 8  # size of the concatenation reference in the UDH
+    max_pending: int = 10_000  # generation pauses while this many parts await a receiver
+
+
+@dataclass(frozen=True, slots=True)
 class SimulatorSettings:
     """The simulated SMSC. Ports of 0 (the default) are chosen by the system."""
 
@@ -113,9 +153,10 @@ class SimulatorSettings:
         ("EXPIRED", 21, 0.03),
         ("REJECTD", 453, 0.02),
     )
-    dlr_retry: float = 1.0  # seconds before a receipt not acknowledged with ESME_ROK is resent
+    dlr_retry: float = 1.0  # seconds before a receipt or MO not answered ESME_ROK is resent
     idle_timeout: float = 300.0  # links silent this long are cut, as the provider does
     faults: FaultSettings = field(default_factory=FaultSettings)
+    mo: MoSettings = field(default_factory=MoSettings)
     seed: int | None = None
 
     def server_names(self) -> tuple[str, ...]:
@@ -145,8 +186,163 @@ class SimulatorStats:
     dlrs_acked: int = 0
     dlrs_nacked: int = 0
     binds_refused: int = 0
+    mo_messages: int = 0  # MO messages injected or generated
+    mo_parts: int = 0  # their deliver_sm parts
+    mo_sent: int = 0  # MO deliver_sm sent, resends included
+    mo_acknowledged: int = 0  # MO parts answered with ESME_ROK (each counted once)
+    mo_nacked: int = 0  # MO deliver_sm answered with another status (then resent)
+    mo_skipped: int = 0  # generated MO not made because max_pending parts were waiting
     accepted_by_server: Counter[str] = field(default_factory=Counter)
     per_second: dict[str, Counter[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class MoRecord:
+    """An MO message handed to the simulator, as it is delivered.
+
+    Attributes:
+        number: its rank among the MO messages of this simulator (from 1).
+        system_id: the account it is delivered to.
+        source_addr: the mobile that sent it.
+        destination_addr: the number or short code it was sent to.
+        data_coding: the data_coding of every part.
+        reference: the concatenation reference (UDH or sar_msg_ref_num), None for one plain part.
+        pdus: the deliver_sm of each part in order (sequence_number is set when sent).
+    """
+
+    number: int
+    system_id: str
+    source_addr: str
+    destination_addr: str
+    data_coding: int
+    reference: int | None
+    pdus: tuple[DeliverSm, ...]
+
+    @property
+    def parts(self) -> int:
+        """The number of deliver_sm this message takes."""
+        return len(self.pdus)
+
+
+class UnknownAccountError(SmppError, ValueError):
+    """An MO addressed to a system_id the simulator has no account for."""
+
+    def __init__(self, system_id: str) -> None:
+        super().__init__(f"MO for system_id {system_id!r}: the simulator has no such account")
+        self.system_id = system_id
+
+
+@dataclass(slots=True)
+class _MoPart:
+    record: MoRecord
+    pdu: DeliverSm
+    attempts: int = 0
+
+
+# Octets of user data: (one plain message, a part after an 8-bit ref UDH, after a 16-bit one).
+# GSM 03.38 is counted in unpacked septets: 160 alone, 153 / 152 after a 6 / 7-octet UDH.
+_CAPACITY: dict[Alphabet, tuple[int, int, int]] = {
+    Alphabet.GSM7: (160, 153, 152),
+    Alphabet.UCS2: (140, 134, 132),
+}
+_OCTET_CAPACITY = (140, 134, 133)
+_MAX_PARTS = 255  # the total-parts octet of the concatenation element
+
+
+def _octet_chunks(data: bytes, alphabet: Alphabet | None, capacity: int) -> list[bytes]:
+    """Cut encoded user data into parts of at most ``capacity`` octets, never inside a GSM
+    escape pair or a UTF-16 surrogate pair."""
+    chunks = []
+    pos = 0
+    while len(data) - pos > capacity:
+        end = pos + capacity
+        if alphabet is Alphabet.GSM7 and data[end - 1] == 0x1B:
+            end -= 1
+        elif alphabet is Alphabet.UCS2 and 0xD8 <= data[end - 2] <= 0xDB:
+            end -= 2
+        chunks.append(data[pos:end])
+        pos = end
+    chunks.append(data[pos:])
+    return chunks
+
+
+def build_mo_parts(
+    text: str | bytes,
+    data_coding: int,
+    *,
+    reference: int = 0,
+    concatenated: bool | None = None,
+    udh16: bool = False,
+    method: SplitMethod = SplitMethod.UDH,
+) -> tuple[Part, ...]:
+    """The short_message, TLVs and esm_class bits of each deliver_sm of an MO message.
+
+    A text is encoded and split by :func:`smppgw.codec.text.split_message`; octets given as
+    ``bytes`` are taken as already encoded in ``data_coding`` and cut at the same sizes.
+
+    Args:
+        text: the message, as text or as encoded user data.
+        data_coding: the data_coding of the parts.
+        reference: the concatenation reference (8 bits, or 16 with udh16 or SAR).
+        concatenated: None: concatenate only when one message is too short; True: always mark
+            the parts as concatenated (a short text becomes part 1 of 1); False: refuse a text
+            needing more than one message.
+        udh16: use the 16-bit reference UDH ``06 08 04 refhi reflo total seq``.
+        method: UDH (esm_class UDHI), SAR TLVs, or the whole text in message_payload.
+
+    Returns:
+        One :class:`~smppgw.codec.text.Part` per deliver_sm.
+
+    Raises:
+        TextEncodeError, UnsupportedCodingError: text the data_coding cannot carry.
+        MessageTooLongError: more than one part with concatenated=False, or over 255 parts.
+        EncodeError: a reference out of range.
+    """
+    if isinstance(text, str) and not concatenated:
+        return split_message(
+            text,
+            data_coding,
+            method=method,
+            reference=reference,
+            udh16=udh16,
+            max_parts=1 if concatenated is False else None,
+        )
+    data = encode_text(text, data_coding) if isinstance(text, str) else text
+    if method is SplitMethod.PAYLOAD:
+        return (Part(b"", (Tlv(Tag.MESSAGE_PAYLOAD, data),)),)
+    try:
+        alphabet: Alphabet | None = alphabet_for(data_coding)
+    except SmppError:
+        alphabet = None  # octets in a coding without a table: cut as 8-bit data
+    single, part8, part16 = (
+        _CAPACITY.get(alphabet, _OCTET_CAPACITY) if alphabet else _OCTET_CAPACITY
+    )
+    if len(data) <= single and not concatenated:
+        return (Part(data),)
+    wide = udh16 or method is SplitMethod.SAR
+    chunks = _octet_chunks(data, alphabet, part16 if wide else part8)
+    limit = 1 if concatenated is False else _MAX_PARTS
+    if len(chunks) > limit:
+        raise MessageTooLongError(len(chunks), limit)
+    total = len(chunks)
+    if method is SplitMethod.SAR:
+        if not 0 <= reference <= 0xFFFF:
+            raise EncodeError(f"sar_msg_ref_num {reference} does not fit 16 bits")
+        return tuple(
+            Part(
+                chunk,
+                (
+                    u16_tlv(Tag.SAR_MSG_REF_NUM, reference),
+                    u8_tlv(Tag.SAR_TOTAL_SEGMENTS, total),
+                    u8_tlv(Tag.SAR_SEGMENT_SEQNUM, seqnum),
+                ),
+            )
+            for seqnum, chunk in enumerate(chunks, 1)
+        )
+    return tuple(
+        Part(concat_udh(reference, total, seqnum, udh16=udh16) + chunk, (), EsmClass.UDHI)
+        for seqnum, chunk in enumerate(chunks, 1)
+    )
 
 
 @dataclass(slots=True)
@@ -184,7 +380,7 @@ class _Connection(asyncio.Protocol):
         self.received = 0
         self.last_received = time.monotonic()
         self.sequence = itertools.count(1)
-        self.awaiting: dict[int, _Receipt] = {}
+        self.awaiting: dict[int, _Receipt | _MoPart] = {}
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -197,9 +393,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
-        # Receipts sent on this link but not acknowledged go back to the queue.
-        for receipt in self.awaiting.values():
-            self.sim.requeue(receipt)
+        # Receipts and MO parts sent on this link but not acknowledged go back to the queue.
+        for item in self.awaiting.values():
+            self.sim.requeue(item)
         self.awaiting.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -247,9 +443,7 @@ class _Connection(asyncio.Protocol):
             self.close()
             return
         if isinstance(pdu, DeliverSmResp):
-            receipt = self.awaiting.pop(seq, None)
-            if receipt is not None:
-                self.sim.receipt_answered(receipt, pdu.command_status)
+            self.answered(pdu)
             return
         if isinstance(pdu, EnquireLinkResp | UnbindResp | GenericNack):
             return
@@ -266,6 +460,13 @@ class _Connection(asyncio.Protocol):
             return
         # The provider supports neither submit_multi nor the ancillary operations.
         self.write(GenericNack(sequence_number=seq, command_status=CommandStatus.ESME_RINVCMDID))
+
+    def answered(self, resp: DeliverSmResp) -> None:
+        item = self.awaiting.pop(resp.sequence_number, None)
+        if isinstance(item, _Receipt):
+            self.sim.receipt_answered(item, resp.command_status)
+        elif item is not None:
+            self.sim.mo_answered(item, resp.command_status)
 
     def bind(self, pdu: BindTransmitter | BindReceiver | BindTransceiver) -> None:
         resp_cls = _BIND_RESPONSES[type(pdu)]
@@ -284,6 +485,7 @@ class _Connection(asyncio.Protocol):
         self.write(resp_cls(sequence_number=pdu.sequence_number, system_id="SMPPGW-SIM"))
         if self.receiver:
             self.sim.flush_receipts(self.account.system_id)
+            self.sim.flush_mo(self.account.system_id)
 
     def submit(self, pdu: SubmitSm | DataSm) -> None:
         sim, account = self.sim, self.account
@@ -339,6 +541,13 @@ class _Connection(asyncio.Protocol):
                 else DataSmResp(sequence_number=seq, command_status=status, body_omitted=True)
             )
         self.write(resp)
+
+    def send_mo_part(self, part: _MoPart) -> None:
+        seq = next(self.sequence) % 0x7FFFFFFF + 1
+        self.awaiting[seq] = part
+        part.attempts += 1
+        self.sim.stats.mo_sent += 1
+        self.write(dataclasses.replace(part.pdu, sequence_number=seq))
 
     def send_receipt(self, receipt: _Receipt) -> None:
         seq = next(self.sequence) % 0x7FFFFFFF + 1
@@ -399,6 +608,11 @@ class Simulator:
         self._servers = [_Server(self, name) for name in self.settings.server_names()]
         self._pending: dict[str, deque[_Receipt]] = {}
         self._scheduled = 0
+        self._mo_pending: dict[str, deque[_MoPart]] = {}
+        self._mo_scheduled = 0
+        self._mo_numbers = itertools.count(1)
+        self._mo_reference = self.rng.randrange(0x10000)
+        self._mo_task: asyncio.Task[None] | None = None
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -436,11 +650,18 @@ class Simulator:
             )
         self.servers = tuple(infos)
         self._idle_task = loop.create_task(self._cut_idle_links())
+        mo = self.settings.mo
+        if mo.rate > 0:
+            if mo.system_id is not None and mo.system_id not in self.accounts:
+                await self.stop()
+                raise UnknownAccountError(mo.system_id)
+            self._mo_task = loop.create_task(self._generate_mo())
 
     async def stop(self) -> None:
         """Close every listener and connection."""
-        if self._idle_task is not None:
-            self._idle_task.cancel()
+        for task in (self._idle_task, self._mo_task):
+            if task is not None:
+                task.cancel()
         for task in list(self._tasks):
             task.cancel()
         for server in self._servers:
@@ -474,7 +695,13 @@ class Simulator:
     @property
     def dlrs_pending(self) -> int:
         """Receipts scheduled, queued for a receiver, or sent and not yet acknowledged."""
-        awaiting = sum(len(c.awaiting) for s in self._servers for c in s.connections)
+        awaiting = sum(
+            1
+            for s in self._servers
+            for c in s.connections
+            for item in c.awaiting.values()
+            if isinstance(item, _Receipt)
+        )
         return self._scheduled + sum(len(q) for q in self._pending.values()) + awaiting
 
     async def wait_dlrs_settled(self, timeout: float) -> None:  # noqa: ASYNC109
@@ -482,6 +709,126 @@ class Simulator:
         async with asyncio.timeout(timeout):
             while self.dlrs_pending:  # noqa: ASYNC110 - counters, not events
                 await asyncio.sleep(0.01)
+
+    @property
+    def mo_pending(self) -> int:
+        """MO parts waiting to be resent, queued for a receiver, or sent and not yet answered."""
+        awaiting = sum(
+            1
+            for s in self._servers
+            for c in s.connections
+            for item in c.awaiting.values()
+            if isinstance(item, _MoPart)
+        )
+        return self._mo_scheduled + sum(len(q) for q in self._mo_pending.values()) + awaiting
+
+    async def wait_mo_settled(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until every MO part was sent and acknowledged with ESME_ROK.
+
+        Raises:
+            TimeoutError: parts are still pending after ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            while self.mo_pending:  # noqa: ASYNC110 - counters, not events
+                await asyncio.sleep(0.01)
+
+    def send_mo(
+        self,
+        system_id: str,
+        source_addr: str,
+        destination_addr: str,
+        text: str | bytes,
+        *,
+        data_coding: int | None = None,
+        concatenated: bool | None = None,
+        udh_ref_bits: Literal[8, 16] = 8,
+        method: SplitMethod = SplitMethod.UDH,
+        source_addr_ton: int = 1,
+        source_addr_npi: int = 1,
+        dest_addr_ton: int = 0,
+        dest_addr_npi: int = 1,
+    ) -> MoRecord:
+        """Deliver a mobile-originated message to an account, as deliver_sm (SMPP v3.4 4.6.1).
+
+        Each part goes to a random receiver-capable bind of ``system_id`` on any server that is
+        up; parts are held until such a bind exists and resent ``dlr_retry`` seconds after any
+        answer other than ESME_ROK or a link lost before the answer. The esm_class type bits are
+        0 (a short message, not a receipt); UDHI (0x40) is set on UDH parts.
+
+        Args:
+            system_id: the account to deliver to.
+            source_addr: the sending mobile's number.
+            destination_addr: the number or short code it wrote to.
+            text: the message, as text or as octets already encoded in ``data_coding``.
+            data_coding: the data_coding; default GSM 03.38 when the text fits it, else UCS-2
+                (8-bit data, 0x04, for octets).
+            concatenated: None to concatenate only when needed, True to always, False to refuse
+                a text needing more than one message (see :func:`build_mo_parts`).
+            udh_ref_bits: 8 for the UDH ``05 00 03 ref total seq``, 16 for ``06 08 04 ...``.
+            method: UDH, SAR (sar_* TLVs) or PAYLOAD (message_payload) for long messages.
+            source_addr_ton: TON of source_addr (1, international, by default).
+            source_addr_npi: NPI of source_addr (1, E.164, by default).
+            dest_addr_ton: TON of destination_addr (0, unknown, by default).
+            dest_addr_npi: NPI of destination_addr (1, E.164, by default).
+
+        Returns:
+            The message and its deliver_sm parts.
+
+        Raises:
+            UnknownAccountError: no account has this system_id.
+            TextEncodeError, UnsupportedCodingError: text the data_coding cannot carry.
+            MessageTooLongError: too long for the ``concatenated`` choice or over 255 parts.
+            EncodeError: an address or field that does not fit its deliver_sm field.
+        """
+        if system_id not in self.accounts:
+            raise UnknownAccountError(system_id)
+        if data_coding is None:
+            data_coding = choose_coding(text) if isinstance(text, str) else 0x04
+        wide = udh_ref_bits == 16 or method is SplitMethod.SAR
+        reference = self._mo_reference % (0x10000 if wide else 0x100)
+        parts = build_mo_parts(
+            text,
+            data_coding,
+            reference=reference,
+            concatenated=concatenated,
+            udh16=udh_ref_bits == 16,
+            method=method,
+        )
+        pdus = tuple(
+            DeliverSm(
+                source_addr_ton=source_addr_ton,
+                source_addr_npi=source_addr_npi,
+                source_addr=source_addr,
+                dest_addr_ton=dest_addr_ton,
+                dest_addr_npi=dest_addr_npi,
+                destination_addr=destination_addr,
+                esm_class=int(part.esm_class),
+                data_coding=data_coding,
+                short_message=part.short_message,
+                tlvs=part.tlvs,
+            )
+            for part in parts
+        )
+        for pdu in pdus:
+            encode(pdu)  # refuse now what could not go on the wire later
+        marked = len(pdus) > 1 or bool(pdus[0].esm_class & EsmClass.UDHI) or bool(pdus[0].tlvs)
+        if marked and method is not SplitMethod.PAYLOAD:
+            self._mo_reference += 1
+        record = MoRecord(
+            number=next(self._mo_numbers),
+            system_id=system_id,
+            source_addr=source_addr,
+            destination_addr=destination_addr,
+            data_coding=data_coding,
+            reference=reference if marked and method is not SplitMethod.PAYLOAD else None,
+            pdus=pdus,
+        )
+        self.stats.mo_messages += 1
+        self.stats.mo_parts += len(pdus)
+        queue = self._mo_pending.setdefault(system_id, deque())
+        queue.extend(_MoPart(record, pdu) for pdu in pdus)
+        self.flush_mo(system_id)
+        return record
 
     def submits_per_second(self, server: str) -> list[int]:
         """Accepted-or-throttled submit counts per 1-second window of the monotonic clock."""
@@ -571,22 +918,52 @@ class Simulator:
         self._pending.setdefault(receipt.system_id, deque()).append(receipt)
         self.flush_receipts(receipt.system_id)
 
-    def flush_receipts(self, system_id: str) -> None:
-        """Send queued receipts on random receiver binds of the account, on any server."""
-        queue = self._pending.get(system_id)
-        if not queue:
-            return
-        receivers = [
+    def _receivers(self, system_id: str) -> list[_Connection]:
+        return [
             c
             for s in self._servers
             if not s.down
             for c in s.connections
             if c.receiver and c.account is not None and c.account.system_id == system_id
         ]
+
+    def flush_receipts(self, system_id: str) -> None:
+        """Send queued receipts on random receiver binds of the account, on any server."""
+        queue = self._pending.get(system_id)
+        if not queue:
+            return
+        receivers = self._receivers(system_id)
         if not receivers:
             return  # kept until a receiver binds
         while queue:
             self.rng.choice(receivers).send_receipt(queue.popleft())
+
+    def flush_mo(self, system_id: str) -> None:
+        """Send queued MO parts on random receiver binds of the account, on any server."""
+        queue = self._mo_pending.get(system_id)
+        if not queue:
+            return
+        receivers = self._receivers(system_id)
+        if not receivers:
+            return  # kept until a receiver binds
+        while queue:
+            self.rng.choice(receivers).send_mo_part(queue.popleft())
+
+    def mo_answered(self, part: _MoPart, status: CommandStatus) -> None:
+        if status == CommandStatus.ESME_ROK:
+            self.stats.mo_acknowledged += 1
+            return
+        self.stats.mo_nacked += 1
+        self._schedule_mo(part)
+
+    def _schedule_mo(self, part: _MoPart) -> None:
+        self._mo_scheduled += 1
+        asyncio.get_running_loop().call_later(self.settings.dlr_retry, self._mo_due, part)
+
+    def _mo_due(self, part: _MoPart) -> None:
+        self._mo_scheduled -= 1
+        self._mo_pending.setdefault(part.record.system_id, deque()).append(part)
+        self.flush_mo(part.record.system_id)
 
     def receipt_answered(self, receipt: _Receipt, status: CommandStatus) -> None:
         if status == CommandStatus.ESME_ROK:
@@ -595,8 +972,39 @@ class Simulator:
         self.stats.dlrs_nacked += 1
         self.schedule_receipt(receipt, self.settings.dlr_retry)
 
-    def requeue(self, receipt: _Receipt) -> None:
-        self.schedule_receipt(receipt, self.settings.dlr_retry)
+    def requeue(self, item: _Receipt | _MoPart) -> None:
+        if isinstance(item, _Receipt):
+            self.schedule_receipt(item, self.settings.dlr_retry)
+        else:
+            self._schedule_mo(item)
+
+    async def _generate_mo(self) -> None:
+        mo = self.settings.mo
+        while True:
+            await asyncio.sleep(self.rng.expovariate(mo.rate))
+            if self.mo_pending >= mo.max_pending:
+                self.stats.mo_skipped += 1
+                continue
+            system_id = mo.system_id or self.rng.choice(list(self.accounts))
+            source = mo.source or f"1415555{self.rng.randrange(10_000):04d}"
+            text = _random_text(
+                self.rng,
+                long=self.rng.random() < mo.long_share,
+                ucs2=self.rng.random() < mo.ucs2_share,
+            )
+            try:
+                self.send_mo(
+                    system_id,
+                    source,
+                    mo.destination,
+                    text,
+                    udh_ref_bits=mo.udh_ref_bits,
+                    method=mo.method,
+                )
+            except SmppError:
+                # A sender or destination that cannot go in a deliver_sm: every MO would fail.
+                log.exception("MO generation stopped")
+                return
 
     async def _cut_idle_links(self) -> None:
         limit = self.settings.idle_timeout
@@ -625,3 +1033,24 @@ class Simulator:
         path.write_bytes(self.ca_pem)
         self.ca_file = str(path)
         return context
+
+
+_GSM_WORDS = ("hello", "STOP", "yes", "no", "balance?", "info", "thanks", "order 42", "help")
+_UCS2_WORDS = ("привет", "नमस्ते", "你好", "ありがとう", "مرحبا", "😀", "€5 ok")
+
+
+def _random_text(rng: random.Random, *, long: bool, ucs2: bool) -> str:
+    """A plausible MO text: one message, or 2 to 4 parts when ``long``."""
+    words = _GSM_WORDS + _UCS2_WORDS if ucs2 else _GSM_WORDS
+    single, part = (70, 67) if ucs2 else (160, 153)
+    size = rng.randint(single + 1, 4 * part - 4) if long else rng.randint(2, single // 2)
+    out: list[str] = []
+    length = 0
+    while length < size:
+        word = rng.choice(words)
+        out.append(word)
+        length += len(word) + 1
+    text = " ".join(out)
+    if ucs2 and text.isascii():
+        text = "привет " + text
+    return text[:size] if not ucs2 else text[: size - 2]
