@@ -58,7 +58,7 @@ __all__ = [
     "webhook_settings",
 ]
 
-SIMULATOR_PASSWORD: Final = "simulator"  # noqa: S105 - a local test account, by design
+SIMULATOR_PASSWORD: Final = "localsim"  # noqa: S105 - a local test account, by design
 """The password the gateway and the built-in simulator share when no password is configured
 (simulator mode only)."""
 

@@ -1,0 +1,593 @@
+"""The daemon: intake -> durable store -> dispatcher -> bind manager -> SMSC, and back.
+
+:class:`Gateway` wires the parts together and is what tests run in-process; :func:`run` is the
+``smppgw run`` entry point (uvloop when installed, signal handling, systemd notifications).
+
+Promises, each kept by an ordering:
+
+* an intake ``submit`` is answered only after the store committed the message;
+* a part accepted by the SMSC is recorded (with its SMSC id, for correlation) before the next
+  part goes out, and a deliver_sm is answered ESME_ROK only after its receipt or MO part is
+  committed; if the store fails, it is answered ESME_RX_T_APPN so the SMSC sends it again;
+* after a crash, claimed messages go back to the queue; parts an SMSC already accepted are not
+  sent again. A part in flight at the crash (sent, response not yet recorded) is sent again: at
+  most one window of duplicates per bind, the documented cost of at-least-once delivery.
+
+Shutdown (SIGTERM, SIGINT): intake stops taking requests, the dispatcher claims nothing more,
+submits in flight get ``drain_timeout`` seconds for their responses, messages not yet sent go
+back to the queue, binds unbind, the store commits and closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
+from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass, Npi, Tag, Ton
+from smppgw.codec.errors import EncodeError
+from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
+from smppgw.codec.text import concat_udh, decode_text, parse_udh, split_message
+from smppgw.codec.tlv import dlt_tlvs, find_tlv
+from smppgw.config import (
+    Config,
+    bind_manager_settings,
+    intake_settings,
+    servers_from_simulator,
+    simulator_settings,
+    webhook_settings,
+)
+from smppgw.correlate import Correlator, Dlr, Match, PartEntry, dlr_from_pdu
+from smppgw.events import (
+    DeliveryState,
+    InboundEvent,
+    InboundPayload,
+    StatusPayload,
+    StoredEvent,
+    encode_event,
+    format_time,
+)
+from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult
+from smppgw.metrics import MetricsServer, PrometheusObserver
+from smppgw.observe import Observer
+from smppgw.sdnotify import Notifier
+from smppgw.store import ClaimedMessage, SqliteStore, StoreSettings
+from smppgw.webhook import WebhookSender
+
+__all__ = ["Gateway", "GatewayOptions", "build_parts", "run"]
+
+logger = logging.getLogger(__name__)
+
+_DAY: Final = 86400.0
+_SEPTETS_PER_PART: Final = 153
+_OCTETS_PER_PART: Final = 134
+_RECEIPT_TYPES: Final = (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """Knobs that are not in the configuration file (tests and benchmarks set them).
+
+    ``max_in_flight`` bounds the messages claimed from the queue at once (0: twice the total
+    window of every bind). ``drain_timeout`` bounds the wait for responses at shutdown.
+    ``housekeeping_interval`` paces queue-depth metrics, correlation expiry and pruning.
+    """
+
+    max_in_flight: int = 0
+    drain_timeout: float = 10.0
+    housekeeping_interval: float = 10.0
+    correlation_ttl: float = 7 * _DAY
+    wait_bound: float = 0.0  # seconds to wait for the first bind before serving intake
+
+
+# --- building the PDUs of a message ---------------------------------------------------------
+
+
+def _reference(message_id: str) -> int:
+    """The concatenation reference of a message: stable across restarts (same UDH on resend)."""
+    return hashlib.blake2b(message_id.encode(), digest_size=1).digest()[0]
+
+
+def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
+    """The submit_sm of each part of a stored message, in order.
+
+    Text is split with a concatenation UDH (8-bit reference derived from the message id);
+    a binary (``hex``) payload is cut into 153-septet (GSM) or 134-octet parts the same way.
+
+    Raises:
+        EncodeError: the text cannot be encoded (the intake checked it, so only a store written
+            by another version could hold such a message).
+    """
+    coding = request.wire_coding
+    reference = _reference(message_id)
+    bodies: list[tuple[bytes, int, tuple[object, ...]]] = []
+    if request.text is not None:
+        bodies.extend(
+            (part.short_message, int(part.esm_class), part.tlvs)
+            for part in split_message(request.text, coding, reference=reference)
+        )
+    else:
+        payload = request.payload or b""
+        single = 160 if request.data_coding == DataCoding.DEFAULT else 140
+        size = _SEPTETS_PER_PART if request.data_coding == DataCoding.DEFAULT else _OCTETS_PER_PART
+        if len(payload) <= single:
+            bodies.append((payload, 0, ()))
+        else:
+            chunks = [payload[i : i + size] for i in range(0, len(payload), size)]
+            for seq, chunk in enumerate(chunks, 1):
+                udh = concat_udh(reference, len(chunks), seq)
+                bodies.append((udh + chunk, int(EsmClass.UDHI), ()))
+    dlt = dlt_tlvs(request.pe_id, request.template_id, request.tm_id)
+    sender = request.sender
+    return [
+        SubmitSm(
+            source_addr_ton=sender.ton,
+            source_addr_npi=sender.npi,
+            source_addr=sender.value,
+            dest_addr_ton=Ton.INTERNATIONAL,
+            dest_addr_npi=Npi.ISDN,
+            destination_addr=request.to,
+            esm_class=esm_class,
+            priority_flag=request.priority,
+            schedule_delivery_time=request.schedule or "",
+            validity_period=request.validity or "",
+            registered_delivery=1 if request.registered_delivery else 0,
+            data_coding=coding,
+            short_message=short_message,
+            tlvs=(*tlvs, *dlt),  # type: ignore[arg-type]
+        )
+        for short_message, esm_class, tlvs in bodies
+    ]
+
+
+# --- the gateway ----------------------------------------------------------------------------
+
+
+class _Backend:
+    """What the intake sees: the store, plus waking the dispatcher on new messages."""
+
+    def __init__(self, store: SqliteStore, on_new: Callable[[], None]) -> None:
+        self._store = store
+        self._on_new = on_new
+
+    async def submit(self, requests: Sequence[SubmitRequest]) -> Sequence[SubmitResult]:
+        results = await self._store.add_messages(requests)
+        self._on_new()
+        return results
+
+    async def status(
+        self, *, message_id: str | None = None, custom: str | None = None
+    ) -> StatusPayload | None:
+        return await self._store.status(message_id=message_id, custom=custom)
+
+    async def events_after(self, cursor: int, limit: int) -> Sequence[StoredEvent]:
+        return await self._store.events_after(cursor, limit)
+
+    async def wait_events(self, cursor: int) -> None:
+        await self._store.wait_events(cursor)
+
+    async def last_cursor(self) -> int:
+        return await self._store.last_cursor()
+
+
+class Gateway:
+    """The whole daemon in one object: ``await start()``, then ``await stop()``.
+
+    Args:
+        config: a validated configuration.
+        options: knobs outside the configuration file.
+        observer: where facts go (default: a fresh :class:`PrometheusObserver`, served by
+            the metrics endpoint when ``[metrics]`` is enabled).
+        clock: wall-clock time for the store and events.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        options: GatewayOptions | None = None,
+        *,
+        observer: Observer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.options = options or GatewayOptions()
+        self._prometheus: PrometheusObserver | None = None
+        if observer is None:
+            self._prometheus = PrometheusObserver()
+            observer = self._prometheus
+        self.observer: Observer = observer
+        self._clock = clock
+        self.simulator: object | None = None
+        self.store: SqliteStore | None = None
+        self.manager: BindManager | None = None
+        self.correlator: Correlator | None = None
+        self.intake: IntakeServer | None = None
+        self.metrics: MetricsServer | None = None
+        self.webhook: WebhookSender | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, start the simulator (simulator mode), the binds, the dispatcher,
+        the intake socket, metrics and the webhook sender."""
+        config = self.config
+        servers = config.servers
+        ca_file = None
+        if config.simulator.enabled:
+            from smppgw.simulator import Simulator  # noqa: PLC0415 - only in simulator mode
+
+            simulator = Simulator(simulator_settings(config))
+            await simulator.start()
+            self.simulator = simulator
+            if not servers:
+                servers = servers_from_simulator(
+                    config, [(s.name, s.host, s.plain_port, s.tls_port) for s in simulator.servers]
+                )
+            ca_file = simulator.ca_file
+        webhook = webhook_settings(config)
+        self.store = await SqliteStore.open(
+            StoreSettings(
+                path=config.store.path,
+                synchronous=config.store.synchronous,
+                retention=config.store.retention_days * _DAY,
+                webhook=webhook is not None,
+            ),
+            observer=self.observer,
+            clock=self._clock,
+        )
+        requeued = await self.store.requeue_claimed()
+        if requeued:
+            logger.info("resuming %d messages claimed before the last stop", requeued)
+        self.correlator = Correlator(
+            self.store,
+            ttl=self.options.correlation_ttl,
+            unmatched_ttl=self.options.correlation_ttl,
+            clock=self._clock,
+        )
+        settings = bind_manager_settings(config, servers, ca_file=ca_file)
+        self.manager = BindManager(settings, on_inbound=self._on_inbound, observer=self.observer)
+        await self.manager.start()
+        if self.options.wait_bound > 0:
+            try:
+                await self.manager.wait_bound(1, timeout=self.options.wait_bound)
+            except TimeoutError:
+                logger.warning("no bind is up yet; messages wait in the queue")
+        limit = self.options.max_in_flight or 2 * settings.window * sum(
+            s.binds for s in settings.servers
+        )
+        self._tasks.append(asyncio.create_task(self._dispatch(max(1, limit)), name="dispatcher"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        if webhook is not None:
+            self.webhook = WebhookSender(webhook, self.store, observer=self.observer)
+            self._tasks.append(asyncio.create_task(self.webhook.run(), name="webhook"))
+        if config.metrics.enabled and self._prometheus is not None:
+            self.metrics = MetricsServer(
+                self._prometheus.registry, config.metrics.host, config.metrics.port
+            )
+            await self.metrics.start()
+        self.intake = IntakeServer(
+            _Backend(self.store, self._wake.set), intake_settings(config), observer=self.observer
+        )
+        await self.intake.start()
+        logger.info(
+            "smppgw ready: intake %s, %d servers, store %s",
+            config.intake.path,
+            len(settings.servers),
+            config.store.path,
+        )
+
+    async def stop(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - bounds a drain
+        """Drain and stop (see the module docstring); idempotent."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        timeout = self.options.drain_timeout if timeout is None else timeout
+        self._wake.set()
+        if self.intake is not None:
+            await self.intake.stop(min(timeout, 5.0))
+        if self.manager is not None:
+            await self.manager.stop(timeout)
+        # Every submit returned (done, or ManagerStoppedError -> released to the queue).
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.metrics is not None:
+            await self.metrics.stop()
+        if self.store is not None:
+            await self.store.close()
+        if self.simulator is not None:
+            from smppgw.simulator import Simulator  # noqa: PLC0415
+
+            assert isinstance(self.simulator, Simulator)
+            await self.simulator.stop()
+        self._stopped.set()
+
+    # --- dispatching ------------------------------------------------------------------------
+
+    async def _dispatch(self, limit: int) -> None:
+        store = self.store
+        assert store is not None
+        while not self._stopping:
+            free = limit - len(self._in_flight)
+            claimed: list[ClaimedMessage] = []
+            if free > 0:
+                claimed = await store.claim(free)
+                for message in claimed:
+                    task = asyncio.create_task(self._send(message))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._sent)
+            if claimed and len(claimed) == free:
+                # Full: wait for a slot.
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if claimed:
+                continue
+            due = await store.next_due()
+            delay = 1.0 if due is None else max(0.0, min(1.0, due - self._clock()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay if delay > 0 else 0.01):
+                    await self._wake.wait()
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("sending a message failed unexpectedly", exc_info=exc)
+
+    async def _send(self, message: ClaimedMessage) -> None:
+        store, manager = self.store, self.manager
+        assert store is not None
+        assert manager is not None
+        try:
+            pdus = build_parts(message.id, message.request)
+        except EncodeError as exc:
+            await store.finish_submit(message.id, DeliveryState.FAILED, reason=str(exc))
+            self.observer.message_final(DeliveryState.FAILED.value)
+            return
+        todo = [i for i in range(len(pdus)) if i not in message.accepted]
+
+        async def on_part(index: int, result: PartResult) -> None:
+            await self._part_done(message, todo[index], len(pdus), result)
+
+        try:
+            results = await manager.submit([pdus[i] for i in todo], on_part=on_part)
+        except ManagerStoppedError as exc:
+            results = list(exc.results)
+            if not any(r.status is not PartStatus.ACCEPTED for r in results):
+                await store.release(message.id)
+                return
+        await self._finish(message, results)
+
+    async def _part_done(
+        self, message: ClaimedMessage, part: int, parts: int, result: PartResult
+    ) -> None:
+        if result.status is not PartStatus.ACCEPTED:
+            return
+        correlator, store = self.correlator, self.store
+        assert correlator is not None
+        assert store is not None
+        if not result.smsc_message_id:
+            # Accepted without an id: remember the part as sent; no receipt can match it.
+            now = self._clock()
+            await store.add_part(PartEntry(message.id, part, parts, "", now, now))
+            return
+        for match in await correlator.register(message.id, part, parts, result.smsc_message_id):
+            await self._apply(match)
+
+    async def _finish(self, message: ClaimedMessage, results: Sequence[PartResult]) -> None:
+        store = self.store
+        assert store is not None
+        duplicate = any(r.possible_duplicate for r in results)
+        failed = next((r for r in results if r.status is PartStatus.FAILED), None)
+        unknown = next((r for r in results if r.status is PartStatus.UNKNOWN), None)
+        if failed is not None:
+            status = failed.command_status
+            cursor = await store.finish_submit(
+                message.id,
+                DeliveryState.FAILED,
+                err=status.name if isinstance(status, CommandStatus) else None,
+                reason=failed.reason or None,
+                possible_duplicate=duplicate,
+            )
+            state = DeliveryState.FAILED
+        elif unknown is not None:
+            cursor = await store.finish_submit(
+                message.id,
+                DeliveryState.UNKNOWN,
+                reason=unknown.reason or None,
+                possible_duplicate=duplicate,
+            )
+            state = DeliveryState.UNKNOWN
+        else:
+            cursor = await store.finish_submit(
+                message.id, DeliveryState.SUBMITTED, possible_duplicate=duplicate
+            )
+            state = DeliveryState.SUBMITTED
+        if cursor is not None:
+            if state.is_final:
+                self.observer.message_final(state.value)
+            self._event_written()
+
+    # --- inbound: receipts and MO -----------------------------------------------------------
+
+    async def _on_inbound(self, pdu: DeliverSm | DataSm) -> CommandStatus:
+        """Record a deliver_sm / data_sm; the returned status answers it."""
+        try:
+            now = self._clock()
+            if (pdu.esm_class & EsmClass.TYPE_MASK) in _RECEIPT_TYPES or _is_receipt(pdu):
+                dlr = dlr_from_pdu(pdu, received_at=now)
+                if dlr is not None:
+                    await self._receipt(dlr)
+                    return CommandStatus.ESME_ROK
+                logger.warning("a delivery receipt without a message id was received and ignored")
+                self.observer.dlr_received("", matched=False)
+                return CommandStatus.ESME_ROK
+            await self._mo(pdu, now)
+        except Exception:
+            logger.exception("recording an inbound message failed; the SMSC will resend it")
+            return CommandStatus.ESME_RX_T_APPN
+        return CommandStatus.ESME_ROK
+
+    async def _receipt(self, dlr: Dlr) -> None:
+        correlator = self.correlator
+        assert correlator is not None
+        match = await correlator.on_dlr(dlr)
+        self.observer.dlr_received(dlr.stat or "", match is not None)
+        if match is not None:
+            await self._apply(match)
+
+    async def _apply(self, match: Match) -> None:
+        store = self.store
+        assert store is not None
+        cursor = await store.apply_receipt(match.entry.message_id, match.state, match.dlr)
+        if cursor is not None:
+            self.observer.message_final(match.state.value)
+            self.observer.dlr_latency(max(0.0, match.dlr.received_at - match.entry.registered_at))
+            self._event_written()
+
+    async def _mo(self, pdu: DeliverSm | DataSm, now: float) -> None:
+        store = self.store
+        assert store is not None
+        data = pdu.short_message if isinstance(pdu, DeliverSm) else b""
+        if not data:
+            data = find_tlv(pdu.tlvs, Tag.MESSAGE_PAYLOAD) or b""
+        reference, total, seqnum = 0, 1, 1
+        if pdu.esm_class & EsmClass.UDHI:
+            udh, data = parse_udh(data)
+            concat = udh.concat
+            if concat is not None:
+                reference, total, seqnum = concat.reference, concat.total, concat.seqnum
+        else:
+            ref = find_tlv(pdu.tlvs, Tag.SAR_MSG_REF_NUM)
+            tot = find_tlv(pdu.tlvs, Tag.SAR_TOTAL_SEGMENTS)
+            seq = find_tlv(pdu.tlvs, Tag.SAR_SEGMENT_SEQNUM)
+            if ref and tot and seq and 1 <= seq[0] <= tot[0]:
+                reference, total, seqnum = int.from_bytes(ref, "big"), tot[0], seq[0]
+        key = f"{pdu.source_addr}|{pdu.destination_addr}|{reference}|{total}"
+        coding = pdu.data_coding
+
+        def build(parts: list[bytes]) -> bytes:
+            body = b"".join(parts)
+            try:
+                text: str | None = decode_text(body, coding)
+                hex_body = None
+            except ValueError:
+                text, hex_body = None, body.hex()
+            return encode_event(
+                InboundEvent(
+                    InboundPayload(
+                        id=uuid.uuid4().hex,
+                        from_=pdu.source_addr,
+                        to=pdu.destination_addr,
+                        text=text,
+                        hex=hex_body,
+                        coding=coding,
+                        parts=len(parts),
+                        received_time=format_time(now) or "",
+                    )
+                )
+            )
+
+        cursor = await store.add_inbound(key, seqnum, total, data, build)
+        if cursor is not None:
+            self.observer.mo_received()
+            self._event_written()
+
+    def _event_written(self) -> None:
+        if self.webhook is not None:
+            self.webhook.wake()
+
+    # --- housekeeping -----------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        store, correlator = self.store, self.correlator
+        assert store is not None
+        assert correlator is not None
+        while True:
+            try:
+                for state, count in (await store.counts()).items():
+                    self.observer.queue_depth(state, count)
+                await correlator.expire()
+                self.observer.unmatched_dlrs(await correlator.count_unmatched())
+                pruned = await store.prune()
+                if pruned:
+                    logger.info("pruned %d final messages past retention", pruned)
+            except Exception:
+                logger.exception("housekeeping failed; retrying at the next interval")
+            await asyncio.sleep(self.options.housekeeping_interval)
+
+
+def _is_receipt(pdu: DeliverSm | DataSm) -> bool:
+    """A receipted_message_id TLV marks a receipt even when esm_class says otherwise."""
+    return find_tlv(pdu.tlvs, Tag.RECEIPTED_MESSAGE_ID) is not None
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+async def _serve(config: Config) -> int:
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    notifier = Notifier()
+    try:
+        await gateway.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        logger.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
+        await gateway.stop(1.0)
+        return 1
+    notifier.ready("serving")
+    watchdog: asyncio.Task[None] | None = None
+    interval = notifier.watchdog_interval
+    if interval:
+        watchdog = asyncio.create_task(_watchdog(notifier, interval / 2))
+    await stop.wait()
+    logger.info(
+        "stopping: draining in-flight submits (up to %.0f s)", gateway.options.drain_timeout
+    )
+    notifier.stopping("draining")
+    if watchdog is not None:
+        watchdog.cancel()
+    await gateway.stop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    logger.info("stopped")
+    return 0
+
+
+async def _watchdog(notifier: Notifier, every: float) -> None:
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(every)
+
+
+def run(config: Config) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional accelerator
+    except ImportError:
+        loop_factory = None
+    else:
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(config))

@@ -1,0 +1,26 @@
+"""The durable store: every message from acceptance to its final state, the correlation map,
+unmatched receipts, inbound (MO) parts and the event log.
+
+One implementation ships: :class:`~smppgw.store.sqlite.SqliteStore` (SQLite in WAL mode with
+group commit), the embedded default for one machine. The daemon talks to the store only through
+the methods documented there; the correlation part follows
+:class:`smppgw.correlate.CorrelationStore`.
+"""
+
+from __future__ import annotations
+
+from smppgw.store.sqlite import (
+    ClaimedMessage,
+    SqliteStore,
+    StoreClosedError,
+    StoreError,
+    StoreSettings,
+)
+
+__all__ = [
+    "ClaimedMessage",
+    "SqliteStore",
+    "StoreClosedError",
+    "StoreError",
+    "StoreSettings",
+]

@@ -1,0 +1,897 @@
+"""SQLite in WAL mode, with group commit: the daemon's durable store on one machine.
+
+Every call is an *operation* queued for one writer. The writer takes every queued operation,
+runs them in one transaction (each inside its own SAVEPOINT, so one failing operation does not
+undo the others), commits once, and only then resolves the callers' futures. So an ``await``
+on any method returns after its effect is durable (``synchronous = full``: fsynced; ``normal``:
+durable against a process crash, not against power loss) and a burst of N callers costs one
+fsync, not N.
+
+SQLite's calls block, so the writer runs them on one dedicated thread (``smppgw-store``); the
+connection never leaves that thread and nothing else touches it.
+
+Message life cycle (``messages.state``): ``queued`` -> ``submitting`` (claimed by the
+dispatcher) -> ``submitted`` (every part accepted by an SMSC) -> a final state from the
+receipts (``delivered``, ``failed``, ``expired``, ``rejected``), or straight to ``failed`` /
+``unknown`` when the submit itself failed. A crash leaves claimed messages in ``submitting``;
+:meth:`SqliteStore.requeue_claimed` puts them back in the queue at start, and their parts
+already accepted by an SMSC (a row in ``parts`` with an SMSC id) are not sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from smppgw.codec.errors import SmppError
+from smppgw.correlate import Dlr, PartEntry, normalize_message_id
+from smppgw.events import (
+    DeliveryState,
+    PartPayload,
+    StatusEvent,
+    StatusPayload,
+    StoredEvent,
+    encode_event,
+    format_time,
+)
+from smppgw.intake import SubmitRequest, SubmitResult
+from smppgw.observe import NULL_OBSERVER, Observer
+from smppgw.webhook import PendingDelivery
+
+__all__ = [
+    "ClaimedMessage",
+    "SqliteStore",
+    "StoreClosedError",
+    "StoreError",
+    "StoreSettings",
+]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    custom TEXT UNIQUE,
+    mobile TEXT NOT NULL,
+    request BLOB NOT NULL,
+    parts INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    err TEXT,
+    reason TEXT,
+    claims INTEGER NOT NULL DEFAULT 0,
+    possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    due_at REAL NOT NULL,
+    sent_at REAL,
+    deliv_at REAL,
+    final_at REAL
+);
+CREATE INDEX IF NOT EXISTS messages_queue ON messages (state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS messages_final ON messages (final_at) WHERE final_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS parts (
+    message_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    smsc_id TEXT,
+    smsc_key TEXT,
+    registered_at REAL,
+    expires_at REAL,
+    dlr BLOB,
+    PRIMARY KEY (message_id, part)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parts_key ON parts (smsc_key);
+CREATE TABLE IF NOT EXISTS unmatched (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    dlr BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unmatched_key ON unmatched (key);
+CREATE TABLE IF NOT EXISTS events (
+    cursor INTEGER PRIMARY KEY AUTOINCREMENT,
+    body BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    hook_state INTEGER NOT NULL,
+    hook_attempts INTEGER NOT NULL DEFAULT 0,
+    hook_due REAL,
+    hook_error TEXT
+);
+CREATE INDEX IF NOT EXISTS events_hook ON events (hook_due) WHERE hook_state = 0;
+CREATE TABLE IF NOT EXISTS inbound_parts (
+    key TEXT NOT NULL,
+    seqnum INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (key, seqnum)
+) WITHOUT ROWID;
+"""
+
+# events.hook_state
+_HOOK_PENDING: Final = 0
+_HOOK_DONE: Final = 1
+_HOOK_NONE: Final = 2  # no webhook configured when the event was written, or given up
+
+_request_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(SubmitRequest)
+_dlr_decoder = msgspec.msgpack.Decoder(Dlr)
+
+
+class StoreError(SmppError):
+    """The store could not do what was asked (the message says what and why)."""
+
+
+class StoreClosedError(StoreError):
+    """The store is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Where and how durably to store.
+
+    ``synchronous`` is SQLite's: ``full`` fsyncs every commit (survives power loss), ``normal``
+    survives a process crash. ``retention`` (seconds) is how long final messages, their events
+    and delivered webhook events are kept. ``webhook`` tells whether new events await a
+    webhook delivery. ``max_batch`` bounds the operations of one commit.
+    """
+
+    path: str
+    synchronous: str = "full"
+    retention: float = 7 * 86400.0
+    webhook: bool = False
+    max_batch: int = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    """A message taken from the queue for submission.
+
+    ``accepted`` holds the parts an SMSC already accepted (after a crash or a stop); they are
+    not sent again. ``claims`` counts how often it was claimed (1 on its first run).
+    """
+
+    id: str
+    request: SubmitRequest
+    parts: int
+    accepted: frozenset[int]
+    claims: int
+    created_at: float
+
+
+@dataclass(slots=True)
+class _Op:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass(slots=True)
+class _BatchResult:
+    results: list[tuple[bool, Any]] = field(default_factory=list)
+    last_cursor: int = 0
+    seconds: float = 0.0
+
+
+class SqliteStore:
+    """The store. Create with :meth:`open`; every method may be awaited from any task.
+
+    Args:
+        settings: path and durability.
+        observer: gets commit latency and batch sizes.
+        clock: wall-clock time (Unix seconds) for timestamps.
+    """
+
+    def __init__(
+        self,
+        settings: StoreSettings,
+        *,
+        observer: Observer = NULL_OBSERVER,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._observer = observer
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smppgw-store")
+        self._conn: sqlite3.Connection | None = None
+        self._queue: list[_Op] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+        self._last_cursor = 0
+        self._new_events = asyncio.Event()
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        settings: StoreSettings,
+        *,
+        observer: Observer = NULL_OBSERVER,
+        clock: Callable[[], float] = time.time,
+    ) -> SqliteStore:
+        """Open (creating if needed) the database and start the writer.
+
+        Raises:
+            StoreError: the file cannot be opened or is not a store of this version.
+        """
+        store = cls(settings, observer=observer, clock=clock)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(store._executor, store._connect)
+        except (sqlite3.Error, OSError) as exc:
+            store._executor.shutdown(wait=False)
+            raise StoreError(f"cannot open the store at {settings.path}: {exc}") from exc
+        except StoreError:
+            store._executor.shutdown(wait=False)
+            raise
+        store._writer = asyncio.create_task(store._write_loop(), name="smppgw-store-writer")
+        return store
+
+    def _connect(self) -> None:
+        path = self._settings.path
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        sync = self._settings.synchronous.upper()
+        if sync not in ("FULL", "NORMAL", "EXTRA"):
+            conn.close()
+            raise StoreError(f"store.synchronous: must be full or normal, got {sync.lower()!r}")
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        elif int(row[0]) != SCHEMA_VERSION:
+            conn.close()
+            raise StoreError(
+                f"the store at {path} has schema {row[0]}, this version needs {SCHEMA_VERSION}"
+            )
+        cursor_row = conn.execute("SELECT max(cursor) FROM events").fetchone()
+        self._last_cursor = int(cursor_row[0] or 0)
+        self._conn = conn
+
+    async def close(self) -> None:
+        """Commit what is queued, then close the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._writer is not None:
+            await self._writer
+        loop = asyncio.get_running_loop()
+        if self._conn is not None:
+            await loop.run_in_executor(self._executor, self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    # --- the writer -------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Op(fn, future))
+        self._wake.set()
+        return await future
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = self._queue[: self._settings.max_batch]
+                del self._queue[: len(batch)]
+                await self._commit(batch)
+            if self._closed and not self._queue:
+                return
+
+    async def _commit(self, batch: list[_Op]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(self._executor, self._run, batch)
+        except (sqlite3.Error, OSError) as exc:
+            logger.exception("store commit failed")
+            error = StoreError(f"commit failed: {exc}")
+            for op in batch:
+                if not op.future.done():
+                    op.future.set_exception(error)
+            return
+        self._observer.store_commit(outcome.seconds, len(batch))
+        for op, (ok, value) in zip(batch, outcome.results, strict=True):
+            if op.future.done():  # the caller was cancelled; the effect stands
+                continue
+            if ok:
+                op.future.set_result(value)
+            else:
+                op.future.set_exception(value)
+        if outcome.last_cursor > self._last_cursor:
+            self._last_cursor = outcome.last_cursor
+            self._new_events.set()
+            self._new_events = asyncio.Event()
+
+    def _run(self, batch: Sequence[_Op]) -> _BatchResult:
+        """Run ``batch`` in one transaction (on the store thread)."""
+        conn = self._conn
+        assert conn is not None
+        started = time.perf_counter()
+        outcome = _BatchResult()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in batch:
+                conn.execute("SAVEPOINT op")
+                try:
+                    value = op.fn(conn)
+                except Exception as exc:  # noqa: BLE001 - handed to the caller, the batch goes on
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    outcome.results.append((False, _as_store_error(exc)))
+                else:
+                    conn.execute("RELEASE op")
+                    outcome.results.append((True, value))
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        row = conn.execute("SELECT max(cursor) FROM events").fetchone()
+        outcome.last_cursor = int(row[0] or 0)
+        outcome.seconds = time.perf_counter() - started
+        return outcome
+
+    # --- intake -----------------------------------------------------------------------------
+
+    async def add_messages(self, requests: Sequence[SubmitRequest]) -> list[SubmitResult]:
+        """Store new messages as ``queued`` (one commit for all).
+
+        A request whose ``custom`` is already stored (or repeated within ``requests``) is not
+        stored again: its result carries the first message's id and ``duplicate=True``.
+        """
+        now = self._clock()
+        rows = [(uuid.uuid4().hex, r, _request_encoder.encode(r)) for r in requests]
+
+        def op(conn: sqlite3.Connection) -> list[SubmitResult]:
+            results: list[SubmitResult] = []
+            for message_id, request, blob in rows:
+                if request.custom is not None:
+                    found = conn.execute(
+                        "SELECT id, parts FROM messages WHERE custom = ?", (request.custom,)
+                    ).fetchone()
+                    if found is not None:
+                        results.append(SubmitResult(found[0], found[1], duplicate=True))
+                        continue
+                conn.execute(
+                    "INSERT INTO messages (id, custom, mobile, request, parts, priority, state,"
+                    " status, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', 'QUEUED',"
+                    " ?, ?)",
+                    (
+                        message_id,
+                        request.custom,
+                        request.to,
+                        blob,
+                        request.parts,
+                        request.priority,
+                        now,
+                        now,
+                    ),
+                )
+                results.append(SubmitResult(message_id, request.parts))
+            return results
+
+        return await self._call(op)
+
+    # --- the queue --------------------------------------------------------------------------
+
+    async def requeue_claimed(self) -> int:
+        """Put every claimed (``submitting``) message back in the queue; at start only."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "UPDATE messages SET state = 'queued', due_at = ? WHERE state = 'submitting'",
+                (self._clock(),),
+            )
+            return cur.rowcount
+
+        return await self._call(op)
+
+    async def claim(self, limit: int) -> list[ClaimedMessage]:
+        """Take up to ``limit`` due queued messages, highest priority then oldest first."""
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> list[ClaimedMessage]:
+            rows = conn.execute(
+                "SELECT id, request, parts, claims, created_at FROM messages"
+                " WHERE state = 'queued' AND due_at <= ? ORDER BY priority DESC, seq LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            claimed = []
+            for message_id, blob, parts, claims, created_at in rows:
+                conn.execute(
+                    "UPDATE messages SET state = 'submitting', claims = claims + 1 WHERE id = ?",
+                    (message_id,),
+                )
+                accepted = frozenset(
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT part FROM parts WHERE message_id = ? AND smsc_id IS NOT NULL",
+                        (message_id,),
+                    )
+                )
+                claimed.append(
+                    ClaimedMessage(
+                        id=message_id,
+                        request=_request_decoder.decode(blob),
+                        parts=parts,
+                        accepted=accepted,
+                        claims=claims + 1,
+                        created_at=created_at,
+                    )
+                )
+            return claimed
+
+        return await self._call(op)
+
+    async def next_due(self) -> float | None:
+        """The earliest ``due_at`` of a queued message, or None when the queue is empty."""
+
+        def op(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT min(due_at) FROM messages WHERE state = 'queued'").fetchone()
+            return None if row[0] is None else float(row[0])
+
+        return await self._call(op)
+
+    async def release(self, message_id: str, delay: float = 0.0) -> None:
+        """Give a claimed message back to the queue (the bind manager stopped before it was
+        sent); it is due again after ``delay`` seconds."""
+        due = self._clock() + delay
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE messages SET state = 'queued', due_at = ? WHERE id = ?"
+                " AND state = 'submitting'",
+                (due, message_id),
+            )
+
+        await self._call(op)
+
+    async def finish_submit(
+        self,
+        message_id: str,
+        state: DeliveryState,
+        *,
+        err: str | None = None,
+        reason: str | None = None,
+        possible_duplicate: bool = False,
+    ) -> int | None:
+        """Record the outcome of submitting every part and write its event.
+
+        ``state`` is SUBMITTED (every part accepted), FAILED or UNKNOWN. Nothing changes if
+        receipts already made the message final (a receipt may beat the last response).
+
+        Returns:
+            The event's cursor, or None when nothing changed.
+        """
+        now = self._clock()
+        db_state = state.value
+        status = state.value.upper()
+        final_at = now if state.is_final else None
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            cur = conn.execute(
+                "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, sent_at = ?,"
+                " final_at = ?, possible_duplicate = possible_duplicate OR ?"
+                " WHERE id = ? AND state = 'submitting'",
+                (db_state, status, err, reason, now, final_at, possible_duplicate, message_id),
+            )
+            if cur.rowcount == 0:
+                conn.execute(
+                    "UPDATE messages SET sent_at = coalesce(sent_at, ?) WHERE id = ?",
+                    (now, message_id),
+                )
+                return None
+            return self._append_status_event(conn, message_id, now)
+
+        return await self._call(op)
+
+    async def apply_receipt(self, message_id: str, state: DeliveryState, dlr: Dlr) -> int | None:
+        """Apply a message's aggregated state after a receipt (see :func:`correlate.aggregate`).
+
+        A final state is recorded once (later receipts do not change a final message) with
+        the receipt's stat and err; a non-final one changes nothing.
+
+        Returns:
+            The event's cursor, or None when nothing changed.
+        """
+        if not state.is_final:
+            return None
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            cur = conn.execute(
+                "UPDATE messages SET state = ?, status = ?, err = ?, deliv_at = ?, final_at = ?,"
+                " reason = NULL WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')",
+                (state.value, dlr.stat or state.value.upper(), dlr.err, now, now, message_id),
+            )
+            if cur.rowcount == 0:
+                return None
+            return self._append_status_event(conn, message_id, now)
+
+        return await self._call(op)
+
+    # --- correlation (smppgw.correlate.CorrelationStore) --------------------------------------
+
+    async def add_part(self, entry: PartEntry) -> None:
+        """Record a part the SMSC accepted, with its id, for matching receipts."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO parts (message_id, part, parts, smsc_id, smsc_key, registered_at,"
+                " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (message_id, part) DO UPDATE SET smsc_id = excluded.smsc_id,"
+                " smsc_key = excluded.smsc_key, registered_at = excluded.registered_at,"
+                " expires_at = excluded.expires_at",
+                (
+                    entry.message_id,
+                    entry.part,
+                    entry.parts,
+                    entry.smsc_id,
+                    normalize_message_id(entry.smsc_id),
+                    entry.registered_at,
+                    entry.expires_at,
+                ),
+            )
+
+        await self._call(op)
+
+    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
+        """The unexpired part whose normalised SMSC id is the first of ``keys`` found."""
+        keys = tuple(keys)
+
+        def op(conn: sqlite3.Connection) -> PartEntry | None:
+            for key in keys:
+                row = conn.execute(
+                    "SELECT message_id, part, parts, smsc_id, registered_at, expires_at"
+                    " FROM parts WHERE smsc_key = ? AND expires_at > ?"
+                    " ORDER BY registered_at DESC LIMIT 1",
+                    (key, now),
+                ).fetchone()
+                if row is not None:
+                    return PartEntry(*row)
+            return None
+
+        return await self._call(op)
+
+    async def record_dlr(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
+        """Keep ``dlr`` as the part's latest receipt, unless the part already has a final one
+        and ``dlr`` is not final (SMSCs reorder receipts); return every part's latest."""
+        blob = _request_encoder.encode(dlr)
+
+        def op(conn: sqlite3.Connection) -> tuple[Dlr | None, ...]:
+            row = conn.execute(
+                "SELECT dlr FROM parts WHERE message_id = ? AND part = ?",
+                (entry.message_id, entry.part),
+            ).fetchone()
+            keep_old = (
+                row is not None
+                and row[0] is not None
+                and _dlr_decoder.decode(row[0]).final
+                and not dlr.final
+            )
+            if not keep_old:
+                conn.execute(
+                    "UPDATE parts SET dlr = ? WHERE message_id = ? AND part = ?",
+                    (blob, entry.message_id, entry.part),
+                )
+            latest: list[Dlr | None] = [None] * entry.parts
+            for part, stored in conn.execute(
+                "SELECT part, dlr FROM parts WHERE message_id = ?", (entry.message_id,)
+            ):
+                if stored is not None and 0 <= part < entry.parts:
+                    latest[part] = _dlr_decoder.decode(stored)
+            return tuple(latest)
+
+        return await self._call(op)
+
+    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
+        """Keep a receipt that matched no part (it may precede its submit_sm_resp)."""
+        blob = _request_encoder.encode(dlr)
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO unmatched (key, dlr, expires_at) VALUES (?, ?, ?)",
+                (key, blob, expires_at),
+            )
+
+        await self._call(op)
+
+    async def take_unmatched(self, keys: Sequence[str]) -> list[Dlr]:
+        """Remove and return the unmatched receipts kept under any of ``keys``, oldest first."""
+        keys = tuple(dict.fromkeys(keys))
+
+        def op(conn: sqlite3.Connection) -> list[Dlr]:
+            if not keys:
+                return []
+            marks = ",".join("?" * len(keys))
+            rows = conn.execute(
+                f"SELECT id, dlr FROM unmatched WHERE key IN ({marks}) ORDER BY id",  # noqa: S608 - placeholders only
+                keys,
+            ).fetchall()
+            if rows:
+                conn.executemany("DELETE FROM unmatched WHERE id = ?", [(r[0],) for r in rows])
+            return [_dlr_decoder.decode(r[1]) for r in rows]
+
+        return await self._call(op)
+
+    async def unmatched(self, limit: int) -> list[Dlr]:
+        """Up to ``limit`` unmatched receipts, oldest first (not removed)."""
+
+        def op(conn: sqlite3.Connection) -> list[Dlr]:
+            rows = conn.execute("SELECT dlr FROM unmatched ORDER BY id LIMIT ?", (limit,))
+            return [_dlr_decoder.decode(r[0]) for r in rows]
+
+        return await self._call(op)
+
+    async def count_unmatched(self) -> int:
+        """How many receipts are held unmatched."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT count(*) FROM unmatched").fetchone()[0])
+
+        return await self._call(op)
+
+    async def expire(self, now: float) -> tuple[int, int]:
+        """Forget correlation entries and unmatched receipts whose time is up.
+
+        Returns:
+            (parts forgotten, unmatched receipts removed). A part's row stays (it is the
+            message's history); only its SMSC id stops matching.
+        """
+
+        def op(conn: sqlite3.Connection) -> tuple[int, int]:
+            parts = conn.execute(
+                "UPDATE parts SET smsc_key = NULL WHERE smsc_key IS NOT NULL AND expires_at <= ?",
+                (now,),
+            ).rowcount
+            unmatched = conn.execute("DELETE FROM unmatched WHERE expires_at <= ?", (now,)).rowcount
+            return parts, unmatched
+
+        return await self._call(op)
+
+    # --- inbound (MO) -----------------------------------------------------------------------
+
+    async def add_inbound(
+        self,
+        key: str,
+        seqnum: int,
+        total: int,
+        data: bytes,
+        build: Callable[[list[bytes]], bytes],
+    ) -> int | None:
+        """Keep one part of an inbound message; when all ``total`` parts are here, write the
+        event ``build(parts in order)`` returns and forget the parts, in the same commit.
+
+        A part received twice (the SMSC resent it) is kept once.
+
+        Returns:
+            The event's cursor once the message is complete, else None.
+        """
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            if total <= 1:
+                return _append_event(conn, build([data]), now, self._settings.webhook)
+            conn.execute(
+                "INSERT OR IGNORE INTO inbound_parts VALUES (?, ?, ?, ?, ?)",
+                (key, seqnum, total, data, now),
+            )
+            rows = conn.execute(
+                "SELECT seqnum, data FROM inbound_parts WHERE key = ? ORDER BY seqnum", (key,)
+            ).fetchall()
+            if [r[0] for r in rows] != list(range(1, total + 1)):
+                return None
+            conn.execute("DELETE FROM inbound_parts WHERE key = ?", (key,))
+            return _append_event(conn, build([r[1] for r in rows]), now, self._settings.webhook)
+
+        return await self._call(op)
+
+    # --- status and events ------------------------------------------------------------------
+
+    async def status(
+        self, *, message_id: str | None = None, custom: str | None = None
+    ) -> StatusPayload | None:
+        """A message's status by our id or the client's reference."""
+
+        def op(conn: sqlite3.Connection) -> StatusPayload | None:
+            if message_id is not None:
+                return _status_payload(conn, message_id)
+            row = conn.execute("SELECT id FROM messages WHERE custom = ?", (custom,)).fetchone()
+            return None if row is None else _status_payload(conn, row[0])
+
+        return await self._call(op)
+
+    async def events_after(self, cursor: int, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events after ``cursor``, oldest first."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                "SELECT cursor, body FROM events WHERE cursor > ? ORDER BY cursor LIMIT ?",
+                (cursor, limit),
+            )
+            return [StoredEvent(r[0], bytes(r[1])) for r in rows]
+
+        return await self._call(op)
+
+    async def wait_events(self, cursor: int) -> None:
+        """Return once an event after ``cursor`` is committed (at once if one is)."""
+        while self._last_cursor <= cursor:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            await self._new_events.wait()
+
+    async def last_cursor(self) -> int:
+        """The cursor of the newest committed event (0 if none)."""
+        return self._last_cursor
+
+    # --- webhook (smppgw.webhook.WebhookStore) ------------------------------------------------
+
+    async def pending(self, limit: int) -> list[PendingDelivery]:
+        """Events awaiting a webhook delivery, earliest due first."""
+
+        def op(conn: sqlite3.Connection) -> list[PendingDelivery]:
+            rows = conn.execute(
+                "SELECT cursor, body, hook_attempts, hook_due FROM events WHERE hook_state = ?"
+                " ORDER BY hook_due, cursor LIMIT ?",
+                (_HOOK_PENDING, limit),
+            )
+            return [PendingDelivery(r[0], bytes(r[1]), r[2], r[3]) for r in rows]
+
+        return await self._call(op)
+
+    async def result(
+        self,
+        cursor: int,
+        *,
+        delivered: bool,
+        attempts: int,
+        next_attempt_at: float | None,
+        error: str | None,
+    ) -> None:
+        """Record a webhook attempt's outcome."""
+        if delivered:
+            state = _HOOK_DONE
+        elif next_attempt_at is None:
+            state = _HOOK_NONE
+        else:
+            state = _HOOK_PENDING
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE events SET hook_state = ?, hook_attempts = ?, hook_due = ?,"
+                " hook_error = ? WHERE cursor = ?",
+                (state, attempts, next_attempt_at, error, cursor),
+            )
+
+        await self._call(op)
+
+    # --- housekeeping -----------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, int]:
+        """Messages by state (every state present, zeros included)."""
+
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            counts = dict.fromkeys(
+                ("queued", "submitting", *(s.value for s in DeliveryState if s.is_final)), 0
+            )
+            counts["submitted"] = 0
+            for state, count in conn.execute("SELECT state, count(*) FROM messages GROUP BY state"):
+                counts[state] = count
+            return counts
+
+        return await self._call(op)
+
+    async def prune(self) -> int:
+        """Delete final messages (with their parts) and settled events older than the
+        retention; stale inbound parts too. Returns the messages deleted."""
+        cutoff = self._clock() - self._settings.retention
+
+        def op(conn: sqlite3.Connection) -> int:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM messages WHERE final_at IS NOT NULL AND final_at < ?",
+                    (cutoff,),
+                )
+            ]
+            conn.executemany("DELETE FROM parts WHERE message_id = ?", [(i,) for i in ids])
+            conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            conn.execute(
+                "DELETE FROM events WHERE created_at < ? AND hook_state != ?",
+                (cutoff, _HOOK_PENDING),
+            )
+            conn.execute("DELETE FROM inbound_parts WHERE received_at < ?", (cutoff,))
+            return len(ids)
+
+        return await self._call(op)
+
+    def _append_status_event(self, conn: sqlite3.Connection, message_id: str, now: float) -> int:
+        payload = _status_payload(conn, message_id)
+        assert payload is not None
+        return _append_event(conn, encode_event(StatusEvent(payload)), now, self._settings.webhook)
+
+
+def _append_event(conn: sqlite3.Connection, body: bytes, now: float, webhook: bool) -> int:
+    cur = conn.execute(
+        "INSERT INTO events (body, created_at, hook_state, hook_due) VALUES (?, ?, ?, ?)",
+        (body, now, _HOOK_PENDING if webhook else _HOOK_NONE, now if webhook else None),
+    )
+    cursor = cur.lastrowid
+    assert cursor is not None
+    return cursor
+
+
+def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload | None:
+    row = conn.execute(
+        "SELECT id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
+        " reason FROM messages WHERE id = ?",
+        (message_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    mid, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err, reason = row
+    delivery = DeliveryState(state) if state != "submitting" else DeliveryState.QUEUED
+    return StatusPayload(
+        id=mid,
+        mobile=mobile,
+        status=status,
+        state=delivery,
+        final=delivery.is_final,
+        units=parts,
+        submit_time=format_time(created_at),
+        sent_time=format_time(sent_at),
+        deliv_time=format_time(deliv_at),
+        custom=custom,
+        cid=custom,
+        err=err,
+        reason=reason,
+        parts=tuple(_part_payloads(conn, message_id)),
+    )
+
+
+def _part_payloads(conn: sqlite3.Connection, message_id: str) -> Iterable[PartPayload]:
+    for part, smsc_id, blob in conn.execute(
+        "SELECT part, smsc_id, dlr FROM parts WHERE message_id = ? ORDER BY part", (message_id,)
+    ):
+        dlr = None if blob is None else _dlr_decoder.decode(blob)
+        yield PartPayload(
+            part=part,
+            smsc_id=smsc_id,
+            status=None if dlr is None else dlr.stat,
+            err=None if dlr is None else dlr.err,
+        )
+
+
+def _as_store_error(exc: Exception) -> Exception:
+    if isinstance(exc, SmppError):
+        return exc
+    error = StoreError(f"{type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error

@@ -1,0 +1,244 @@
+"""The daemon end to end over loopback: socket -> store -> binds -> simulator -> DLR -> event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass
+from smppgw.codec.pdu import DeliverSm
+from smppgw.codec.text import decode_text, parse_udh
+from smppgw.config import Config, parse_config
+from smppgw.daemon import Gateway, GatewayOptions, build_parts
+from smppgw.intake import SubmitRequest
+from smppgw.numbers import validate_sender
+from smppgw.observe import RecordingObserver
+from smppgw.simulator import Simulator
+
+TIMEOUT = 20.0
+
+
+def gateway_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+    """Simulator mode on ephemeral ports, fast receipts, store and socket under tmp_path."""
+    data: dict[str, Any] = {
+        "gateway": {"enquire_link_interval": 30, "response_timeout": 5, "retry_delay": 0.2},
+        "simulator": {
+            "enabled": True,
+            "servers": 2,
+            "max_binds_per_server": 2,
+            "rate_per_server": 500,
+            "dlr_delay": [0.0, 0.05],
+        },
+        "store": {"path": str(tmp_path / "gw.db"), "synchronous": "normal"},
+        "intake": {"path": str(tmp_path / "gw.sock")},
+        "defaults": {"sender": "ACME"},
+        "metrics": {"enabled": False},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return parse_config(data, environ={})
+
+
+class Client:
+    """A newline-delimited JSON client of the intake socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, path: str) -> Client:
+        reader, writer = await asyncio.open_unix_connection(path)
+        return cls(reader, writer)
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.writer.write(json.dumps(request).encode() + b"\n")
+        await self.writer.drain()
+        return await self.read()
+
+    async def read(self) -> dict[str, Any]:
+        line = await self.reader.readline()
+        assert line, "the daemon closed the connection"
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+@pytest.fixture
+async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
+    gw = Gateway(
+        gateway_config(tmp_path),
+        GatewayOptions(wait_bound=5, housekeeping_interval=0.2),
+        observer=RecordingObserver(),
+    )
+    async with asyncio.timeout(TIMEOUT):
+        await gw.start()
+    try:
+        yield gw
+    finally:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.stop(5)
+
+
+async def events_until_final(client: Client, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """Read subscribed events until every id in ``ids`` has a final status event."""
+    finals: dict[str, dict[str, Any]] = {}
+    while set(finals) != ids:
+        event = await client.read()
+        payload = event["payload"]
+        if event["event"] == "sms:message:status" and payload["final"]:
+            assert payload["id"] not in finals, "two final events for one message"
+            finals[payload["id"]] = payload
+    return finals
+
+
+async def test_a_message_goes_from_the_socket_to_a_delivered_event(gateway: Gateway) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        client = await Client.connect(gateway.config.intake.path)
+        assert (await client.call({"op": "subscribe", "cursor": 0}))["ok"] is True
+        sender = await Client.connect(gateway.config.intake.path)
+        reply = await sender.call(
+            {"op": "submit", "to": "919812345678", "text": "hello", "custom": "r-1", "req": 7}
+        )
+        assert reply["ok"] is True, reply
+        assert reply["req"] == 7
+        assert reply["parts"] == 1
+        finals = await events_until_final(client, {reply["id"]})
+        payload = finals[reply["id"]]
+        assert payload["mobile"] == "919812345678"
+        assert payload["custom"] == "r-1"
+        assert payload["state"] in {"delivered", "failed", "expired", "rejected"}
+        assert payload["parts"][0]["smsc_id"]
+        status = await sender.call({"op": "status", "custom": "r-1"})
+        assert status["ok"] is True
+        assert status["status"]["id"] == reply["id"]
+        assert status["status"]["final"] is True
+        await client.close()
+        await sender.close()
+
+
+async def test_a_thousand_messages_each_get_exactly_one_final_event(gateway: Gateway) -> None:
+    count = 1000
+    async with asyncio.timeout(TIMEOUT * 3):
+        events = await Client.connect(gateway.config.intake.path)
+        assert (await events.call({"op": "subscribe", "cursor": 0}))["ok"] is True
+        client = await Client.connect(gateway.config.intake.path)
+        messages = [
+            {"to": f"9198{i:08d}", "text": f"message {i}", "custom": f"c-{i}"} for i in range(count)
+        ]
+        ids: set[str] = set()
+        for start in range(0, count, 250):
+            reply = await client.call({"op": "submit", "messages": messages[start : start + 250]})
+            assert reply["ok"] is True, reply
+            ids.update(r["id"] for r in reply["results"])
+        assert len(ids) == count
+        finals = await events_until_final(events, ids)
+        lost = ids - set(finals)
+        assert not lost
+        assert gateway.simulator is not None
+        assert isinstance(gateway.simulator, Simulator)
+        assert gateway.simulator.stats.throttled == 0
+        await events.close()
+        await client.close()
+
+
+async def test_a_long_message_is_sent_as_parts_and_final_after_every_part(gateway: Gateway) -> None:
+    text = "x" * 400  # 3 parts of 153 septets
+    async with asyncio.timeout(TIMEOUT):
+        events = await Client.connect(gateway.config.intake.path)
+        await events.call({"op": "subscribe", "cursor": 0})
+        client = await Client.connect(gateway.config.intake.path)
+        reply = await client.call({"op": "submit", "to": "919812345678", "text": text})
+        assert reply["parts"] == 3
+        payload = (await events_until_final(events, {reply["id"]}))[reply["id"]]
+        assert [p["part"] for p in payload["parts"]] == [0, 1, 2]
+        assert all(p["status"] for p in payload["parts"])
+        assert payload["units"] == 3
+        await events.close()
+        await client.close()
+
+
+async def test_a_bad_line_gets_an_error_and_the_connection_keeps_working(gateway: Gateway) -> None:
+    async with asyncio.timeout(TIMEOUT):
+        client = await Client.connect(gateway.config.intake.path)
+        client.writer.write(b"{not json\n")
+        bad = await client.read()
+        assert bad["ok"] is False
+        assert bad["error"] == "invalid_request"
+        reply = await client.call({"op": "submit", "to": "+9198", "text": "x"})
+        assert reply["ok"] is False
+        assert "to" in reply["message"]
+        assert (await client.call({"op": "ping"}))["ok"] is True
+        await client.close()
+
+
+async def test_an_mo_message_split_in_parts_becomes_one_event(gateway: Gateway) -> None:
+    simulator = gateway.simulator
+    assert isinstance(simulator, Simulator)
+    text = "Ответ " + "ж" * 150  # UCS-2: 156 characters, 3 parts of 67
+    async with asyncio.timeout(TIMEOUT):
+        events = await Client.connect(gateway.config.intake.path)
+        reply = await events.call({"op": "subscribe", "cursor": 0, "events": ["sms:message:in"]})
+        assert reply["ok"] is True, reply
+        simulator.send_mo("smppgw", "919812345678", "12345", text)
+        while True:
+            event = await events.read()
+            if event["event"] == "sms:message:in":
+                break
+        payload = event["payload"]
+        assert payload["text"] == text
+        assert payload["from"] == "919812345678"
+        assert payload["to"] == "12345"
+        assert payload["parts"] == 3
+        await events.close()
+
+
+def test_parts_carry_the_udh_dlt_tlvs_and_a_reference_stable_across_restarts() -> None:
+    request = SubmitRequest(
+        to="919812345678",
+        sender=validate_sender("ACME"),
+        text="é" * 100,  # UCS-2 (é is in GSM 03.38, but the request chose UCS-2): 2 parts
+        payload=None,
+        data_coding=DataCoding.UCS2,
+        parts=2,
+        pe_id="1201159100000000001",
+        template_id="1207161234567890123",
+    )
+    first = build_parts("abc", request)
+    again = build_parts("abc", request)
+    assert first == again
+    assert len(first) == 2
+    texts = []
+    for seq, pdu in enumerate(first, 1):
+        assert pdu.esm_class & EsmClass.UDHI
+        udh, body = parse_udh(pdu.short_message)
+        assert udh.concat is not None
+        assert (udh.concat.total, udh.concat.seqnum) == (2, seq)
+        assert udh.concat.reference == first[0].short_message[3]
+        assert pdu.pe_id == "1201159100000000001"
+        assert pdu.template_id == "1207161234567890123"
+        assert pdu.registered_delivery == 1
+        texts.append(decode_text(body, DataCoding.UCS2))
+    assert "".join(texts) == "é" * 100
+
+
+async def test_a_receipt_the_store_cannot_record_is_answered_with_a_temporary_error(
+    gateway: Gateway,
+) -> None:
+    assert gateway.store is not None
+    await gateway.store.close()  # every write now fails
+    receipt = DeliverSm(
+        esm_class=EsmClass.DELIVERY_RECEIPT,
+        short_message=b"id:123 sub:001 dlvrd:001 submit date:2501010000 done date:2501010001 "
+        b"stat:DELIVRD err:000 text:",
+    )
+    status = await gateway._on_inbound(receipt)
+    assert status == CommandStatus.ESME_RX_T_APPN
