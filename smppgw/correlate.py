@@ -26,7 +26,6 @@ one. Time is injected (``clock``), so the logic is testable without a real clock
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -453,14 +452,15 @@ class MemoryCorrelationStore:
 class Correlator:
     """Matches delivery receipts to submitted parts through a :class:`CorrelationStore`.
 
-    Within one process, :meth:`register` and :meth:`on_dlr` are serialised by a lock, so a
-    receipt racing its own submit_sm_resp is matched exactly once. Across processes sharing a
-    store, :meth:`on_dlr` looks for the part again after parking a receipt, and takes it back
-    if the part appeared meanwhile; :meth:`register` adds the part before taking parked
-    receipts. Either way one of the two sides sees the other.
+    No lock: calls run concurrently, so a store with group commit serves many at once. A
+    receipt racing its own submit_sm_resp is still matched exactly once, in one process or
+    across processes sharing a store: :meth:`on_dlr` looks for the part again after parking
+    a receipt and takes it back if the part appeared meanwhile; :meth:`register` adds the
+    part before taking parked receipts; taking is atomic, so whichever side takes the
+    receipt records it, and the other side sees it gone.
     """
 
-    __slots__ = ("_clock", "_lock", "_store", "_ttl", "_unmatched_ttl")
+    __slots__ = ("_clock", "_store", "_ttl", "_unmatched_ttl")
 
     def __init__(
         self,
@@ -482,7 +482,6 @@ class Correlator:
         self._ttl = ttl
         self._unmatched_ttl = unmatched_ttl
         self._clock = clock
-        self._lock = asyncio.Lock()
 
     async def register(self, message_id: str, part: int, parts: int, smsc_id: str) -> list[Match]:
         """Record a part's SMSC id (from its submit_sm_resp) and match receipts parked for it.
@@ -505,10 +504,9 @@ class Correlator:
             raise CorrelationError(f"message {message_id!r}: part {part} not in 0..{parts - 1}")
         now = self._clock()
         entry = PartEntry(message_id, part, parts, smsc_id, now, now + self._ttl)
-        async with self._lock:
-            await self._store.add_part(entry)
-            parked = await self._store.take_unmatched(id_candidates(smsc_id))
-            return [await self._record(entry, dlr) for dlr in parked]
+        await self._store.add_part(entry)
+        parked = await self._store.take_unmatched(id_candidates(smsc_id))
+        return [await self._record(entry, dlr) for dlr in parked]
 
     async def on_dlr(self, dlr: Dlr) -> Match | None:
         """Match a receipt to its part, or keep it as unmatched.
@@ -522,18 +520,18 @@ class Correlator:
             ``unmatched_ttl``.
         """
         keys = id_candidates(dlr.smsc_id)
-        async with self._lock:
-            now = self._clock()
-            entry = await self._store.find_part(keys, now)
-            if entry is not None:
-                return await self._record(entry, dlr)
-            await self._store.add_unmatched(keys[0], dlr, now + self._unmatched_ttl)
-            # Another process sharing the store may have registered the part in between.
-            entry = await self._store.find_part(keys, self._clock())
-            if entry is None:
-                return None
-            taken = await self._store.take_unmatched(id_candidates(entry.smsc_id))
-            matches = [await self._record(entry, parked) for parked in taken]
+        now = self._clock()
+        entry = await self._store.find_part(keys, now)
+        if entry is not None:
+            return await self._record(entry, dlr)
+        await self._store.add_unmatched(keys[0], dlr, now + self._unmatched_ttl)
+        # A concurrent register() (this process or another sharing the store) may have added
+        # the part in between and missed the receipt parked just now: look again.
+        entry = await self._store.find_part(keys, self._clock())
+        if entry is None:
+            return None
+        taken = await self._store.take_unmatched(id_candidates(entry.smsc_id))
+        matches = [await self._record(entry, parked) for parked in taken]
         mine = [match for match in matches if match.dlr == dlr]
         return mine[-1] if mine else None
 

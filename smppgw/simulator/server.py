@@ -157,6 +157,7 @@ class SimulatorSettings:
     idle_timeout: float = 300.0  # links silent this long are cut, as the provider does
     faults: FaultSettings = field(default_factory=FaultSettings)
     mo: MoSettings = field(default_factory=MoSettings)
+    record_destinations: bool = False  # count accepted submits per destination (see stats)
     seed: int | None = None
 
     def server_names(self) -> tuple[str, ...]:
@@ -193,6 +194,9 @@ class SimulatorStats:
     mo_nacked: int = 0  # MO deliver_sm answered with another status (then resent)
     mo_skipped: int = 0  # generated MO not made because max_pending parts were waiting
     accepted_by_server: Counter[str] = field(default_factory=Counter)
+    # submits accepted per destination_addr, when SimulatorSettings.record_destinations is on
+    # (tests count duplicates with it)
+    accepted_by_destination: Counter[str] = field(default_factory=Counter)
     per_second: dict[str, Counter[int]] = field(default_factory=dict)
 
 
@@ -506,6 +510,8 @@ class _Connection(asyncio.Protocol):
         message_id = sim.new_message_id()
         sim.stats.accepted += 1
         sim.stats.accepted_by_server[self.server.name] += 1
+        if sim.settings.record_destinations:
+            sim.stats.accepted_by_destination[pdu.destination_addr] += 1
         registered = pdu.registered_delivery & 0x03
         early = faults.dlr_before_resp and sim.rng.random() < faults.dlr_before_resp
         if registered:
