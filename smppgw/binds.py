@@ -18,7 +18,8 @@ of the account. So the manager:
   message is useless to the reader and still costs money);
 * treats a submit whose response never came (timeout, link lost) as UNKNOWN: the SMSC may have
   accepted it. By default (:attr:`UnknownPolicy.RESUBMIT_ONCE`) it is resubmitted once and the
-  result flagged ``possible_duplicate``; it is always reported (``observer.submit_unknown``).
+  result flagged ``possible_duplicate``; the session always reports it
+  (``observer.submit_unknown``, once per unanswered submit).
 
 Parts of one message go out one after another, each only after the previous one's response:
 a throttled or retried part can never be overtaken by a later part of the same message. Waiting
@@ -283,7 +284,12 @@ class BindStatus:
 
 
 class SessionLike(Protocol):
-    """What the manager needs of a :class:`smppgw.session.Session` (tests pass fakes)."""
+    """What the manager needs of a :class:`smppgw.session.Session` (tests pass fakes).
+
+    A session reports each submit whose response never came to its observer
+    (``submit_unknown``) before raising ResponseTimeoutError or LinkLostError; the manager
+    does not report it again.
+    """
 
     @property
     def bound(self) -> bool: ...
@@ -770,8 +776,9 @@ class BindManager:
         except (ResponseTimeoutError, LinkLostError) as exc:
             run.unknown += 1
             run.charged += 1
+            # The session has reported it (observer.submit_unknown): not again here, or every
+            # unanswered submit would be counted twice.
             reason = "timeout" if isinstance(exc, ResponseTimeoutError) else "link_lost"
-            self._observer.submit_unknown(grant.bind.server.name, grant.bind.name, reason)
             if self._may_resubmit(run):
                 return 0.0
             return run.result(PartStatus.UNKNOWN, f"no response ({reason})")

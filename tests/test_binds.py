@@ -125,7 +125,7 @@ class FakeSmsc:
         await asyncio.sleep(0.001)
         if settings.server in self.down:
             raise ConnectError(f"connect to {settings.host}:{settings.port} refused")
-        session = FakeSession(self, settings, on_inbound)
+        session = FakeSession(self, settings, on_inbound, observer)
         self.sessions.append(session)
         return session
 
@@ -145,9 +145,14 @@ class FakeSmsc:
 
 class FakeSession:
     def __init__(
-        self, smsc: FakeSmsc, settings: SessionSettings, on_inbound: InboundHandler | None
+        self,
+        smsc: FakeSmsc,
+        settings: SessionSettings,
+        on_inbound: InboundHandler | None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self.smsc = smsc
+        self.observer = observer  # reports unanswered submits, as Session does
         self.settings = settings
         self.server = settings.server
         self.name = settings.name
@@ -177,12 +182,7 @@ class FakeSession:
         future: asyncio.Future[SubmitSmResp | DataSmResp] = loop.create_future()
         self.pending.add(future)
         if verdict == "stall":
-            loop.call_later(
-                self.settings.response_timeout,
-                self._fail,
-                future,
-                ResponseTimeoutError("no submit_sm_resp"),
-            )
+            loop.call_later(self.settings.response_timeout, self._time_out, future)
         elif isinstance(verdict, str):  # "drop"
             loop.call_later(smsc.latency, self.drop)
         else:
@@ -207,11 +207,18 @@ class FakeSession:
         if not future.done():
             future.set_exception(exc)
 
+    def _time_out(self, future: asyncio.Future[SubmitSmResp | DataSmResp]) -> None:
+        if not future.done():
+            future.set_exception(ResponseTimeoutError("no submit_sm_resp"))
+            self.observer.submit_unknown(self.server, self.name, "timeout")
+
     def drop(self) -> None:
         if self.closed:
             return
         self.closed, self.bound = True, False
         for future in list(self.pending):
+            if not future.done():
+                self.observer.submit_unknown(self.server, self.name, "link_lost")
             self._fail(future, LinkLostError("link lost"))
         self.closed_future.set_result(LinkLostError("link lost"))
 
