@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-codec bench-session bench-daemon simulate clean
+.PHONY: run test lint typecheck pytest bench bench-codec bench-session bench-binds bench-daemon simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,16 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -bb -m pytest
 
-bench: bench-codec bench-session bench-daemon
+bench: bench-codec bench-session bench-binds bench-daemon
 
 bench-codec: $(STAMP)
 	$(BIN)/python tests/bench/bench_codec.py
 
 bench-session: $(STAMP)
 	$(BIN)/python tests/bench/bench_session.py
+
+bench-binds: $(STAMP)
+	$(BIN)/python tests/bench/bench_binds.py
 
 bench-daemon: $(STAMP)
 	$(BIN)/python tests/bench/bench_daemon.py

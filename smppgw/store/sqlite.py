@@ -628,15 +628,13 @@ class SqliteStore:
         keys = tuple(dict.fromkeys(keys))
 
         def op(conn: sqlite3.Connection) -> list[Dlr]:
-            if not keys:
+            rows: list[tuple[int, bytes]] = []
+            for key in keys:  # one cached statement per key, not a new IN (...) each time
+                rows.extend(conn.execute("SELECT id, dlr FROM unmatched WHERE key = ?", (key,)))
+            if not rows:
                 return []
-            marks = ",".join("?" * len(keys))
-            rows = conn.execute(
-                f"SELECT id, dlr FROM unmatched WHERE key IN ({marks}) ORDER BY id",  # noqa: S608 - placeholders only
-                keys,
-            ).fetchall()
-            if rows:
-                conn.executemany("DELETE FROM unmatched WHERE id = ?", [(r[0],) for r in rows])
+            rows.sort()
+            conn.executemany("DELETE FROM unmatched WHERE id = ?", [(r[0],) for r in rows])
             return [_dlr_decoder.decode(r[1]) for r in rows]
 
         return await self._call(op)
