@@ -66,7 +66,7 @@ async def baseline(messages: int) -> float:
                 for s in sim.servers
             ),
             system_id="bench",
-            password="bench",  # noqa: S106 - the simulator's throwaway account
+            password="bench",
             window=WINDOW,
         )
 
