@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +25,9 @@ from smppgw.simulator import Simulator
 TIMEOUT = 20.0
 
 
-def gateway_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
+def gateway_config(
+    tmp_path: Path, environ: dict[str, str] | None = None, **sections: dict[str, Any]
+) -> Config:
     """Simulator mode on ephemeral ports, fast receipts, store and socket under tmp_path."""
     data: dict[str, Any] = {
         "gateway": {"enquire_link_interval": 30, "response_timeout": 5, "retry_delay": 0.2},
@@ -41,7 +45,7 @@ def gateway_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
-    return parse_config(data, environ={})
+    return parse_config(data, environ=environ or {})
 
 
 class Client:
@@ -242,3 +246,67 @@ async def test_a_receipt_the_store_cannot_record_is_answered_with_a_temporary_er
     )
     status = await gateway._on_inbound(receipt)
     assert status == CommandStatus.ESME_RX_T_APPN
+
+
+async def test_events_are_posted_to_the_webhook_signed_and_retried(tmp_path: Path) -> None:
+    """The receiver fails the first POST; the event is retried and every event arrives signed."""
+    bodies: list[tuple[bytes, str]] = []
+    statuses = [503]
+    got_final = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+        length = int(head.split("content-length:")[1].split("\r\n")[0])
+        signature = head.split("x-smppgw-signature:")[1].split("\r\n")[0].strip()
+        body = await reader.readexactly(length)
+        status = statuses.pop(0) if statuses else 200
+        if status == 200:
+            bodies.append((body, signature))
+            if b'"final":true' in body:
+                got_final.set()
+        writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n".encode())
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = gateway_config(
+        tmp_path,
+        {"HOOK_SECRET": "hook-key"},
+        webhook={"url": f"http://127.0.0.1:{port}/hook", "secret_env": "HOOK_SECRET"},
+    )
+    gw = Gateway(config, GatewayOptions(wait_bound=5), observer=RecordingObserver())
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.start()
+            assert gw.webhook is not None
+            client = await Client.connect(config.intake.path)
+            reply = await client.call({"op": "submit", "to": "919812345678", "text": "hook"})
+            assert reply["ok"] is True
+            await client.close()
+            while not got_final.is_set() or len(bodies) < 2:
+                # The retry is due 10 s after the failure: step the sender instead of waiting.
+                await asyncio.sleep(0.05)
+                store = gw.store
+                assert store is not None
+                for pending in await store.pending(10):
+                    if pending.attempts:
+                        await store.result(
+                            pending.cursor,
+                            delivered=False,
+                            attempts=pending.attempts,
+                            next_attempt_at=0.0,
+                            error=None,
+                        )
+                gw.webhook.wake()
+    finally:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.stop(5)
+        server.close()
+        await server.wait_closed()
+    assert not statuses  # the failure happened
+    events = [json.loads(body) for body, _ in bodies]
+    assert {e["payload"]["id"] for e in events} == {reply["id"]}
+    assert sorted(e["payload"]["final"] for e in events) == [False, True]
+    for body, signature in bodies:
+        assert signature == "sha256=" + hmac.new(b"hook-key", body, hashlib.sha256).hexdigest()
