@@ -310,3 +310,38 @@ async def test_events_are_posted_to_the_webhook_signed_and_retried(tmp_path: Pat
     assert sorted(e["payload"]["final"] for e in events) == [False, True]
     for body, signature in bodies:
         assert signature == "sha256=" + hmac.new(b"hook-key", body, hashlib.sha256).hexdigest()
+
+
+async def test_metrics_are_served_with_the_daemon_s_counters(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, metrics={"enabled": True, "address": "127.0.0.1:0"})
+    gw = Gateway(config, GatewayOptions(wait_bound=5, housekeeping_interval=0.05))
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.start()
+            events = await Client.connect(config.intake.path)
+            await events.call({"op": "subscribe", "cursor": 0})
+            client = await Client.connect(config.intake.path)
+            reply = await client.call({"op": "submit", "to": "919812345678", "text": "metrics"})
+            await events_until_final(events, {reply["id"]})
+            await asyncio.sleep(0.2)  # one housekeeping round: queue depth gauges
+            assert gw.metrics is not None
+            reader, writer = await asyncio.open_connection("127.0.0.1", gw.metrics.port)
+            writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            text = (await reader.read()).decode()
+            writer.close()
+            await events.close()
+            await client.close()
+    finally:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.stop(5)
+    assert "200 OK" in text.splitlines()[0]
+    for name in (
+        "smppgw_submits_total",
+        "smppgw_dlrs_total",
+        "smppgw_binds",
+        "smppgw_queue_depth",
+        "smppgw_store_commit_seconds",
+        "smppgw_messages_final_total",
+    ):
+        assert name in text, name
+    assert "localsim" not in text  # the simulator-mode password never shows
