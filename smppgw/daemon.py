@@ -69,6 +69,7 @@ logger = logging.getLogger(__name__)
 _DAY: Final = 86400.0
 _SEPTETS_PER_PART: Final = 153
 _OCTETS_PER_PART: Final = 134
+_REQUEUE_STATUSES: Final = frozenset({CommandStatus.ESME_RMSSQFUL, CommandStatus.ESME_RTHROTTLED})
 _RECEIPT_TYPES: Final = (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION)
 
 
@@ -79,6 +80,8 @@ class GatewayOptions:
     ``max_in_flight`` bounds the messages claimed from the queue at once (0: twice the total
     window of every bind). ``drain_timeout`` bounds the wait for responses at shutdown.
     ``housekeeping_interval`` paces queue-depth metrics, correlation expiry and pruning.
+    ``queue_full_delay``: a message whose part was still refused with ESME_RMSGQFUL after the
+    bind manager's retries goes back to the queue for this long (it is never failed for it).
     """
 
     max_in_flight: int = 0
@@ -86,6 +89,7 @@ class GatewayOptions:
     housekeeping_interval: float = 10.0
     correlation_ttl: float = 7 * _DAY
     wait_bound: float = 0.0  # seconds to wait for the first bind before serving intake
+    queue_full_delay: float = 60.0  # a message refused ESME_RMSGQFUL after every retry waits
 
 
 # --- building the PDUs of a message ---------------------------------------------------------
@@ -398,6 +402,18 @@ class Gateway:
         duplicate = any(r.possible_duplicate for r in results)
         failed = next((r for r in results if r.status is PartStatus.FAILED), None)
         unknown = next((r for r in results if r.status is PartStatus.UNKNOWN), None)
+        if failed is not None and failed.command_status in _REQUEUE_STATUSES:
+            # The SMSC's queue is full: a capacity problem, never a reason to fail the
+            # message. It goes back to the queue (its accepted parts stay sent).
+            delay = self.options.queue_full_delay
+            logger.warning(
+                "message %s: %s after every retry; back in the queue for %.0f s",
+                message.id,
+                failed.reason,
+                delay,
+            )
+            await store.release(message.id, delay)
+            return
         if failed is not None:
             status = failed.command_status
             cursor = await store.finish_submit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -20,7 +21,7 @@ from smppgw.daemon import Gateway, GatewayOptions, build_parts
 from smppgw.intake import SubmitRequest
 from smppgw.numbers import validate_sender
 from smppgw.observe import RecordingObserver
-from smppgw.simulator import Simulator
+from smppgw.simulator import FaultSettings, Simulator
 
 TIMEOUT = 20.0
 
@@ -345,3 +346,34 @@ async def test_metrics_are_served_with_the_daemon_s_counters(tmp_path: Path) -> 
     ):
         assert name in text, name
     assert "localsim" not in text  # the simulator-mode password never shows
+
+
+async def test_a_full_smsc_queue_never_fails_a_message(tmp_path: Path) -> None:
+    """ESME_RMSGQFUL on every retry sends the message back to the queue, not to FAILED."""
+    config = gateway_config(tmp_path, gateway={"max_attempts": 2, "retry_delay": 0.01})
+    gw = Gateway(config, GatewayOptions(wait_bound=5, queue_full_delay=0.3))
+    simulator = None
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.start()
+            simulator = gw.simulator
+            assert isinstance(simulator, Simulator)
+            full = dataclasses.replace(simulator.settings, faults=FaultSettings(queue_full_ratio=1))
+            normal, simulator.settings = simulator.settings, full
+            events = await Client.connect(config.intake.path)
+            await events.call({"op": "subscribe", "cursor": 0})
+            client = await Client.connect(config.intake.path)
+            reply = await client.call({"op": "submit", "to": "919812345678", "text": "full"})
+            while simulator.stats.queue_full < 2:  # noqa: ASYNC110 - a counter, no event
+                await asyncio.sleep(0.01)
+            status = await client.call({"op": "status", "id": reply["id"]})
+            assert status["status"]["state"] == "queued"
+            simulator.settings = normal
+            payload = (await events_until_final(events, {reply["id"]}))[reply["id"]]
+            assert payload["status"] != "FAILED"  # a receipt made it final, not the submit
+            assert payload["parts"][0]["smsc_id"]
+            await events.close()
+            await client.close()
+    finally:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.stop(5)
