@@ -50,6 +50,14 @@ from smppgw.codec import (
     decode,
     encode,
 )
+from smppgw.codec.connection import (
+    Connection,
+    Input,
+    ProtocolError,
+    RejectedRequestError,
+    Role,
+    State,
+)
 from smppgw.observe import NULL_OBSERVER, Observer
 from smppgw.tls import TlsSettings
 
@@ -68,8 +76,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-MAX_SEQUENCE: int = 0x7FFFFFFF
 
 
 class BindType(enum.Enum):
@@ -174,12 +180,13 @@ class Session(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._framer = Framer(settings.max_command_length)
         self._transport: asyncio.Transport | None = None
-        self._sequence = 0
-        self._pending: dict[int, tuple[asyncio.Future[Pdu], float, float]] = {}
+        # Bind state, sequence numbers, window and response deadlines live in the sans-IO
+        # connection; this maps each outstanding sequence number to its future and send time.
+        self._conn = Connection(Role.ESME, window=settings.window)
+        self._pending: dict[int, tuple[asyncio.Future[Pdu], float]] = {}
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[BaseException | None] = self._loop.create_future()
-        self._bound = False
         self._closing = False
         self._last_received = clock()
         self._last_sent = clock()
@@ -258,7 +265,6 @@ class Session(asyncio.Protocol):
                 f"{status.name} ({status.description})",
                 status,
             )
-        self._bound = True
         self._observer.bind_state(s.server, s.name, "bound")
         self._arm_timer()
 
@@ -266,19 +272,24 @@ class Session(asyncio.Protocol):
 
     @property
     def bound(self) -> bool:
-        return self._bound and not self._closing
+        return self._conn.bound and not self._closing
 
     @property
     def closed(self) -> bool:
         return self._closed.done()
 
     @property
+    def state(self) -> State:
+        """The bind state (SMPP v3.4 section 2.3)."""
+        return self._conn.state
+
+    @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return self._conn.outstanding
 
     @property
     def window_free(self) -> int:
-        return max(0, self.settings.window - len(self._pending))
+        return self._conn.window_free
 
     @property
     def bind_type(self) -> BindType:
@@ -322,14 +333,14 @@ class Session(asyncio.Protocol):
         if self.closed:
             return
         deadline = self.settings.close_timeout if timeout is None else timeout
-        was_bound = self._bound
+        was_bound = self._conn.bound
         self._closing = True
         self._observer.bind_state(self.settings.server, self.settings.name, "unbinding")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(deadline):
                 while self._pending and not self.closed:
                     await asyncio.gather(
-                        *(f for f, _, _ in self._pending.values()), return_exceptions=True
+                        *(f for f, _ in self._pending.values()), return_exceptions=True
                     )
                 if was_bound and not self.closed:
                     await self._send_request(Unbind(), deadline, bypass_window=True)
@@ -348,15 +359,9 @@ class Session(asyncio.Protocol):
 
     # --- sending ------------------------------------------------------------------------------
 
-    def _next_sequence(self) -> int:
-        self._sequence = self._sequence % MAX_SEQUENCE + 1
-        return self._sequence
-
     async def _send_request(self, pdu: Pdu, timeout: float, *, bypass_window: bool = False) -> Pdu:  # noqa: ASYNC109
         if not bypass_window:
-            while len(self._pending) >= self.settings.window or (
-                self._waiters and self._waiters[0].done()
-            ):
+            while self._conn.window_full or (self._waiters and self._waiters[0].done()):
                 waiter = self._loop.create_future()
                 self._waiters.append(waiter)
                 try:
@@ -369,14 +374,18 @@ class Session(asyncio.Protocol):
         transport = self._transport
         if transport is None or self.closed:
             raise SessionClosedError(f"session to {self.settings.endpoint} is closed")
-        seq = self._next_sequence()
-        while seq in self._pending:
-            seq = self._next_sequence()
-        wire = _with_sequence(encode(pdu), seq)
-        future: asyncio.Future[Pdu] = self._loop.create_future()
+        conn = self._conn
+        if not conn.can_send(pdu.command_id):
+            raise SessionClosedError(
+                f"{type(pdu).__name__} to {self.settings.endpoint} not allowed in state "
+                f"{conn.state.value}"
+            )
+        wire = encode(pdu)
         now = self._clock()
-        self._pending[seq] = (future, now + timeout, now)
-        transport.write(wire)
+        seq = conn.send_request(pdu.command_id, now, timeout)
+        future: asyncio.Future[Pdu] = self._loop.create_future()
+        self._pending[seq] = (future, now)
+        transport.write(_with_sequence(wire, seq))
         self._last_sent = now
         self._observer.window(self.settings.server, self.settings.name, len(self._pending))
         deadline = self._loop.time() + timeout
@@ -419,46 +428,57 @@ class Session(asyncio.Protocol):
     # --- receiving ----------------------------------------------------------------------------
 
     def _handle(self, pdu: Pdu) -> None:
-        if pdu.is_response:
-            entry = self._pending.pop(pdu.sequence_number, None)
-            if entry is None:
-                if pdu.sequence_number != self._enquire_seq:
-                    log.warning(
-                        "%s: response for unknown sequence %d dropped",
-                        self.settings.endpoint,
-                        pdu.sequence_number,
-                    )
-                self._enquire_seq = None
-                return
-            future, _, sent_at = entry
-            if not future.done():
-                future.set_result(pdu)
-            if isinstance(pdu, SubmitSmResp | DataSmResp):
-                self._observer.submit_result(
-                    self.settings.server,
-                    self.settings.name,
-                    pdu.command_status.name,
-                    self._clock() - sent_at,
-                )
-            self._wake_waiter()
+        try:
+            event = self._conn.receive(pdu)
+        except RejectedRequestError as exc:
+            # Section 2.3: a request not allowed in this bind state (or from an SMSC at all)
+            # is answered with an error status; the session carries on.
+            self._write(_rejection(pdu, exc.status))
             return
-        if isinstance(pdu, EnquireLink):
+        except ProtocolError as exc:
+            self._fail(LinkLostError(f"{self.settings.endpoint} broke the protocol: {exc}"))
+            return
+        if not pdu.is_response:
+            self._handle_request(pdu, event)
+            return
+        entry = self._pending.pop(pdu.sequence_number, None)
+        if event is None or entry is None:
+            # The connection ignores a response that awaits nothing: one to a request that
+            # already timed out, or to an enquire_link given up on.
+            if pdu.sequence_number != self._enquire_seq:
+                log.warning(
+                    "%s: response for unknown sequence %d dropped",
+                    self.settings.endpoint,
+                    pdu.sequence_number,
+                )
+            self._enquire_seq = None
+            return
+        future, sent_at = entry
+        if not future.done():
+            future.set_result(pdu)
+        if isinstance(pdu, SubmitSmResp | DataSmResp):
+            self._observer.submit_result(
+                self.settings.server,
+                self.settings.name,
+                pdu.command_status.name,
+                self._clock() - sent_at,
+            )
+        self._wake_waiter()
+
+    def _handle_request(self, pdu: Pdu, event: Input | None) -> None:
+        if event is Input.ENQUIRE_LINK:
             self._write(EnquireLinkResp(sequence_number=pdu.sequence_number))
         elif isinstance(pdu, DeliverSm | DataSm):
             task = self._loop.create_task(self._inbound(pdu))
             self._inbound_tasks.add(task)
             task.add_done_callback(self._inbound_tasks.discard)
-        elif isinstance(pdu, Unbind):
-            self._write(UnbindResp(sequence_number=pdu.sequence_number))
+        elif event is Input.UNBIND:
             self._closing = True
+            self._write(UnbindResp(sequence_number=pdu.sequence_number))
             self._fail(LinkLostError(f"{self.settings.endpoint} unbound"))
         else:
-            self._write(
-                GenericNack(
-                    sequence_number=pdu.sequence_number,
-                    command_status=CommandStatus.ESME_RINVCMDID,
-                )
-            )
+            # An alert_notification: nothing to answer (section 4.12), nothing to do with it.
+            log.info("%s: %s ignored", self.settings.endpoint, type(pdu).__name__)
 
     async def _inbound(self, pdu: DeliverSm | DataSm) -> None:
         status = CommandStatus.ESME_RX_T_APPN
@@ -475,9 +495,13 @@ class Session(asyncio.Protocol):
         self._write(resp)
 
     def _write(self, pdu: Pdu) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(encode(pdu))
-            self._last_sent = self._clock()
+        """Send a response (never a request: those go through :meth:`_send_request`)."""
+        transport = self._transport
+        if transport is None or transport.is_closing() or self._conn.state is State.CLOSED:
+            return
+        self._conn.send_response(pdu.command_id, pdu.command_status)
+        transport.write(encode(pdu))
+        self._last_sent = self._clock()
 
     def _wake_waiter(self) -> None:
         while self._waiters:
@@ -498,10 +522,11 @@ class Session(asyncio.Protocol):
     def _next_deadline(self) -> float:
         s = self.settings
         deadlines = [self._last_received + s.idle_timeout]
-        if self._bound:
+        if self._conn.bound:
             deadlines.append(max(self._last_sent, self._last_received) + s.enquire_link_interval)
-        if self._pending:
-            deadlines.append(min(deadline for _, deadline, _ in self._pending.values()))
+        response_deadline = self._conn.next_deadline()
+        if response_deadline is not None:
+            deadlines.append(response_deadline)
         # The loop's clock and ours are both monotonic seconds; convert by the current skew.
         return min(deadlines) - self._clock() + self._loop.time()
 
@@ -514,9 +539,8 @@ class Session(asyncio.Protocol):
         if now - self._last_received >= s.idle_timeout:
             self._fail(LinkLostError(f"{s.endpoint} silent for {s.idle_timeout:g} s"))
             return
-        expired = [seq for seq, (_, deadline, _) in self._pending.items() if deadline <= now]
-        for seq in expired:
-            future, _, _ = self._pending.pop(seq)
+        for seq in self._conn.expired(now):
+            future, _ = self._pending.pop(seq)
             if seq == self._enquire_seq:
                 self._fail(LinkLostError(f"{s.endpoint} did not answer enquire_link"))
                 return
@@ -529,7 +553,7 @@ class Session(asyncio.Protocol):
                 self._observer.submit_unknown(s.server, s.name, "timeout")
             self._wake_waiter()
         if (
-            self._bound
+            self._conn.bound
             and self._enquire_seq is None
             and now - max(self._last_sent, self._last_received) >= s.enquire_link_interval
         ):
@@ -537,12 +561,16 @@ class Session(asyncio.Protocol):
         self._arm_timer()
 
     def _send_enquire_link(self, now: float) -> None:
-        seq = self._next_sequence()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        seq = self._conn.send_request(EnquireLink.command_id, now, self.settings.response_timeout)
         future: asyncio.Future[Pdu] = self._loop.create_future()
         future.add_done_callback(self._enquire_done)
         self._enquire_seq = seq
-        self._pending[seq] = (future, now + self.settings.response_timeout, now)
-        self._write(EnquireLink(sequence_number=seq))
+        self._pending[seq] = (future, now)
+        transport.write(encode(EnquireLink(sequence_number=seq)))
+        self._last_sent = self._clock()
 
     def _enquire_done(self, future: asyncio.Future[Pdu]) -> None:
         self._enquire_seq = None
@@ -559,13 +587,13 @@ class Session(asyncio.Protocol):
     def _finish(self, exc: SessionError | None) -> None:
         if self._closed.done():
             return
-        self._bound = False
+        self._conn.connection_lost()
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
-        for seq, (future, _, _) in pending.items():
+        for seq, (future, _) in pending.items():
             if not future.done():
                 future.set_exception(
                     LinkLostError(f"link to {self.settings.endpoint} closed before the response")
@@ -579,6 +607,16 @@ class Session(asyncio.Protocol):
                 waiter.set_result(None)
         self._closed.set_result(exc)
         self._observer.bind_state(self.settings.server, self.settings.name, "closed")
+
+
+def _rejection(pdu: Pdu, status: CommandStatus) -> Pdu:
+    """The answer to a request we refuse: its own response where it has one, else generic_nack."""
+    seq = pdu.sequence_number
+    if isinstance(pdu, DeliverSm):
+        return DeliverSmResp(sequence_number=seq, command_status=status)
+    if isinstance(pdu, DataSm):
+        return DataSmResp(sequence_number=seq, command_status=status)
+    return GenericNack(sequence_number=seq, command_status=status)
 
 
 def _with_sequence(wire: bytes, sequence_number: int) -> bytes:

@@ -16,6 +16,8 @@ from smppgw.codec import (
     BindTransceiverResp,
     BindTransmitterResp,
     CommandStatus,
+    DataSm,
+    DataSmResp,
     DecodeError,
     DeliverSm,
     DeliverSmResp,
@@ -31,6 +33,7 @@ from smppgw.codec import (
     decode,
     encode,
 )
+from smppgw.codec.connection import State
 from smppgw.observe import RecordingObserver
 from smppgw.session import (
     BindError,
@@ -354,3 +357,63 @@ async def test_tls_bind_verifies_the_server(tmp_path: Path) -> None:
             await Session.connect(settings(port, tls=TlsSettings()))
         for writer in fake.writers:
             writer.close()
+
+
+async def test_session_state_follows_the_bind_and_the_unbind(smsc: tuple[FakeSmsc, int]) -> None:
+    _, port = smsc
+    session = await Session.connect(settings(port, bind_type=BindType.TRANSMITTER))
+    states = [session.state]
+    await session.close()
+    states.append(session.state)
+    assert states == [State.BOUND_TX, State.CLOSED]
+
+
+async def test_deliver_sm_on_a_transmitter_bind_is_refused_and_the_bind_survives(
+    smsc: tuple[FakeSmsc, int],
+) -> None:
+    """SMPP v3.4 section 2.3: a transmitter may not receive deliver_sm; the SMSC is told so
+    (ESME_RINVBNDSTS) and the handler never sees it, but the bind stays up."""
+    fake, port = smsc
+    seen: list[DeliverSm | DataSm] = []
+
+    async def handler(pdu: DeliverSm | DataSm) -> CommandStatus:
+        seen.append(pdu)  # pragma: no cover - must not be called
+        return CommandStatus.ESME_ROK  # pragma: no cover
+
+    session = await Session.connect(
+        settings(port, bind_type=BindType.TRANSMITTER), on_inbound=handler
+    )
+    fake.push(encode(DeliverSm(sequence_number=77, short_message=b"x")))
+    await until(lambda: any(isinstance(p, DeliverSmResp) for p in fake.received))
+    resp = next(p for p in fake.received if isinstance(p, DeliverSmResp))
+    assert (resp.sequence_number, resp.command_status) == (77, CommandStatus.ESME_RINVBNDSTS)
+    assert seen == []
+    assert session.bound
+    await session.submit(SubmitSm(destination_addr="1"))
+    await session.close()
+
+
+async def test_submit_on_a_receiver_bind_is_refused_before_sending(
+    smsc: tuple[FakeSmsc, int],
+) -> None:
+    fake, port = smsc
+    session = await Session.connect(settings(port, bind_type=BindType.RECEIVER))
+    with pytest.raises(SessionClosedError, match="not allowed in state bound_rx"):
+        await session.submit(SubmitSm(destination_addr="1"))
+    assert not any(isinstance(p, SubmitSm) for p in fake.received)
+    assert session.bound
+    await session.close()
+
+
+async def test_response_of_the_wrong_command_drops_the_link(smsc: tuple[FakeSmsc, int]) -> None:
+    fake, port = smsc
+    fake.hold = True
+    session = await Session.connect(settings(port))
+    task = asyncio.create_task(session.submit(SubmitSm(destination_addr="1")))
+    await until(lambda: bool(fake.held))
+    fake.push(encode(DataSmResp(sequence_number=fake.held[0].sequence_number)))
+    with pytest.raises(LinkLostError):
+        await task
+    cause = await session.wait_closed()
+    assert isinstance(cause, LinkLostError)
+    assert "broke the protocol" in str(cause)

@@ -19,6 +19,7 @@ FORBIDDEN = ("asyncio", "socket", "ssl", "logging", "prometheus_client", "msgspe
         "smppgw.codec.receipt",
         "smppgw.codec.smpp_time",
         "smppgw.codec.dlr_status",
+        "smppgw.codec.connection",
     ],
 )
 def test_importing_the_codec_imports_no_io_modules(module: str) -> None:

@@ -1,0 +1,504 @@
+"""The state of one SMPP session (SMPP v3.4 section 2.3), as a table, for either role.
+
+Sans-IO and clock-free: it knows nothing of sockets, and time arrives as a ``now`` argument.
+The owner (an asyncio session, a test, a simulator) tells it of every PDU it sends or
+receives; it answers with the session :class:`Input` that PDU is, keeps the bind
+:class:`State`, allocates sequence numbers (1..0x7FFFFFFF, then 1 again: section 3.2), keeps
+the window of outstanding requests (which sequence number awaits which response) and their
+response deadlines.
+
+Rules, each one a line of a table below:
+
+* One :class:`State` enum, one :class:`Input` enum, one dict of legal transitions
+  (:data:`TRANSITIONS`). An input that is not in the table raises
+  :class:`LocalProtocolError` (we broke the protocol) or :class:`RemoteProtocolError` (the
+  peer did) and moves to CLOSED.
+* Both roles share the table: inputs are events of the *session*, not of one side. A bind is
+  ``BIND_TX`` whether the ESME sends it or the SMSC receives it, so two peers back to back
+  are always in the same state once the wire between them is empty.
+* Which side may originate a PDU is a per-role table too. Sending a PDU our role may not send
+  is a local error (CLOSED). A *request* the peer may not send, or not in this state, is not
+  fatal: :meth:`Connection.receive` raises :class:`RejectedRequestError` carrying the status
+  to answer with (ESME_RINVCMDID, ESME_RINVBNDSTS) and leaves the state unchanged, because
+  section 2.3 says such a request is answered with an error, not a disconnection.
+* A response is matched to the request it answers by sequence number; its input is that of
+  the request (a generic_nack to a bind is a failed bind). A response whose sequence number
+  is not outstanding (typically one that arrives after its deadline) is ignored:
+  :meth:`Connection.receive` returns None. A response of the wrong command for an
+  outstanding sequence number is a :class:`RemoteProtocolError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+from .constants import CommandId, CommandStatus
+from .errors import SmppError
+from .pdu import Pdu
+
+__all__ = [
+    "MAX_SEQUENCE",
+    "TRANSITIONS",
+    "Connection",
+    "Input",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RejectedRequestError",
+    "RemoteProtocolError",
+    "Role",
+    "State",
+    "WindowFullError",
+]
+
+MAX_SEQUENCE: Final = 0x7FFFFFFF
+_RESPONSE_BIT: Final = 0x80000000
+
+
+class ProtocolError(SmppError):
+    """A PDU that the session state does not allow.
+
+    Attributes:
+        status: the command_status that describes the fault (for an answer on the wire).
+    """
+
+    def __init__(self, message: str, status: CommandStatus = CommandStatus.ESME_RINVBNDSTS) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to send something illegal in this state; the connection is now CLOSED."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something illegal in this state; the connection is now CLOSED."""
+
+
+class RejectedRequestError(RemoteProtocolError):
+    """A request the peer may not send now: answer it with ``status``; the state is unchanged."""
+
+
+class WindowFullError(SmppError):
+    """Every slot of the window is taken; nothing was recorded and the state is unchanged."""
+
+
+class Role(enum.Enum):
+    """Which end of the session this connection is (SMPP v3.4 section 2.1)."""
+
+    ESME = "esme"
+    SMSC = "smsc"
+
+
+class State(enum.Enum):
+    """Bind states of section 2.3, plus the two halves of a bind and of an unbind."""
+
+    OPEN = "open"  # connected, not bound
+    BINDING_TX = "binding_tx"  # bind_transmitter sent, its response not yet
+    BINDING_RX = "binding_rx"
+    BINDING_TRX = "binding_trx"
+    BOUND_TX = "bound_tx"
+    BOUND_RX = "bound_rx"
+    BOUND_TRX = "bound_trx"
+    UNBINDING = "unbinding"  # unbind sent (by either side), unbind_resp not yet
+    CLOSED = "closed"
+
+
+class Input(enum.Enum):
+    """What can happen to a session, whichever side makes it happen."""
+
+    BIND_TX = "bind_transmitter"
+    BIND_RX = "bind_receiver"
+    BIND_TRX = "bind_transceiver"
+    BIND_OK = "bind response ESME_ROK"
+    BIND_FAILED = "bind response error or generic_nack"
+    SUBMIT = "ESME operation (submit_sm, data_sm, query_sm, ...)"
+    DELIVER = "SMSC operation (deliver_sm, data_sm, alert_notification)"
+    ENQUIRE_LINK = "enquire_link"
+    UNBIND = "unbind"
+    UNBIND_RESP = "unbind response"
+    RESPONSE = "any other response"
+    CONNECTION_LOST = "connection lost"
+
+
+_BINDING: Final = {
+    State.BINDING_TX: State.BOUND_TX,
+    State.BINDING_RX: State.BOUND_RX,
+    State.BINDING_TRX: State.BOUND_TRX,
+}
+_BOUND: Final = frozenset(_BINDING.values())
+_LIVE: Final = frozenset(State) - {State.CLOSED}
+
+# The legal transitions (section 2.3, table 2-1 of the bind states); anything else is a
+# protocol error. enquire_link and responses are legal whenever the link is up (a response
+# can answer a request sent in an earlier state, and section 4.11 lets either side probe the
+# link at any time). Unbind crossing unbind keeps UNBINDING: the first unbind_resp closes.
+TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
+    (State.OPEN, Input.BIND_TX): State.BINDING_TX,
+    (State.OPEN, Input.BIND_RX): State.BINDING_RX,
+    (State.OPEN, Input.BIND_TRX): State.BINDING_TRX,
+    **{(binding, Input.BIND_OK): bound for binding, bound in _BINDING.items()},
+    **{(binding, Input.BIND_FAILED): State.OPEN for binding in _BINDING},
+    (State.BOUND_TX, Input.SUBMIT): State.BOUND_TX,
+    (State.BOUND_TRX, Input.SUBMIT): State.BOUND_TRX,
+    (State.BOUND_RX, Input.DELIVER): State.BOUND_RX,
+    (State.BOUND_TRX, Input.DELIVER): State.BOUND_TRX,
+    **{(bound, Input.UNBIND): State.UNBINDING for bound in _BOUND},
+    (State.UNBINDING, Input.UNBIND): State.UNBINDING,
+    (State.UNBINDING, Input.UNBIND_RESP): State.CLOSED,
+    **{(state, Input.ENQUIRE_LINK): state for state in _LIVE},
+    **{(state, Input.RESPONSE): state for state in _LIVE},
+    **{(state, Input.CONNECTION_LOST): State.CLOSED for state in State},
+}
+
+# Rows of the table, keyed by state: the current one is kept, so a lookup is one enum hash.
+_ROWS: Final[dict[State, dict[Input, State]]] = {
+    state: {i: new for (s, i), new in TRANSITIONS.items() if s is state} for state in State
+}
+
+# Who may originate each request (section 4): the input it is when the ESME sends it and when
+# the SMSC sends it; None means that side never sends it. data_sm goes both ways (4.7).
+_REQUESTS: Final[dict[int, tuple[Input | None, Input | None]]] = {
+    CommandId.BIND_TRANSMITTER: (Input.BIND_TX, None),
+    CommandId.BIND_RECEIVER: (Input.BIND_RX, None),
+    CommandId.BIND_TRANSCEIVER: (Input.BIND_TRX, None),
+    CommandId.SUBMIT_SM: (Input.SUBMIT, None),
+    CommandId.SUBMIT_MULTI: (Input.SUBMIT, None),
+    CommandId.QUERY_SM: (Input.SUBMIT, None),
+    CommandId.CANCEL_SM: (Input.SUBMIT, None),
+    CommandId.REPLACE_SM: (Input.SUBMIT, None),
+    CommandId.DATA_SM: (Input.SUBMIT, Input.DELIVER),
+    CommandId.DELIVER_SM: (None, Input.DELIVER),
+    CommandId.ALERT_NOTIFICATION: (None, Input.DELIVER),
+    CommandId.ENQUIRE_LINK: (Input.ENQUIRE_LINK, Input.ENQUIRE_LINK),
+    CommandId.UNBIND: (Input.UNBIND, Input.UNBIND),
+}
+
+# The input a response is, by the input of the request it answers (a failed bind aside).
+_ANSWERS: Final = {
+    Input.BIND_TX: Input.BIND_OK,
+    Input.BIND_RX: Input.BIND_OK,
+    Input.BIND_TRX: Input.BIND_OK,
+    Input.UNBIND: Input.UNBIND_RESP,
+}
+
+# Requests with no response (section 4.12.1): nothing to await.
+_UNANSWERED: Final = frozenset({CommandId.ALERT_NOTIFICATION})
+
+# Requests that must get through with the window full: binding, keeping the link alive and
+# closing it must never wait behind submits.
+_CONTROL: Final = frozenset(
+    {Input.BIND_TX, Input.BIND_RX, Input.BIND_TRX, Input.ENQUIRE_LINK, Input.UNBIND}
+)
+_BIND_RESPONSES: Final = frozenset(
+    {
+        CommandId.BIND_TRANSMITTER_RESP,
+        CommandId.BIND_RECEIVER_RESP,
+        CommandId.BIND_TRANSCEIVER_RESP,
+    }
+)
+_GENERIC_NACK: Final = CommandId.GENERIC_NACK
+
+# What one side may originate in one state: command_id -> (input, new state, input of its
+# answer). Derived from the two tables above, so the hot path is one int-keyed lookup.
+_Legal = dict[int, tuple[Input, State, Input]]
+
+
+def _legal(side: int, state: State) -> _Legal:
+    row = _ROWS[state]
+    legal: _Legal = {}
+    for command_id, inputs in _REQUESTS.items():
+        event = inputs[side]
+        if event is not None and event in row:
+            legal[command_id] = (event, row[event], _ANSWERS.get(event, Input.RESPONSE))
+    return legal
+
+
+_ROLE_SIDE: Final = {Role.ESME: 0, Role.SMSC: 1}
+_LEGAL: Final = {(side, state): _legal(side, state) for side in (0, 1) for state in State}
+
+
+class Connection:
+    """One end of an SMPP session: bind state, sequence numbers, window and deadlines.
+
+    Args:
+        role: which end this is.
+        window: how many operations (submit_sm, deliver_sm, ...) may await a response at
+            once; bind, enquire_link and unbind are not held back by it (but are counted).
+        last_sequence: the sequence number used last; the first request gets the next one.
+    """
+
+    __slots__ = (
+        "_bound",
+        "_ours",
+        "_outstanding",
+        "_row",
+        "_sequence",
+        "_side",
+        "_state",
+        "_theirs",
+        "role",
+        "window",
+    )
+
+    def __init__(self, role: Role = Role.ESME, *, window: int = 10, last_sequence: int = 0) -> None:
+        self.role = role
+        self.window = window
+        self._side = _ROLE_SIDE[role]
+        self._sequence = last_sequence
+        # sequence_number -> (input its answer is, expected response command_id, deadline)
+        self._outstanding: dict[int, tuple[Input, int, float]] = {}
+        self.state = State.OPEN
+
+    # --- state ----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The current bind state (settable, for tests that start mid-session)."""
+        return self._state
+
+    @state.setter
+    def state(self, state: State) -> None:
+        self._state = state
+        self._bound = state in _BOUND
+        self._row = _ROWS[state]
+        self._ours = _LEGAL[self._side, state]
+        self._theirs = _LEGAL[1 - self._side, state]
+
+    @property
+    def bound(self) -> bool:
+        """True in BOUND_TX, BOUND_RX and BOUND_TRX."""
+        return self._bound
+
+    def can_send(self, command_id: int) -> bool:
+        """True when our role may send this request now (nothing is recorded).
+
+        The window is not considered: see :attr:`window_free`.
+        """
+        return command_id in self._ours
+
+    def handle(self, event: Input, *, local: bool) -> State:
+        """Apply one input to the table.
+
+        Args:
+            event: what happened.
+            local: True when we caused it (sent the PDU), False when the peer did.
+
+        Returns:
+            The new state.
+
+        Raises:
+            LocalProtocolError: ``local`` and not legal now; the state is CLOSED.
+            RemoteProtocolError: not ``local`` and not legal now; the state is CLOSED.
+        """
+        new = self._row.get(event)
+        if new is None:
+            old = self._state
+            self._close()
+            error = LocalProtocolError if local else RemoteProtocolError
+            raise error(f"{event.value} is not allowed in state {old.value}")
+        if new is not self._state:
+            self.state = new
+        return new
+
+    def connection_lost(self) -> None:
+        """Record that the transport is gone: CLOSED, and nothing is outstanding any more."""
+        self._close()
+
+    def _close(self) -> None:
+        self.state = State.CLOSED
+        self._outstanding.clear()
+
+    # --- sequence numbers and the window --------------------------------------------------
+
+    @property
+    def last_sequence(self) -> int:
+        """The sequence number allocated last (0 before the first)."""
+        return self._sequence
+
+    def next_sequence(self) -> int:
+        """Allocate a sequence number: 1..0x7FFFFFFF, then 1 again (section 3.2).
+
+        Numbers still awaiting a response are skipped, so a wrap never reuses one.
+        """
+        seq = self._sequence % MAX_SEQUENCE + 1
+        while seq in self._outstanding:
+            seq = seq % MAX_SEQUENCE + 1
+        self._sequence = seq
+        return seq
+
+    @property
+    def outstanding(self) -> int:
+        """How many requests we sent await a response."""
+        return len(self._outstanding)
+
+    @property
+    def window_free(self) -> int:
+        """How many more operations may be sent before the window is full."""
+        return max(0, self.window - len(self._outstanding))
+
+    @property
+    def window_full(self) -> bool:
+        """True when no more operations may be sent until a response comes."""
+        return len(self._outstanding) >= self.window
+
+    def awaiting(self, sequence_number: int) -> int | None:
+        """The response command_id that ``sequence_number`` awaits, or None if it awaits none."""
+        entry = self._outstanding.get(sequence_number)
+        return None if entry is None else entry[1]
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send_request(self, command_id: int, now: float, timeout: float) -> int:
+        """Record that we send a request; allocate its sequence number.
+
+        Args:
+            command_id: the request's command_id.
+            now: the current time, in the owner's clock.
+            timeout: seconds the response may take; its deadline is ``now + timeout``.
+
+        Returns:
+            The sequence_number to put in the request's header.
+
+        Raises:
+            WindowFullError: an operation with the window full (nothing recorded).
+            LocalProtocolError: our role may not send it, or not in this state; CLOSED.
+        """
+        legal = self._ours.get(command_id)
+        if legal is None:
+            raise self._illegal_send(command_id)
+        event, new, answer = legal
+        outstanding = self._outstanding
+        if len(outstanding) >= self.window and event not in _CONTROL:
+            raise WindowFullError(f"window of {self.window} requests is full")
+        if new is not self._state:
+            self.state = new
+        seq = self._sequence % MAX_SEQUENCE + 1
+        if seq in outstanding:  # wrapped onto a request still outstanding: rare
+            self._sequence = seq - 1
+            seq = self.next_sequence()
+        self._sequence = seq
+        if command_id not in _UNANSWERED:
+            outstanding[seq] = (answer, command_id | _RESPONSE_BIT, now + timeout)
+        return seq
+
+    def _illegal_send(self, command_id: int) -> LocalProtocolError:
+        event = _REQUESTS.get(command_id, (None, None))[self._side]
+        if event is None:
+            self._close()
+            return LocalProtocolError(
+                f"an {self.role.name} does not send command 0x{command_id:08x}"
+            )
+        try:
+            self.handle(event, local=True)
+        except LocalProtocolError as exc:
+            return exc
+        raise AssertionError(event)  # pragma: no cover - _LEGAL is derived from the table
+
+    def send_response(self, command_id: int, status: int = CommandStatus.ESME_ROK) -> State:
+        """Record that we answer a request of the peer.
+
+        Args:
+            command_id: the response's command_id (generic_nack included).
+            status: its command_status.
+
+        Returns:
+            The new state.
+
+        Raises:
+            LocalProtocolError: our role may not send it, or not in this state; CLOSED.
+        """
+        if command_id in _BIND_RESPONSES:
+            if self.role is not Role.SMSC:
+                self._close()
+                raise LocalProtocolError("an ESME does not send bind responses")
+            ok = status == CommandStatus.ESME_ROK
+            return self.handle(Input.BIND_OK if ok else Input.BIND_FAILED, local=True)
+        event = Input.UNBIND_RESP if command_id == CommandId.UNBIND_RESP else Input.RESPONSE
+        return self.handle(event, local=True)
+
+    def send(self, pdu: Pdu, now: float = 0.0, timeout: float = 0.0) -> int:
+        """Record that we send ``pdu``: :meth:`send_request` or :meth:`send_response`.
+
+        Returns:
+            The sequence_number to send it with (a response keeps the request's).
+        """
+        if pdu.is_response:
+            self.send_response(pdu.command_id, pdu.command_status)
+            return pdu.sequence_number
+        return self.send_request(pdu.command_id, now, timeout)
+
+    # --- receiving ------------------------------------------------------------------------
+
+    def receive(self, pdu: Pdu) -> Input | None:
+        """Record that we received ``pdu``.
+
+        Returns:
+            The input it was, or None for a response whose sequence number awaits nothing
+            (a late answer to a request that timed out): it is ignored, state unchanged.
+
+        Raises:
+            RejectedRequestError: a request the peer may not send, or not now; answer it
+                with the error's status. The state is unchanged.
+            RemoteProtocolError: a response of the wrong command for its sequence number;
+                the state is CLOSED.
+        """
+        if pdu.is_response:
+            entry = self._outstanding.pop(pdu.sequence_number, None)
+            if entry is None:
+                return None
+            answered, expected, _ = entry
+            command_id = pdu.command_id
+            if command_id not in (expected, _GENERIC_NACK):
+                self._close()
+                raise RemoteProtocolError(
+                    f"{type(pdu).__name__} answers sequence {pdu.sequence_number}, "
+                    f"which awaits command 0x{expected:08x}",
+                    CommandStatus.ESME_RINVCMDID,
+                )
+            if answered is Input.BIND_OK and (
+                command_id == _GENERIC_NACK or pdu.command_status != CommandStatus.ESME_ROK
+            ):
+                answered = Input.BIND_FAILED
+            if self._row.get(answered) is not self._state:
+                self.handle(answered, local=False)
+            return answered
+        legal = self._theirs.get(pdu.command_id)
+        if legal is None:
+            raise self._rejection(pdu)
+        event, new, _ = legal
+        if new is not self._state:
+            self.state = new
+        return event
+
+    def _rejection(self, pdu: Pdu) -> RejectedRequestError:
+        if _REQUESTS.get(pdu.command_id, (None, None))[1 - self._side] is None:
+            peer = Role.SMSC if self.role is Role.ESME else Role.ESME
+            return RejectedRequestError(
+                f"an {peer.name} does not send {type(pdu).__name__}", CommandStatus.ESME_RINVCMDID
+            )
+        return RejectedRequestError(
+            f"{type(pdu).__name__} is not allowed in state {self._state.value}"
+        )
+
+    # --- deadlines ------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest response deadline, or None when nothing is outstanding."""
+        if not self._outstanding:
+            return None
+        return min(deadline for _, _, deadline in self._outstanding.values())
+
+    def expired(self, now: float) -> list[int]:
+        """Forget the requests whose deadline is ``now`` or earlier.
+
+        Their responses, if they come later, are ignored by :meth:`receive`. The state is
+        unchanged: what a timeout means (a dead link, an unknown outcome) is the owner's call.
+
+        Returns:
+            Their sequence numbers, oldest first.
+        """
+        late = [seq for seq, (_, _, deadline) in self._outstanding.items() if deadline <= now]
+        for seq in late:
+            del self._outstanding[seq]
+        return late
