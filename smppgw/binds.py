@@ -179,6 +179,7 @@ class BindManagerSettings:
     window: int = 10
     response_timeout: float = 30.0
     enquire_link_interval: float = 60.0
+    idle_timeout: float = 300.0
     connect_timeout: float = 10.0
     bind_timeout: float = 10.0
     reconnect_min: float = 1.0
@@ -936,6 +937,7 @@ class BindManager:
             window=settings.window,
             response_timeout=settings.response_timeout,
             enquire_link_interval=settings.enquire_link_interval,
+            idle_timeout=settings.idle_timeout,
             connect_timeout=settings.connect_timeout,
             bind_timeout=settings.bind_timeout,
             server=server.name,

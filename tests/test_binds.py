@@ -306,7 +306,8 @@ async def test_every_configured_bind_comes_up_with_its_own_settings(vclock: Virt
             bind_type=(BindType.TRANSMITTER, BindType.RECEIVER),
         ),
     )
-    async with asyncio.timeout(10), running(smsc, settings(servers=servers, window=7)) as manager:
+    config = settings(servers=servers, window=7, idle_timeout=120.0, enquire_link_interval=45.0)
+    async with asyncio.timeout(10), running(smsc, config) as manager:
         names = sorted(s.settings.name for s in smsc.sessions)
         assert names == ["smpp1/trx-0", "smpp1/trx-1", "smpp1/trx-2", "smpp2/rx-1", "smpp2/tx-0"]
         rx = next(s for s in smsc.sessions if s.name == "smpp2/rx-1").settings
@@ -316,6 +317,7 @@ async def test_every_configured_bind_comes_up_with_its_own_settings(vclock: Virt
             BindType.RECEIVER,
             7,
         )
+        assert (rx.idle_timeout, rx.enquire_link_interval) == (120.0, 45.0)
         assert (rx.system_id, rx.password, rx.system_type, rx.server) == (
             "smppgw",
             "secret",
