@@ -15,6 +15,7 @@ layer modules never read configuration themselves.
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -222,6 +223,10 @@ class SimulatorConfig:
     max_binds_per_server: int = 3
     rate_per_server: float = 50.0
     seed: int | None = None
+    mo_rate: float = 0.0  # MO messages generated per second over all servers; 0 = none
+    mo_long_share: float = 0.0  # share of MO messages needing 2 to 4 concatenated parts
+    mo_ucs2_share: float = 0.0  # share of MO messages outside GSM 03.38 (sent as UCS-2)
+    mo_destination: str = "12345"  # the number or short code the mobiles write to
 
 
 @dataclass(frozen=True, slots=True)
@@ -781,7 +786,16 @@ def _simulator(t: _Table) -> SimulatorConfig:
         max_binds_per_server=t.integer("max_binds_per_server", 3, 1, 100),
         rate_per_server=t.number("rate_per_server", 50.0, 0),
         seed=seed,
+        mo_rate=t.number("mo_rate", 0.0, 0),
+        mo_long_share=t.number("mo_long_share", 0.0, 0, 1),
+        mo_ucs2_share=t.number("mo_ucs2_share", 0.0, 0, 1),
+        mo_destination=t.text("mo_destination", "12345"),
     )
+    if not math.isfinite(config.mo_rate):
+        t.error("mo_rate", f"must be a finite rate, got {config.mo_rate}")
+    # destination_addr of deliver_sm is a C-Octet String of at most 21 octets (SMPP v3.4 4.6.1).
+    if len(config.mo_destination) > 20:
+        t.error("mo_destination", f"at most 20 characters, got {len(config.mo_destination)}")
     for name in ("plain_ports", "tls_ports"):
         ports = getattr(config, name)
         if ports and len(ports) != config.servers:
@@ -921,6 +935,7 @@ def bind_manager_settings(
         window=g.window,
         response_timeout=g.response_timeout,
         enquire_link_interval=g.enquire_link_interval,
+        idle_timeout=g.idle_timeout,
         connect_timeout=g.connect_timeout,
         bind_timeout=g.bind_timeout,
         reconnect_min=g.reconnect_min,
@@ -937,7 +952,7 @@ def bind_manager_settings(
 
 def simulator_settings(config: Config) -> SimulatorSettings:
     """The built-in simulator's settings: one account, the gateway's own credentials."""
-    from smppgw.simulator import Account, SimulatorSettings  # noqa: PLC0415
+    from smppgw.simulator import Account, MoSettings, SimulatorSettings  # noqa: PLC0415
 
     s, g = config.simulator, config.gateway
     return SimulatorSettings(
@@ -956,6 +971,12 @@ def simulator_settings(config: Config) -> SimulatorSettings:
         ),
         message_id_format=s.message_id_format,
         dlr_delay=s.dlr_delay,
+        mo=MoSettings(
+            rate=s.mo_rate,
+            long_share=s.mo_long_share,
+            ucs2_share=s.mo_ucs2_share,
+            destination=s.mo_destination,
+        ),
         seed=s.seed,
     )
 
@@ -1025,6 +1046,7 @@ def summary(config: Config) -> str:
         lines.append(
             f"simulator: on, {sim.servers} servers on {sim.host} "
             f"ports={list(sim.plain_ports) or 'ephemeral'} tls={sim.tls}"
+            + (f" mo_rate={sim.mo_rate:g}/s" if sim.mo_rate else "")
         )
     return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -418,6 +419,7 @@ def test_bind_manager_settings() -> None:
     assert first.tls.verify is True
     assert first.tls.minimum_version == "TLSv1.2"
     assert settings.enquire_link_interval == 60.0
+    assert settings.idle_timeout == config.gateway.idle_timeout
 
 
 def test_servers_from_a_simulator() -> None:
@@ -445,3 +447,83 @@ def test_example_files_are_valid_toml() -> None:
     for path in CONFIG_DIR.glob("*.toml"):
         with path.open("rb") as file:
             assert isinstance(tomllib.load(file), dict)
+
+
+# --- simulator MO keys --------------------------------------------------------------------
+
+
+def test_simulator_mo_keys_reach_the_simulator_settings() -> None:
+    data = {
+        "gateway": {},
+        "simulator": {
+            "enabled": True,
+            "mo_rate": 2.5,
+            "mo_long_share": 0.25,
+            "mo_ucs2_share": 1,
+            "mo_destination": "56789",
+        },
+    }
+    config = parse_config(data, environ={})
+    mo = simulator_settings(config).mo
+    assert (mo.rate, mo.long_share, mo.ucs2_share, mo.destination) == (2.5, 0.25, 1.0, "56789")
+    assert "mo_rate=2.5/s" in summary(config)
+
+
+def test_simulator_mo_is_off_by_default() -> None:
+    config = load_config(CONFIG_DIR / "local.toml", environ={})
+    mo = simulator_settings(config).mo
+    assert (mo.rate, mo.long_share, mo.ucs2_share, mo.destination) == (0.0, 0.0, 0.0, "12345")
+    assert "mo_rate" not in summary(config)
+
+
+@pytest.mark.parametrize(
+    ("simulator", "error"),
+    [
+        ({"mo_rate": -1}, "simulator.mo_rate: must be >= 0, got -1"),
+        ({"mo_rate": float("inf")}, "simulator.mo_rate: must be a finite rate, got inf"),
+        ({"mo_rate": "fast"}, "simulator.mo_rate: expected a number, got 'fast'"),
+        ({"mo_long_share": 1.5}, "simulator.mo_long_share: must be 0..1, got 1.5"),
+        ({"mo_ucs2_share": -0.1}, "simulator.mo_ucs2_share: must be 0..1, got -0.1"),
+        ({"mo_ucs2_share": True}, "simulator.mo_ucs2_share: expected a number, got True"),
+        ({"mo_destination": ""}, "simulator.mo_destination: must not be empty"),
+        ({"mo_destination": 12345}, "simulator.mo_destination: expected a string, got 12345"),
+        ({"mo_destination": "1" * 21}, "simulator.mo_destination: at most 20 characters, got 21"),
+        ({"mo_sender": "1"}, "simulator.mo_sender: unknown key"),
+    ],
+)
+def test_invalid_simulator_mo_keys(simulator: dict[str, Any], error: str) -> None:
+    found = errors_of(minimal(simulator=simulator))
+    assert any(e.startswith(error) for e in found), found
+
+
+def uncommented(name: str) -> dict[str, Any]:
+    """A shipped file with its commented-out keys and tables (``# key = value``) switched on."""
+    lines = []
+    for line in (CONFIG_DIR / name).read_text().splitlines():
+        match = re.fullmatch(r"# ?((?:\[\w+\])|(?:\"?[\w.]+\"? = .*))", line)
+        lines.append(match[1] if match else line)
+    return tomllib.loads("\n".join(lines))
+
+
+def test_every_key_shown_in_the_shipped_files_is_known() -> None:
+    data = uncommented("smppgw.example.toml")
+    assert "webhook" in data
+    assert "redis_url" in data["store"]
+    # Both secret sources at once and example file paths are errors, but no key is unknown.
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, environ=ENV | {"SMPPGW_WEBHOOK_SECRET": "s"})
+    assert [e for e in info.value.errors if "unknown key" in e] == []
+    assert parse_config(uncommented("local.toml"), environ={}).simulator.enabled
+
+
+def test_every_key_in_the_shipped_files_has_a_comment() -> None:
+    for name in ("smppgw.example.toml", "local.toml"):
+        previous = ""
+        seen: set[str] = set()
+        for line in (CONFIG_DIR / name).read_text().splitlines():
+            key = re.match(r"(\w+) = ", line)
+            # A key is explained on its line, on the comment line above, or at its first use.
+            if key and key[1] not in seen:
+                assert "#" in line or previous.startswith("#"), f"{name}: {line}"
+                seen.add(key[1])
+            previous = line

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import configparser
+import contextlib
+import json
 import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +19,12 @@ from pathlib import Path
 import pytest
 
 from smppgw import __version__
-from smppgw.config import load_config
+from smppgw.config import SIMULATOR_PASSWORD, load_config
 from smppgw.sdnotify import Notifier
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
 COMPOSE = ROOT / "docker" / "compose.yaml"
 PROMETHEUS = ROOT / "docker" / "prometheus.yml"
 UNIT = ROOT / "config" / "smppgw.service"
@@ -58,14 +62,102 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     )
 
 
-def test_dockerfile_health_check_pings_the_daemon_socket() -> None:
+def health_check() -> list[str]:
+    """The HEALTHCHECK command (exec form) of the runtime image."""
     (check,) = [args for keyword, args in instructions(DOCKERFILE) if keyword == "HEALTHCHECK"]
-    assert '"status", "--ping"' in check
-    assert "/run/smppgw/smppgw.sock" in check
+    _, _, command = check.partition("CMD ")
+    argv = json.loads(command)
+    assert isinstance(argv, list)
+    return [str(arg) for arg in argv]
+
+
+def test_dockerfile_health_check_pings_the_daemon_socket() -> None:
+    argv = health_check()
+    assert argv[:2] == ["sh", "-c"]
+    assert "smppgw status --ping --socket /run/smppgw/smppgw.sock" in argv[2]
+    # Docker reads exit 1 as unhealthy and reserves other codes; `status` exits 3 unreachable.
+    assert argv[2].endswith("|| exit 1")
+    # The socket is the one the image's configuration listens on.
+    config = load_config(ROOT / "config" / "smppgw.example.toml", environ={"SMPPGW_PASSWORD": "x"})
+    assert f"--socket {config.intake.path} " in argv[2]
     exposed = [args for keyword, args in instructions(DOCKERFILE) if keyword == "EXPOSE"]
     assert exposed == ["9108"]
     (entrypoint,) = [args for keyword, args in instructions(DOCKERFILE) if keyword == "ENTRYPOINT"]
     assert entrypoint == '["smppgw"]'
+
+
+class _PongServer:
+    """A Unix socket answering each line with the daemon's ping reply (for the health check)."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(1)
+        self.sock.settimeout(30)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.settimeout(30)
+                if conn.recv(4096).endswith(b"\n"):
+                    conn.sendall(b'{"ok":true,"pong":true,"version":"test"}\n')
+
+    def close(self) -> None:
+        self.sock.close()
+        self.thread.join(timeout=30)
+
+
+def run_health_check(socket_path: Path, tmp_path: Path) -> int:
+    """Run the image's health check command here, against ``socket_path``."""
+    script = health_check()[2].replace("/run/smppgw/smppgw.sock", str(socket_path))
+    shim = tmp_path / "bin"
+    shim.mkdir(exist_ok=True)
+    (shim / "smppgw").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m smppgw "$@"\n')
+    (shim / "smppgw").chmod(0o755)
+    env = {**os.environ, "PATH": f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run(  # noqa: S603 - the Dockerfile's own command
+        ["sh", "-c", script],  # noqa: S607
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+        env=env,
+    )
+    return result.returncode
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+def test_health_check_is_healthy_when_the_daemon_answers_and_unhealthy_otherwise(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "smppgw.sock"
+    assert run_health_check(path, tmp_path) == 1  # no socket: unhealthy (1, not 3)
+    server = _PongServer(path)
+    try:
+        assert run_health_check(path, tmp_path) == 0
+    finally:
+        server.close()
+
+
+def test_dockerignore_keeps_the_venv_git_and_local_state_out_of_the_context() -> None:
+    patterns = {
+        line.strip().rstrip("/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert {".venv", ".git", "var", "*.db"} <= patterns
+    assert {"**/__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"} <= patterns
+    # Nothing the Dockerfile copies is ignored.
+    for keyword, args in instructions(DOCKERFILE):
+        if keyword == "COPY" and not args.startswith("--from"):
+            for source in args.split()[:-1]:
+                top = source.rstrip("/").split("/")[0]
+                assert top not in patterns, source
+    assert not any(p.startswith("!") for p in patterns)
 
 
 def test_dockerfile_copies_only_files_that_exist() -> None:
@@ -110,6 +202,20 @@ def test_compose_declares_the_daemon_the_simulator_and_prometheus() -> None:
     assert "SMPPGW_PASSWORD" in services["smppgw"]
     assert "/run/smppgw" in services["smppgw"]
     assert '"127.0.0.1:9108:9108"' in services["smppgw"]
+
+
+def test_compose_gives_the_daemon_the_simulator_accounts_password() -> None:
+    services = compose_services(COMPOSE.read_text())
+    (password,) = re.findall(r"SMPPGW_PASSWORD: (\S+)", services["smppgw"])
+    assert "--password-file" not in services["simulator"]  # the simulator keeps its default
+    assert password == SIMULATOR_PASSWORD
+    config = load_config(ROOT / "config" / "compose.toml", environ={"SMPPGW_PASSWORD": password})
+    ports = re.search(r'"--plain-ports", ((?:"\d+",? ?)+)', services["simulator"])
+    assert ports is not None
+    assert sorted(s.port for s in config.servers) == sorted(
+        int(p) for p in re.findall(r"\d+", ports[1])
+    )
+    assert {s.host for s in config.servers} == {"simulator"}
 
 
 def test_compose_mounts_files_that_exist() -> None:
