@@ -107,6 +107,7 @@ class StatusPayload(msgspec.Struct, frozen=True, kw_only=True):
     cid: str | None = None
     err: str | None = None
     reason: str | None = None
+    possible_duplicate: bool = False
     parts: tuple[PartPayload, ...] = ()
 
 

@@ -148,19 +148,19 @@ async def submit_all(socket_path: Path) -> set[str]:
     return ids
 
 
-async def final_ids(socket_path: Path, ids: set[str]) -> set[str]:
+async def final_ids(socket_path: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
     """Subscribe from the first event and collect final statuses until all of ``ids``."""
     reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=1 << 20)
     writer.write(b'{"op":"subscribe","cursor":0}\n')
-    finals: set[str] = set()
+    finals: dict[str, dict[str, Any]] = {}
     try:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TIMEOUT / 2):
-                while not ids <= finals:
+                while not ids <= finals.keys():
                     event: dict[str, Any] = json.loads(await reader.readline())
                     payload: dict[str, Any] = event.get("payload", {})
                     if event.get("event") == "sms:message:status" and payload["final"]:
-                        finals.add(payload["id"])
+                        finals[payload["id"]] = payload
     finally:
         writer.close()
         await writer.wait_closed()
@@ -185,7 +185,7 @@ async def test_sigkill_mid_run_loses_no_message(tmp_path: Path, simulator: Simul
         finals = await final_ids(socket_path, ids)
         assert await daemon.terminate() == 0
 
-    lost = ids - finals
+    lost = ids - finals.keys()
     duplicates = sum(n - 1 for n in simulator.stats.accepted_by_destination.values())
     reached = len(simulator.stats.accepted_by_destination)
     print(
@@ -197,3 +197,7 @@ async def test_sigkill_mid_run_loses_no_message(tmp_path: Path, simulator: Simul
     # Only messages in flight at the kill can go twice: sent, but their acceptance not yet
     # committed. The dispatcher keeps at most 2 x binds x window (2 x 4 x 10) in flight.
     assert duplicates <= 2 * 4 * 10
+    # Every message the SMSC got twice is flagged as a possible duplicate.
+    flagged = {p["mobile"] for p in finals.values() if p["possible_duplicate"]}
+    twice = {to for to, n in simulator.stats.accepted_by_destination.items() if n > 1}
+    assert twice <= flagged

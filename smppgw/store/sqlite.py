@@ -402,11 +402,16 @@ class SqliteStore:
     # --- the queue --------------------------------------------------------------------------
 
     async def requeue_claimed(self) -> int:
-        """Put every claimed (``submitting``) message back in the queue; at start only."""
+        """Put every claimed (``submitting``) message back in the queue; at start only.
+
+        They are flagged ``possible_duplicate``: a part may have been sent without its
+        acceptance being recorded before the process died.
+        """
 
         def op(conn: sqlite3.Connection) -> int:
             cur = conn.execute(
-                "UPDATE messages SET state = 'queued', due_at = ? WHERE state = 'submitting'",
+                "UPDATE messages SET state = 'queued', due_at = ?, possible_duplicate = 1"
+                " WHERE state = 'submitting'",
                 (self._clock(),),
             )
             return cur.rowcount
@@ -849,12 +854,12 @@ def _append_event(conn: sqlite3.Connection, body: bytes, now: float, webhook: bo
 def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload | None:
     row = conn.execute(
         "SELECT id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
-        " reason FROM messages WHERE id = ?",
+        " reason, possible_duplicate FROM messages WHERE id = ?",
         (message_id,),
     ).fetchone()
     if row is None:
         return None
-    mid, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err, reason = row
+    mid, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err, reason, dup = row
     delivery = DeliveryState(state) if state != "submitting" else DeliveryState.QUEUED
     return StatusPayload(
         id=mid,
@@ -870,6 +875,7 @@ def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload 
         cid=custom,
         err=err,
         reason=reason,
+        possible_duplicate=bool(dup),
         parts=tuple(_part_payloads(conn, message_id)),
     )
 
