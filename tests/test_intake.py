@@ -647,6 +647,7 @@ async def test_status_by_id_and_by_custom(client: Client) -> None:
         "cid": "ref-9",
         "err": None,
         "reason": None,
+        "possible_duplicate": False,
         "parts": [],
     }
 
