@@ -330,24 +330,26 @@ class SqliteStore:
             self._new_events = asyncio.Event()
 
     def _run(self, batch: Sequence[_Op]) -> _BatchResult:
-        """Run ``batch`` in one transaction (on the store thread)."""
+        """Run ``batch`` in one transaction (on the store thread).
+
+        Fast path: every operation straight in the transaction. If one raises, the whole
+        transaction is rolled back and the batch runs again with each operation inside its
+        own SAVEPOINT, so the failure is that operation's alone. Operations only touch the
+        database (their inputs are computed before they are queued), so running one twice
+        is safe.
+        """
         conn = self._conn
         assert conn is not None
         started = time.perf_counter()
         outcome = _BatchResult()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for op in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    value = op.fn(conn)
-                except Exception as exc:  # noqa: BLE001 - handed to the caller, the batch goes on
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    outcome.results.append((False, _as_store_error(exc)))
-                else:
-                    conn.execute("RELEASE op")
-                    outcome.results.append((True, value))
+            try:
+                outcome.results = [(True, op.fn(conn)) for op in batch]
+            except Exception:  # noqa: BLE001 - the slow path finds which one and why
+                conn.execute("ROLLBACK")
+                conn.execute("BEGIN IMMEDIATE")
+                outcome.results = [self._run_isolated(conn, op) for op in batch]
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -357,6 +359,18 @@ class SqliteStore:
         outcome.last_cursor = int(row[0] or 0)
         outcome.seconds = time.perf_counter() - started
         return outcome
+
+    @staticmethod
+    def _run_isolated(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
+        conn.execute("SAVEPOINT op")
+        try:
+            value = op.fn(conn)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, the batch goes on
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
+            return False, _as_store_error(exc)
+        conn.execute("RELEASE op")
+        return True, value
 
     # --- intake -----------------------------------------------------------------------------
 
