@@ -137,7 +137,6 @@ class StoreConfig:
     path: str = "var/smppgw.db"
     synchronous: str = "full"
     retention_days: float = 7.0
-    redis_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,16 +620,18 @@ def _tls(t: _Table) -> TlsConfig:
 
 
 def _store(t: _Table) -> StoreConfig:
-    backend = t.choice("backend", "sqlite", ("sqlite", "redis"))
+    backend = t.text("backend", "sqlite")
+    if backend != "sqlite":
+        # One daemon per account, with its embedded store: a shared (Redis) store for several
+        # daemons on one account is not part of this version.
+        t.error("backend", f"only 'sqlite' is supported, got {backend!r}")
+        backend = "sqlite"
     config = StoreConfig(
         backend=backend,
         path=t.text("path", "var/smppgw.db"),
         synchronous=t.choice("synchronous", "full", ("full", "normal")),
         retention_days=t.positive("retention_days", 7.0),
-        redis_url=t.opt_text("redis_url"),
     )
-    if backend == "redis" and config.redis_url is None:
-        t.error("redis_url", "required with backend = 'redis'")
     t.done()
     return config
 
@@ -1009,7 +1010,7 @@ def summary(config: Config) -> str:
             f"tls: min_version={t.min_version} verify={t.verify} ca_file={t.ca_file or '(system)'}"
         )
     st = config.store
-    where = st.path if st.backend == "sqlite" else "redis"
+    where = st.path
     lines.append(
         f"store: {st.backend} {where} synchronous={st.synchronous} "
         f"retention={st.retention_days:g} days"
