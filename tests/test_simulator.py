@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator, Callable
 
@@ -13,6 +14,7 @@ from smppgw.codec import (
     CommandStatus,
     DataSm,
     DeliverSm,
+    EnquireLink,
     EsmClass,
     Framer,
     MessageState,
@@ -37,12 +39,13 @@ from smppgw.simulator import (
     Account,
     FaultSettings,
     MoSettings,
+    ServerInfo,
     Simulator,
     SimulatorSettings,
     UnknownAccountError,
     build_mo_parts,
 )
-from smppgw.simulator.cli import build_parser, settings_from_args
+from smppgw.simulator.cli import build_parser, run_outages, settings_from_args
 
 PASSWORD = "secret"
 
@@ -526,6 +529,47 @@ def test_cli_builds_mo_settings() -> None:
     for bad in (["--mo-long-share", "1.5"], ["--mo-rate", "-1"], ["--mo-rate", "nan"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(bad)
+
+
+def test_cli_builds_fault_settings_and_outages() -> None:
+    args = build_parser().parse_args(
+        ["--malformed-ratio", "0.1", "--stall-ratio", "0.2", "--down", "2:30:60", "--down", "1:0:5"]
+    )
+    faults = settings_from_args(args).faults
+    assert (faults.malformed_ratio, faults.stall_ratio) == (0.1, 0.2)
+    assert args.down == [(2, 30.0, 60.0), (1, 0.0, 5.0)]
+    for bad in (["--down", "0:1:1"], ["--down", "1:1"], ["--down", "1:-1:5"], ["--down", "x"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(bad)
+
+
+async def test_a_scheduled_outage_takes_a_server_down_then_up() -> None:
+    settings = SimulatorSettings(servers=2, tls=False)
+    async with asyncio.timeout(5), Simulator(settings) as sim:
+        outage = asyncio.create_task(run_outages(sim, [(2, 0.0, 0.2)]))
+        await asyncio.sleep(0.05)
+        assert not await answers(sim.servers[1])
+        assert await answers(sim.servers[0])
+        await outage
+        assert await answers(sim.servers[1])
+
+
+async def answers(info: ServerInfo) -> bool:
+    """Whether the server answers an enquire_link (a down server refuses or drops the link)."""
+    try:
+        reader, writer = await asyncio.open_connection(info.host, info.plain_port)
+    except OSError:
+        return False
+    try:
+        writer.write(encode(EnquireLink(sequence_number=1)))
+        await writer.drain()
+        return len(await reader.read(16)) == 16
+    except OSError:
+        return False
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
 
 
 def test_simulate_help_documents_mo_flags() -> None:

@@ -43,6 +43,19 @@ def _rate(value: str) -> float:
     return rate
 
 
+def _outage(value: str) -> tuple[int, float, float]:
+    """An argparse type: ``SERVER:AFTER:SECONDS`` (server numbered from 1)."""
+    try:
+        server_text, after_text, seconds_text = value.split(":")
+        server, after, seconds = int(server_text), float(after_text), float(seconds_text)
+    except ValueError:
+        server, after, seconds = 0, -1.0, -1.0
+    if server < 1 or not 0 <= after < float("inf") or not 0 < seconds < float("inf"):
+        msg = f"expected SERVER:AFTER:SECONDS (e.g. 1:30:60), got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return server, after, seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smppgw simulate",
@@ -87,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dlr-before-resp", type=float, default=0.0, help="early receipt share")
     parser.add_argument("--drop-every", type=int, default=0, help="close links every N PDUs")
     parser.add_argument("--refuse-binds", action="store_true", help="refuse every bind")
+    parser.add_argument(
+        "--malformed-ratio",
+        type=_share,
+        default=0.0,
+        help="share of submit_sm_resp preceded by a malformed PDU",
+    )
+    parser.add_argument(
+        "--down",
+        type=_outage,
+        action="append",
+        default=[],
+        metavar="SERVER:AFTER:SECONDS",
+        help="take server SERVER (1 = the first) down AFTER seconds from start for SECONDS, "
+        "dropping its links and refusing connections, like the provider's maintenance "
+        "(repeatable)",
+    )
     mo = parser.add_argument_group(
         "mobile-originated messages",
         "MO messages arrive as deliver_sm (esm_class type 0) on a random receiver or transceiver "
@@ -161,6 +190,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
             stall_ratio=args.stall_ratio,
             queue_full_ratio=args.queue_full_ratio,
             refuse_binds=args.refuse_binds,
+            malformed_ratio=args.malformed_ratio,
         ),
         mo=MoSettings(
             rate=args.mo_rate,
@@ -175,7 +205,25 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
     )
 
 
-async def _run(settings: SimulatorSettings, ca_out: str | None) -> None:
+async def run_outages(sim: Simulator, outages: Sequence[tuple[int, float, float]]) -> None:
+    async def one(server: int, after: float, seconds: float) -> None:
+        await asyncio.sleep(after)
+        print(f"server {server} down for {seconds:g} s", file=sys.stderr, flush=True)
+        await sim.server_down_for(server - 1, seconds)
+        print(f"server {server} up", file=sys.stderr, flush=True)
+
+    await asyncio.gather(*(one(*outage) for outage in outages))
+
+
+async def _run(
+    settings: SimulatorSettings,
+    ca_out: str | None,
+    outages: Sequence[tuple[int, float, float]] = (),
+) -> None:
+    for server, _after, _seconds in outages:
+        if server > settings.servers:
+            msg = f"--down: server {server} does not exist ({settings.servers} servers)"
+            raise SystemExit(msg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,7 +235,9 @@ async def _run(settings: SimulatorSettings, ca_out: str | None) -> None:
         if sim.ca_pem is not None and ca_out:
             Path(ca_out).write_bytes(sim.ca_pem)  # noqa: ASYNC240 - once, at start
             print(f"CA certificate written to {ca_out}", flush=True)
+        schedule = asyncio.create_task(run_outages(sim, outages))
         await stop.wait()
+        schedule.cancel()
         s = sim.stats
         print(
             f"submits {s.received_submits}, accepted {s.accepted}, throttled {s.throttled}, "
@@ -200,5 +250,5 @@ async def _run(settings: SimulatorSettings, ca_out: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings_from_args(args), args.ca_out))
+        asyncio.run(_run(settings_from_args(args), args.ca_out, args.down))
     return 0
