@@ -77,6 +77,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# Hot-path constants: a tuple for isinstance (a union would be built on every call) and the
+# status names by value (Enum.name is a descriptor, slower than a dict lookup).
+_SUBMIT_RESPONSES = (SubmitSmResp, DataSmResp)
+_STATUS_NAMES: dict[int, str] = {status: status.name for status in CommandStatus}
+
 
 class BindType(enum.Enum):
     """The three bind modes (SMPP v3.4 section 2.2)."""
@@ -184,6 +189,14 @@ class Session(asyncio.Protocol):
         # connection; this maps each outstanding sequence number to its future and send time.
         self._conn = Connection(Role.ESME, window=settings.window)
         self._pending: dict[int, tuple[asyncio.Future[Pdu], float]] = {}
+        # Looked up once rather than on every PDU (settings are frozen).
+        self._server = settings.server
+        self._name = settings.name
+        self._response_timeout = settings.response_timeout
+        self._create_future = self._loop.create_future
+        self._loop_time = self._loop.time
+        self._observe_window = observer.window
+        self._observe_result = observer.submit_result
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[BaseException | None] = self._loop.create_future()
@@ -272,7 +285,7 @@ class Session(asyncio.Protocol):
 
     @property
     def bound(self) -> bool:
-        return self._conn.bound and not self._closing
+        return not self._closing and self._conn.bound
 
     @property
     def closed(self) -> bool:
@@ -305,7 +318,8 @@ class Session(asyncio.Protocol):
 
     def send_nowait_possible(self) -> bool:
         """True when a request can be sent at once (bound and the window has room)."""
-        return self.bound and self.window_free > 0 and not self._waiters
+        conn = self._conn
+        return not self._closing and conn.bound and not conn.window_full and not self._waiters
 
     async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
         """Send a submit_sm or data_sm and return its response, whatever its status.
@@ -314,8 +328,15 @@ class Session(asyncio.Protocol):
             SessionClosedError: the session is not bound (nothing was sent).
             ResponseTimeoutError, LinkLostError: sent, but no response: outcome unknown.
         """
-        resp = await self.request(pdu)
-        if not isinstance(resp, SubmitSmResp | DataSmResp):
+        # request() and _send_request(), inlined: two coroutines less per submit.
+        conn = self._conn
+        if self._closing or not conn.bound:
+            raise SessionClosedError(f"session to {self.settings.endpoint} is not bound")
+        waiters = self._waiters
+        if conn.window_full or (waiters and waiters[0].done()):
+            await self._wait_for_room()
+        resp = await self._start_request(pdu, self._response_timeout)
+        if not isinstance(resp, _SUBMIT_RESPONSES):
             raise LinkLostError(
                 f"{self.settings.endpoint} answered {type(pdu).__name__} "
                 f"with {type(resp).__name__} ({resp.command_status.name})"
@@ -324,9 +345,9 @@ class Session(asyncio.Protocol):
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send any request and return its response (a generic_nack included)."""
-        if not self.bound:
+        if self._closing or not self._conn.bound:
             raise SessionClosedError(f"session to {self.settings.endpoint} is not bound")
-        return await self._send_request(pdu, self.settings.response_timeout)
+        return await self._send_request(pdu, self._response_timeout)
 
     async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Stop taking requests, wait for outstanding responses, unbind and close."""
@@ -361,37 +382,50 @@ class Session(asyncio.Protocol):
 
     async def _send_request(self, pdu: Pdu, timeout: float, *, bypass_window: bool = False) -> Pdu:  # noqa: ASYNC109
         if not bypass_window:
-            while self._conn.window_full or (self._waiters and self._waiters[0].done()):
-                waiter = self._loop.create_future()
-                self._waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    with contextlib.suppress(ValueError):
-                        self._waiters.remove(waiter)
-                if self.closed or self._closing:
-                    raise SessionClosedError(f"session to {self.settings.endpoint} closed")
-        transport = self._transport
-        if transport is None or self.closed:
-            raise SessionClosedError(f"session to {self.settings.endpoint} is closed")
+            waiters = self._waiters
+            if self._conn.window_full or (waiters and waiters[0].done()):
+                await self._wait_for_room()
+        return await self._start_request(pdu, timeout)
+
+    def _start_request(self, pdu: Pdu, timeout: float) -> asyncio.Future[Pdu]:
+        """Send a request now (the caller saw to the window); the future gets its response."""
         conn = self._conn
-        if not conn.can_send(pdu.command_id):
+        transport = self._transport
+        if transport is None or self._closed.done():
+            raise SessionClosedError(f"session to {self.settings.endpoint} is closed")
+        command_id = pdu.command_id
+        if not conn.can_send(command_id):
             raise SessionClosedError(
                 f"{type(pdu).__name__} to {self.settings.endpoint} not allowed in state "
                 f"{conn.state.value}"
             )
         wire = encode(pdu)
         now = self._clock()
-        seq = conn.send_request(pdu.command_id, now, timeout)
-        future: asyncio.Future[Pdu] = self._loop.create_future()
-        self._pending[seq] = (future, now)
-        transport.write(_with_sequence(wire, seq))
+        seq = conn.send_request(command_id, now, timeout)
+        future: asyncio.Future[Pdu] = self._create_future()
+        pending = self._pending
+        pending[seq] = (future, now)
+        transport.write(wire[:12] + seq.to_bytes(4, "big") + wire[16:])  # our sequence number
         self._last_sent = now
-        self._observer.window(self.settings.server, self.settings.name, len(self._pending))
-        deadline = self._loop.time() + timeout
-        if self._timer is None or self._timer.when() > deadline:
+        self._observe_window(self._server, self._name, len(pending))
+        timer = self._timer
+        if timer is None or timer.when() > self._loop_time() + timeout:
             self._arm_timer()
-        return await future
+        return future
+
+    async def _wait_for_room(self) -> None:
+        """Wait until the window has room and every earlier waiter has gone first."""
+        waiters = self._waiters
+        while self._conn.window_full or (waiters and waiters[0].done()):
+            waiter = self._loop.create_future()
+            waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                with contextlib.suppress(ValueError):
+                    waiters.remove(waiter)
+            if self.closed or self._closing:
+                raise SessionClosedError(f"session to {self.settings.endpoint} closed")
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
 
@@ -411,6 +445,7 @@ class Session(asyncio.Protocol):
             self._write(GenericNack(command_status=exc.status))
             self._fail(LinkLostError(f"{self.settings.endpoint} sent a bad frame: {exc}"))
             return
+        handle = self._handle
         for frame in frames:
             try:
                 pdu = decode(frame)
@@ -420,7 +455,7 @@ class Session(asyncio.Protocol):
                     GenericNack(sequence_number=exc.sequence_number, command_status=exc.status)
                 )
                 continue
-            self._handle(pdu)
+            handle(pdu)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(LinkLostError(f"link to {self.settings.endpoint} lost: {exc or 'closed'}"))
@@ -456,14 +491,16 @@ class Session(asyncio.Protocol):
         future, sent_at = entry
         if not future.done():
             future.set_result(pdu)
-        if isinstance(pdu, SubmitSmResp | DataSmResp):
-            self._observer.submit_result(
-                self.settings.server,
-                self.settings.name,
-                pdu.command_status.name,
+        if isinstance(pdu, _SUBMIT_RESPONSES):
+            status = pdu.command_status
+            self._observe_result(
+                self._server,
+                self._name,
+                _STATUS_NAMES.get(status) or status.name,  # an unknown status has its own
                 self._clock() - sent_at,
             )
-        self._wake_waiter()
+        if self._waiters:
+            self._wake_waiter()
 
     def _handle_request(self, pdu: Pdu, event: Input | None) -> None:
         if event is Input.ENQUIRE_LINK:
@@ -617,8 +654,3 @@ def _rejection(pdu: Pdu, status: CommandStatus) -> Pdu:
     if isinstance(pdu, DataSm):
         return DataSmResp(sequence_number=seq, command_status=status)
     return GenericNack(sequence_number=seq, command_status=status)
-
-
-def _with_sequence(wire: bytes, sequence_number: int) -> bytes:
-    """The encoded PDU with our sequence number in its header (the caller's is replaced)."""
-    return wire[:12] + sequence_number.to_bytes(4, "big") + wire[16:]

@@ -89,6 +89,8 @@ class Role(enum.Enum):
     ESME = "esme"
     SMSC = "smsc"
 
+    __hash__ = object.__hash__  # as State's, below
+
 
 class State(enum.Enum):
     """Bind states of section 2.3, plus the two halves of a bind and of an unbind."""
@@ -102,6 +104,10 @@ class State(enum.Enum):
     BOUND_TRX = "bound_trx"
     UNBINDING = "unbinding"  # unbind sent (by either side), unbind_resp not yet
     CLOSED = "closed"
+
+    # Members are singletons, so hash by identity (in C) rather than by name (Enum.__hash__,
+    # in Python): every PDU costs a dict lookup keyed by a state or an input.
+    __hash__ = object.__hash__
 
 
 class Input(enum.Enum):
@@ -120,14 +126,17 @@ class Input(enum.Enum):
     RESPONSE = "any other response"
     CONNECTION_LOST = "connection lost"
 
+    __hash__ = object.__hash__  # as State's, below
+
 
 _BINDING: Final = {
     State.BINDING_TX: State.BOUND_TX,
     State.BINDING_RX: State.BOUND_RX,
     State.BINDING_TRX: State.BOUND_TRX,
 }
-_BOUND: Final = frozenset(_BINDING.values())
-_LIVE: Final = frozenset(State) - {State.CLOSED}
+# Tuples, not sets: identity hashes differ from run to run, and the table's order should not.
+_BOUND: Final = tuple(_BINDING.values())
+_LIVE: Final = tuple(state for state in State if state is not State.CLOSED)
 
 # The legal transitions (section 2.3, table 2-1 of the bind states); anything else is a
 # protocol error. enquire_link and responses are legal whenever the link is up (a response
@@ -197,11 +206,17 @@ _BIND_RESPONSES: Final = frozenset(
         CommandId.BIND_TRANSCEIVER_RESP,
     }
 )
-_GENERIC_NACK: Final = CommandId.GENERIC_NACK
+_GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
+_ESME_ROK: Final = int(CommandStatus.ESME_ROK)
+# Members the hot paths compare against, bound once: an enum class attribute lookup costs
+# more than a module global.
+_BIND_OK: Final = Input.BIND_OK
+_BIND_FAILED: Final = Input.BIND_FAILED
 
 # What one side may originate in one state: command_id -> (input, new state, input of its
-# answer). Derived from the two tables above, so the hot path is one int-keyed lookup.
-_Legal = dict[int, tuple[Input, State, Input]]
+# answer, command_id of its answer or None when it has none). Derived from the tables above,
+# so the hot path is one int-keyed lookup.
+_Legal = dict[int, tuple[Input, State, Input, int | None]]
 
 
 def _legal(side: int, state: State) -> _Legal:
@@ -210,7 +225,8 @@ def _legal(side: int, state: State) -> _Legal:
     for command_id, inputs in _REQUESTS.items():
         event = inputs[side]
         if event is not None and event in row:
-            legal[command_id] = (event, row[event], _ANSWERS.get(event, Input.RESPONSE))
+            response = None if command_id in _UNANSWERED else int(command_id) | _RESPONSE_BIT
+            legal[command_id] = (event, row[event], _ANSWERS.get(event, Input.RESPONSE), response)
     return legal
 
 
@@ -367,7 +383,7 @@ class Connection:
         legal = self._ours.get(command_id)
         if legal is None:
             raise self._illegal_send(command_id)
-        event, new, answer = legal
+        event, new, answer, response = legal
         outstanding = self._outstanding
         if len(outstanding) >= self.window and event not in _CONTROL:
             raise WindowFullError(f"window of {self.window} requests is full")
@@ -378,8 +394,8 @@ class Connection:
             self._sequence = seq - 1
             seq = self.next_sequence()
         self._sequence = seq
-        if command_id not in _UNANSWERED:
-            outstanding[seq] = (answer, command_id | _RESPONSE_BIT, now + timeout)
+        if response is not None:
+            outstanding[seq] = (answer, response, now + timeout)
         return seq
 
     def _illegal_send(self, command_id: int) -> LocalProtocolError:
@@ -449,24 +465,24 @@ class Connection:
                 return None
             answered, expected, _ = entry
             command_id = pdu.command_id
-            if command_id not in (expected, _GENERIC_NACK):
+            if command_id != expected and command_id != _GENERIC_NACK:  # noqa: PLR1714 - no tuple per response
                 self._close()
                 raise RemoteProtocolError(
                     f"{type(pdu).__name__} answers sequence {pdu.sequence_number}, "
                     f"which awaits command 0x{expected:08x}",
                     CommandStatus.ESME_RINVCMDID,
                 )
-            if answered is Input.BIND_OK and (
-                command_id == _GENERIC_NACK or pdu.command_status != CommandStatus.ESME_ROK
+            if answered is _BIND_OK and (
+                command_id == _GENERIC_NACK or pdu.command_status != _ESME_ROK
             ):
-                answered = Input.BIND_FAILED
+                answered = _BIND_FAILED
             if self._row.get(answered) is not self._state:
                 self.handle(answered, local=False)
             return answered
         legal = self._theirs.get(pdu.command_id)
         if legal is None:
             raise self._rejection(pdu)
-        event, new, _ = legal
+        event, new, _, _ = legal
         if new is not self._state:
             self.state = new
         return event

@@ -5,6 +5,11 @@ Run with ``make bench-session`` (or ``python tests/bench/bench_session.py``). Fo
 reports the submit_sm_resp rate. The simulator runs in the same process and event loop (uvloop
 when installed), without a rate limit and without receipts, so the figure is the session's cost
 plus the simulator's.
+
+A/B mode: ``--baseline FILE`` (repeatable) loads another session module from a file (say an
+earlier ``smppgw/session.py`` taken out of git) and measures it in the same process, against
+the same simulator, alternating with the current one; ``--runs N`` repeats every measurement
+and the table shows medians, with the current module's change against each baseline.
 """
 
 from __future__ import annotations
@@ -12,29 +17,54 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
+import statistics
 import sys
 import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
 
+import smppgw.session
 from smppgw.codec import CommandStatus, SubmitSm
-from smppgw.session import Session, SessionSettings, TlsSettings
 from smppgw.simulator import Account, Simulator, SimulatorSettings
 
 PASSWORD = "bench"
 
 
-async def measure(sim: Simulator, window: int, *, tls: bool, seconds: float) -> float:
+def load_session_module(path: str) -> ModuleType:
+    """A session module loaded from ``path`` under a name of its own (for A/B runs)."""
+    name = f"_bench_session_{Path(path).stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+async def measure(
+    sim: Simulator,
+    window: int,
+    *,
+    tls: bool,
+    seconds: float,
+    impl: ModuleType = smppgw.session,
+) -> float:
     info = sim.servers[0]
     port = info.tls_port if tls else info.plain_port
     assert port is not None
-    session = await Session.connect(
-        SessionSettings(
+    tls_settings = impl.TlsSettings
+    session: Any = await impl.Session.connect(
+        impl.SessionSettings(
             info.host,
             port,
             "bench",
             PASSWORD,
             window=window,
-            tls=TlsSettings(ca_file=sim.ca_file, minimum_version="TLSv1.2") if tls else None,
+            tls=tls_settings(ca_file=sim.ca_file, minimum_version="TLSv1.2") if tls else None,
         )
     )
     pdu = SubmitSm(
@@ -144,13 +174,51 @@ async def measure_aiosmpplib(sim: Simulator, count: int) -> float | None:
     return count / elapsed
 
 
-async def run(seconds: float, windows: list[int]) -> None:
+async def run_ab(
+    sim: Simulator, seconds: float, windows: list[int], runs: int, baselines: list[str]
+) -> None:
+    """Medians of ``runs`` alternating measurements of the current module and each baseline."""
+    impls = [("current", smppgw.session)] + [
+        (Path(path).name, load_session_module(path)) for path in baselines
+    ]
+    for _, impl in impls:  # warm up: first connections (TLS above all) are slower
+        for tls in (False, True):
+            await measure(sim, windows[0], tls=tls, seconds=min(seconds, 0.5), impl=impl)
+    rates: dict[tuple[str, int, bool], list[float]] = {}
+    for run_index in range(runs):
+        # Rotate the order every run so that no variant always goes first after a pause.
+        shift = run_index % len(impls)
+        order = impls[shift:] + impls[:shift]
+        for window in windows:
+            for tls in (False, True):
+                for label, impl in order:
+                    rate = await measure(sim, window, tls=tls, seconds=seconds, impl=impl)
+                    rates.setdefault((label, window, tls), []).append(rate)
+        print(f"  run {run_index + 1}/{runs} done", flush=True)
+    print(f"medians of {runs} runs of {seconds:g} s")
+    print(f"{'window':>7} {'module':>22} {'plain submit/s':>15} {'TLS submit/s':>13}")
+    for window in windows:
+        plain_now = statistics.median(rates["current", window, False])
+        tls_now = statistics.median(rates["current", window, True])
+        for label, _ in impls:
+            plain = statistics.median(rates[label, window, False])
+            secure = statistics.median(rates[label, window, True])
+            line = f"{window:>7} {label:>22} {plain:15,.0f} {secure:13,.0f}"
+            if label != "current":
+                line += f"   current {plain_now / plain - 1:+.1%} / {tls_now / secure - 1:+.1%}"
+            print(line)
+
+
+async def run(seconds: float, windows: list[int], runs: int, baselines: list[str]) -> None:
     settings = SimulatorSettings(
         servers=1,
         tls=True,
         accounts=(Account("bench", PASSWORD, max_binds_per_server=10, rate_per_server=0),),
     )
     async with Simulator(settings) as sim:
+        if baselines or runs > 1:
+            await run_ab(sim, seconds, windows, runs, baselines)
+            return
         print(f"{'window':>7} {'plain submit/s':>15} {'TLS submit/s':>13}")
         rates: dict[int, float] = {}
         for window in windows:
@@ -172,6 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=3.0, help="duration of each run")
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 10, 100, 1000])
     parser.add_argument("--no-uvloop", action="store_true", help="use the default event loop")
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a session module to compare with, alternating (repeatable)",
+    )
+    parser.add_argument("--runs", type=int, default=1, help="repeat each measurement; medians")
     args = parser.parse_args(argv)
     loop_name = "asyncio"
     if not args.no_uvloop:
@@ -183,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             pass
     print(f"Python {sys.version.split()[0]}, {loop_name}, {os.cpu_count()} CPUs, one session")
-    asyncio.run(run(args.seconds, args.windows))
+    asyncio.run(run(args.seconds, args.windows, max(1, args.runs), args.baseline))
     return 0
 
 
