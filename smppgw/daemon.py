@@ -29,14 +29,14 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass, Npi, Tag, Ton
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
 from smppgw.codec.text import concat_udh, decode_text, parse_udh, split_message
-from smppgw.codec.tlv import dlt_tlvs, find_tlv
+from smppgw.codec.tlv import Tlv, dlt_tlvs, find_tlv
 from smppgw.config import (
     Config,
     bind_manager_settings,
@@ -61,6 +61,9 @@ from smppgw.observe import Observer
 from smppgw.sdnotify import Notifier
 from smppgw.store import ClaimedMessage, SqliteStore, StoreSettings
 from smppgw.webhook import WebhookSender
+
+if TYPE_CHECKING:
+    from smppgw.simulator import Simulator
 
 __all__ = ["Gateway", "GatewayOptions", "build_parts", "run"]
 
@@ -112,7 +115,7 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
     """
     coding = request.wire_coding
     reference = _reference(message_id)
-    bodies: list[tuple[bytes, int, tuple[object, ...]]] = []
+    bodies: list[tuple[bytes, int, tuple[Tlv, ...]]] = []
     if request.text is not None:
         bodies.extend(
             (part.short_message, int(part.esm_class), part.tlvs)
@@ -146,7 +149,7 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
             registered_delivery=1 if request.registered_delivery else 0,
             data_coding=coding,
             short_message=short_message,
-            tlvs=(*tlvs, *dlt),  # type: ignore[arg-type]
+            tlvs=(*tlvs, *dlt),
         )
         for short_message, esm_class, tlvs in bodies
     ]
@@ -209,7 +212,7 @@ class Gateway:
             observer = self._prometheus
         self.observer: Observer = observer
         self._clock = clock
-        self.simulator: object | None = None
+        self.simulator: Simulator | None = None
         self.store: SqliteStore | None = None
         self.manager: BindManager | None = None
         self.correlator: Correlator | None = None
@@ -316,9 +319,6 @@ class Gateway:
         if self.store is not None:
             await self.store.close()
         if self.simulator is not None:
-            from smppgw.simulator import Simulator  # noqa: PLC0415
-
-            assert isinstance(self.simulator, Simulator)
             await self.simulator.stop()
         self._stopped.set()
 
