@@ -99,6 +99,8 @@ class Pdu(TlvAccessors):
     is_response: ClassVar[bool] = False
     _decode_body: ClassVar[Callable[..., Any]]
     _encode_body: ClassVar[Callable[[Any], bytes]]
+    _decode_fast: ClassVar[Callable[..., Any]]
+    _encode_fast: ClassVar[Callable[[Any], bytes | None]]
     _defaults: ClassVar[tuple[Any, ...]] = ()
     _wire_names: ClassVar[tuple[str, ...]] = ()
 
@@ -126,7 +128,8 @@ def _register(command_id: CommandId) -> Callable[[type[_P]], type[_P]]:
         layout = tuple(Field(name, kind, size) for name, (kind, size) in wire)
         cls.command_id = command_id
         cls.is_response = bool(command_id & 0x80000000)
-        cls._decode_body, cls._encode_body = build_codec(cls, command_id, layout)
+        codec = build_codec(cls, command_id, layout)
+        cls._decode_body, cls._encode_body, cls._decode_fast, cls._encode_fast = codec
         cls._wire_names = tuple(name for name, _ in wire)
         cls._defaults = tuple(f.default for f in dataclasses.fields(cls) if "wire" in f.metadata)
         _BY_ID[command_id] = cls
@@ -442,12 +445,16 @@ def encode(pdu: Pdu) -> bytes:
             longer than its spec maximum or not Latin-1, a short_message over 255 octets).
     """
     cls = type(pdu)
-    if pdu.body_omitted:
+    if not pdu.body_omitted:
+        wire = cls._encode_fast(pdu)
+        if wire is not None:
+            return wire
+        # A value out of range (the exact encoder names it), or submit_multi's lists.
+        body = cls._encode_body(pdu)
+    else:
         if pdu.tlvs or tuple(getattr(pdu, n) for n in cls._wire_names) != cls._defaults:
             raise EncodeError(f"{cls.__name__}: body_omitted with non-default fields or TLVs")
         body = b""
-    else:
-        body = cls._encode_body(pdu)
     try:
         header = _HEADER.pack(
             HEADER_LENGTH + len(body), cls.command_id, pdu.command_status, pdu.sequence_number
@@ -474,12 +481,13 @@ def decode(data: bytes | bytearray | memoryview) -> Pdu:
     """
     if not isinstance(data, bytes):
         data = bytes(data)
-    if len(data) < HEADER_LENGTH:
-        raise InvalidCommandLengthError(f"{len(data)} octets is shorter than a PDU header")
+    size = len(data)
+    if size < HEADER_LENGTH:
+        raise InvalidCommandLengthError(f"{size} octets is shorter than a PDU header")
     length, command_id, status, sequence_number = _HEADER.unpack_from(data)
-    if length != len(data):
+    if length != size:
         raise InvalidCommandLengthError(
-            f"command_length {length} but {len(data)} octets given",
+            f"command_length {length} but {size} octets given",
             sequence_number=sequence_number,
             command_id=command_id,
         )
@@ -497,5 +505,8 @@ def decode(data: bytes | bytearray | memoryview) -> Pdu:
         return cls(
             sequence_number=sequence_number, command_status=command_status, body_omitted=True
         )
-    pdu: Pdu = cls._decode_body(data, command_status, sequence_number)
+    pdu: Pdu | None = cls._decode_fast(data, command_status, sequence_number)
+    if pdu is None:
+        # Malformed (the exact decoder raises the precise error), or submit_multi's lists.
+        pdu = cls._decode_body(data, command_status, sequence_number)
     return pdu

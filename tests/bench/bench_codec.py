@@ -150,13 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         their_rate = rate(theirs[index], args.seconds, args.repeats)
         print(f"{label:40} {ours_rate:14,.0f} {their_rate:17,.0f} {ours_rate / their_rate:6.1f}x")
     if args.profile:
-        profiler = cProfile.Profile()
-        fn = rows[0][1]
-        profiler.enable()
-        for _ in range(100_000):
-            fn()
-        profiler.disable()
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(10)
+        for label, fn in rows:
+            print(f"\nprofile of 100,000 encode+decode, {label}:")
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(100_000):
+                fn()
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(8)
     return 0
 
 
