@@ -303,47 +303,45 @@ class Match:
 class CorrelationStore(Protocol):
     """Where registered parts, their receipts and unmatched receipts are kept.
 
-    Keys are normalised ids (:func:`normalize_message_id`). Implementations must be safe to call
-    from one event loop; several daemon instances may share one store (a receipt can arrive on
-    another instance's bind), so each method must be atomic on its own.
+    Keys are normalised ids (:func:`normalize_message_id`). The two writing methods are each
+    atomic (one transaction in a database): that alone makes a receipt racing its own
+    submit_sm_resp match exactly once, in one process or across daemon instances sharing the
+    store. Either :meth:`match_dlr` finds the part, or it parks the receipt, and then
+    :meth:`register_part` (which stores the part first) takes it.
+
+    Receipt ordering: a final receipt is never replaced by a non-final one. When a part's
+    stored receipt is final (``Dlr.final``) and a new one is not, the new one is ignored
+    (SMSCs reorder intermediate and final receipts); otherwise the new one replaces it.
     """
 
-    async def add_part(self, entry: PartEntry) -> None:
-        """Store a part under ``normalize_message_id(entry.smsc_id)``.
+    async def register_part(
+        self, entry: PartEntry, keys: Sequence[str]
+    ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
+        """Store a part under ``normalize_message_id(entry.smsc_id)``, then take the unmatched
+        receipts kept under any of ``keys`` and record each as the part's receipt.
 
         An entry already stored under the same normalised id is replaced (the SMSC reused the
         id; the newest registration wins).
-        """
-        ...
-
-    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
-        """The entry stored under the first of ``keys`` that has one, or None.
-
-        ``keys`` are in preference order (:func:`id_candidates`); they are compared with the
-        normalised id of each entry. Entries with ``expires_at <= now`` are not found.
-        """
-        ...
-
-    async def record_dlr(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
-        """Store ``dlr`` as the latest receipt of part ``entry.part`` of ``entry.message_id``.
-
-        A final receipt is never replaced by a non-final one: when the stored receipt is final
-        (``Dlr.final``) and ``dlr`` is not, ``dlr`` is ignored (SMSCs reorder intermediate and
-        final receipts). Otherwise ``dlr`` replaces the stored receipt (a later final receipt
-        replaces an intermediate one, or an earlier final one).
 
         Returns:
-            The latest receipt of every part of the message, index = part, None where none
-            came; its length is ``entry.parts``.
+            Each receipt taken, oldest first, with the latest receipt of every part of the
+            message right after recording it (index = part, None where none came).
         """
         ...
 
-    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
-        """Keep a receipt no part matched, under ``key`` (its normalised id)."""
-        ...
+    async def match_dlr(
+        self, keys: Sequence[str], dlr: Dlr, now: float, unmatched_expires: float
+    ) -> tuple[PartEntry, tuple[Dlr | None, ...]] | None:
+        """Record ``dlr`` for the part stored under the first of ``keys`` that has one.
 
-    async def take_unmatched(self, keys: Sequence[str]) -> list[Dlr]:
-        """Remove and return the unmatched receipts kept under any of ``keys``, oldest first."""
+        ``keys`` are in preference order (:func:`id_candidates`); entries with ``expires_at <=
+        now`` are not found. When no part is found, ``dlr`` is kept as unmatched under
+        ``keys[0]`` until ``unmatched_expires``.
+
+        Returns:
+            The part and the latest receipt of every part of its message (its length is
+            ``entry.parts``), or None when the receipt was kept as unmatched.
+        """
         ...
 
     async def unmatched(self, limit: int) -> list[Dlr]:
@@ -366,10 +364,11 @@ class CorrelationStore(Protocol):
 class MemoryCorrelationStore:
     """A :class:`CorrelationStore` in dicts, for one process and for tests.
 
-    It is bounded in time, not in count: entries and unmatched receipts stay until
-    :meth:`expire` removes them after their TTL, so the caller must call ``expire`` now and
-    then (the daemon does, on a timer). Unmatched receipts are never evicted early, because
-    dropping a receipt silently is what this module exists to avoid.
+    Each method runs without yielding to the event loop, so each is atomic. It is bounded in
+    time, not in count: entries and unmatched receipts stay until :meth:`expire` removes them
+    after their TTL, so the caller must call ``expire`` now and then (the daemon does, on a
+    timer). Unmatched receipts are never evicted early, because dropping a receipt silently is
+    what this module exists to avoid.
     """
 
     __slots__ = ("_next", "_parts", "_receipts", "_unmatched", "_unmatched_keys")
@@ -383,17 +382,34 @@ class MemoryCorrelationStore:
         self._unmatched_keys: dict[str, list[int]] = {}
         self._next = 0
 
-    async def add_part(self, entry: PartEntry) -> None:
+    async def register_part(
+        self, entry: PartEntry, keys: Sequence[str]
+    ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
+        self.add_part(entry)
+        return [(dlr, self._record(entry, dlr)) for dlr in self._take(keys)]
+
+    async def match_dlr(
+        self, keys: Sequence[str], dlr: Dlr, now: float, unmatched_expires: float
+    ) -> tuple[PartEntry, tuple[Dlr | None, ...]] | None:
+        entry = self.find_part(keys, now)
+        if entry is None:
+            self._park(keys[0], dlr, unmatched_expires)
+            return None
+        return entry, self._record(entry, dlr)
+
+    def add_part(self, entry: PartEntry) -> None:
+        """Store a part (no receipts taken)."""
         self._parts[normalize_message_id(entry.smsc_id)] = entry
 
-    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
+    def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
+        """The unexpired part stored under the first of ``keys`` that has one."""
         for key in keys:
             entry = self._parts.get(key)
             if entry is not None and entry.expires_at > now:
                 return entry
         return None
 
-    async def record_dlr(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
+    def _record(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
         slot = (entry.message_id, entry.part)
         stored = self._receipts.get(slot)
         if stored is None or not stored[0].final or dlr.final:
@@ -406,13 +422,13 @@ class MemoryCorrelationStore:
             out.append(None if found is None else found[0])
         return tuple(out)
 
-    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
+    def _park(self, key: str, dlr: Dlr, expires_at: float) -> None:
         number = self._next
         self._next += 1
         self._unmatched[number] = (key, dlr, expires_at)
         self._unmatched_keys.setdefault(key, []).append(number)
 
-    async def take_unmatched(self, keys: Sequence[str]) -> list[Dlr]:
+    def _take(self, keys: Sequence[str]) -> list[Dlr]:
         numbers: list[int] = []
         for key in dict.fromkeys(keys):
             numbers.extend(self._unmatched_keys.pop(key, ()))
@@ -446,18 +462,20 @@ class MemoryCorrelationStore:
         return len(dead_parts), len(dead)
 
 
+def _match(entry: PartEntry, dlr: Dlr, latest: tuple[Dlr | None, ...]) -> Match:
+    state = aggregate(latest)
+    return Match(entry=entry, dlr=dlr, parts=latest, state=state, final=state.is_final)
+
+
 # --- correlator --------------------------------------------------------------------------------
 
 
 class Correlator:
     """Matches delivery receipts to submitted parts through a :class:`CorrelationStore`.
 
-    No lock: calls run concurrently, so a store with group commit serves many at once. A
-    receipt racing its own submit_sm_resp is still matched exactly once, in one process or
-    across processes sharing a store: :meth:`on_dlr` looks for the part again after parking
-    a receipt and takes it back if the part appeared meanwhile; :meth:`register` adds the
-    part before taking parked receipts; taking is atomic, so whichever side takes the
-    receipt records it, and the other side sees it gone.
+    No lock: calls run concurrently, so a store with group commit serves many at once. Each
+    call is one atomic store operation, which is what matches a receipt racing its own
+    submit_sm_resp exactly once (see :class:`CorrelationStore`).
     """
 
     __slots__ = ("_clock", "_store", "_ttl", "_unmatched_ttl")
@@ -504,9 +522,8 @@ class Correlator:
             raise CorrelationError(f"message {message_id!r}: part {part} not in 0..{parts - 1}")
         now = self._clock()
         entry = PartEntry(message_id, part, parts, smsc_id, now, now + self._ttl)
-        await self._store.add_part(entry)
-        parked = await self._store.take_unmatched(id_candidates(smsc_id))
-        return [await self._record(entry, dlr) for dlr in parked]
+        taken = await self._store.register_part(entry, id_candidates(smsc_id))
+        return [_match(entry, dlr, latest) for dlr, latest in taken]
 
     async def on_dlr(self, dlr: Dlr) -> Match | None:
         """Match a receipt to its part, or keep it as unmatched.
@@ -519,26 +536,14 @@ class Correlator:
             later :meth:`register` of its id, or removed by :meth:`expire` after
             ``unmatched_ttl``.
         """
-        keys = id_candidates(dlr.smsc_id)
         now = self._clock()
-        entry = await self._store.find_part(keys, now)
-        if entry is not None:
-            return await self._record(entry, dlr)
-        await self._store.add_unmatched(keys[0], dlr, now + self._unmatched_ttl)
-        # A concurrent register() (this process or another sharing the store) may have added
-        # the part in between and missed the receipt parked just now: look again.
-        entry = await self._store.find_part(keys, self._clock())
-        if entry is None:
+        found = await self._store.match_dlr(
+            id_candidates(dlr.smsc_id), dlr, now, now + self._unmatched_ttl
+        )
+        if found is None:
             return None
-        taken = await self._store.take_unmatched(id_candidates(entry.smsc_id))
-        matches = [await self._record(entry, parked) for parked in taken]
-        mine = [match for match in matches if match.dlr == dlr]
-        return mine[-1] if mine else None
-
-    async def _record(self, entry: PartEntry, dlr: Dlr) -> Match:
-        parts = await self._store.record_dlr(entry, dlr)
-        state = aggregate(parts)
-        return Match(entry=entry, dlr=dlr, parts=parts, state=state, final=state.is_final)
+        entry, latest = found
+        return _match(entry, dlr, latest)
 
     async def unmatched(self, limit: int = 100) -> list[Dlr]:
         """At most ``limit`` unmatched receipts, oldest first."""

@@ -14,14 +14,17 @@ import asyncio
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Self
+from typing import Self, TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics import MetricWrapperBase
 
 from smppgw import __version__
 
 __all__ = ["MetricsServer", "PrometheusObserver"]
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +142,15 @@ class PrometheusObserver:
         )
         # Which state each bind is counted in, so a transition moves one bind between states.
         self._bind_state: dict[str, tuple[str, str]] = {}
+        # Labelled children by (metric, labels): labels() costs microseconds on the hot path.
+        self._children: dict[tuple[object, tuple[str, ...]], MetricWrapperBase] = {}
+
+    def _child(self, metric: _M, *labels: str) -> _M:
+        key = (metric, labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return cast("_M", child)
 
     # --- sessions ---------------------------------------------------------------------------
     def bind_state(self, server: str, bind: str, state: str) -> None:
@@ -146,33 +158,33 @@ class PrometheusObserver:
         if previous == (server, state):
             return
         if previous is not None:
-            self._binds.labels(*previous).dec()
-        self._binds.labels(server, state).inc()
+            self._child(self._binds, *previous).dec()
+        self._child(self._binds, server, state).inc()
         self._bind_state[bind] = (server, state)
 
     def window(self, server: str, bind: str, in_flight: int) -> None:
-        self._window.labels(server, bind).set(in_flight)
+        self._child(self._window, server, bind).set(in_flight)
 
     def submit_result(self, server: str, bind: str, status: str, latency: float) -> None:
-        self._submits.labels(server, bind, status).inc()
+        self._child(self._submits, server, bind, status).inc()
         self._submit_response.observe(latency)
 
     def submit_unknown(self, server: str, bind: str, reason: str) -> None:
-        self._submit_unknown.labels(server, reason).inc()
+        self._child(self._submit_unknown, server, reason).inc()
 
     # --- bind manager -----------------------------------------------------------------------
     def token_wait(self, server: str, seconds: float) -> None:
-        self._token_wait.labels(server).observe(seconds)
+        self._child(self._token_wait, server).observe(seconds)
 
     def throttled(self, server: str) -> None:
-        self._throttled.labels(server).inc()
+        self._child(self._throttled, server).inc()
 
     def reconnect(self, server: str, bind: str, delay: float) -> None:
-        self._reconnects.labels(server).inc()
+        self._child(self._reconnects, server).inc()
 
     # --- delivery receipts and MO -------------------------------------------------------------
     def dlr_received(self, stat: str, matched: bool) -> None:
-        self._dlrs.labels(stat, "true" if matched else "false").inc()
+        self._child(self._dlrs, stat, "true" if matched else "false").inc()
 
     def dlr_latency(self, seconds: float) -> None:
         self._dlr_latency.observe(seconds)
@@ -189,16 +201,16 @@ class PrometheusObserver:
         self._store_records.inc(records)
 
     def queue_depth(self, state: str, count: int) -> None:
-        self._queue_depth.labels(state).set(count)
+        self._child(self._queue_depth, state).set(count)
 
     def message_final(self, status: str) -> None:
-        self._final.labels(status).inc()
+        self._child(self._final, status).inc()
 
     def webhook_delivery(self, ok: bool) -> None:
-        self._webhook.labels("ok" if ok else "failed").inc()
+        self._child(self._webhook, "ok" if ok else "failed").inc()
 
     def intake_request(self, op: str, ok: bool) -> None:
-        self._intake.labels(op, "ok" if ok else "error").inc()
+        self._child(self._intake, op, "ok" if ok else "error").inc()
 
 
 @dataclass(frozen=True, slots=True)

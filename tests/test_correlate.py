@@ -245,57 +245,50 @@ async def test_register_rejects_an_empty_id_and_a_bad_part_index() -> None:
 
 
 class YieldingStore(MemoryCorrelationStore):
-    """Gives the event loop a turn inside every call, as a store on a thread or a server does."""
+    """Gives the event loop a turn before every call, as a store on a thread or a server does."""
 
     __slots__ = ()
 
-    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
+    async def register_part(
+        self, entry: PartEntry, keys: Sequence[str]
+    ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
         await asyncio.sleep(0)
-        return await super().find_part(keys, now)
+        return await super().register_part(entry, keys)
 
-    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
+    async def match_dlr(
+        self, keys: Sequence[str], dlr: Dlr, now: float, unmatched_expires: float
+    ) -> tuple[PartEntry, tuple[Dlr | None, ...]] | None:
         await asyncio.sleep(0)
-        await super().add_unmatched(key, dlr, expires_at)
-
-    async def add_part(self, entry: PartEntry) -> None:
-        await asyncio.sleep(0)
-        await super().add_part(entry)
+        return await super().match_dlr(keys, dlr, now, unmatched_expires)
 
 
-class OtherInstanceStore(MemoryCorrelationStore):
-    """A shared store where another daemon instance registers the part (add_part, then an empty
-    take_unmatched) just after this one looked for it and before it parked the receipt."""
-
-    __slots__ = ("pending",)
-
-    def __init__(self, pending: PartEntry) -> None:
-        super().__init__()
-        self.pending: PartEntry | None = pending
-
-    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
-        if self.pending is not None:
-            await self.add_part(self.pending)
-            self.pending = None
-        await super().add_unmatched(key, dlr, expires_at)
-
-
-async def test_receipt_racing_its_resp_in_one_process_is_matched_once() -> None:
+@pytest.mark.parametrize("receipt_first", [True, False])
+async def test_receipt_racing_its_resp_in_one_process_is_matched_once(
+    *, receipt_first: bool
+) -> None:
     c = Correlator(YieldingStore(), clock=Clock())
+    calls = [c.register("m1", 0, 1, "abc"), c.on_dlr(dlr("ABC"))]
     async with asyncio.timeout(1):
-        registered, on_dlr = await asyncio.gather(
-            c.register("m1", 0, 1, "abc"), c.on_dlr(dlr("ABC"))
-        )
+        if receipt_first:
+            on_dlr, registered = await asyncio.gather(calls[1], calls[0])
+        else:
+            registered, on_dlr = await asyncio.gather(*calls)
+    assert isinstance(registered, list)
     assert len(registered) + (on_dlr is not None) == 1
     assert await c.count_unmatched() == 0
 
 
-async def test_receipt_racing_a_register_on_another_instance_is_matched() -> None:
-    store = OtherInstanceStore(PartEntry("m1", 0, 1, "abc", 0.0, 2e9))
-    c = Correlator(store, clock=Clock())
-    match = await c.on_dlr(dlr("abc"))
-    assert match is not None
+async def test_receipt_arriving_at_one_instance_is_matched_by_another_s_register() -> None:
+    """Two daemons share the store: a receipt parked by one is matched when the other, which
+    sent the part, records its submit_sm_resp."""
+    store = MemoryCorrelationStore()
+    receiving = Correlator(store, clock=Clock())
+    sending = Correlator(store, clock=Clock())
+    assert await receiving.on_dlr(dlr("abc")) is None
+    [match] = await sending.register("m1", 0, 1, "ABC")
     assert match.entry.message_id == "m1"
-    assert await c.count_unmatched() == 0
+    assert match.final
+    assert await receiving.count_unmatched() == 0
 
 
 # --- multipart and ordering --------------------------------------------------------------------
@@ -440,10 +433,10 @@ async def test_expired_parked_receipt_is_removed_from_its_key() -> None:
 async def test_store_find_part_ignores_expired_entries() -> None:
     store = MemoryCorrelationStore()
     entry = PartEntry("m1", 0, 1, "00AB", registered_at=0.0, expires_at=10.0)
-    await store.add_part(entry)
-    assert await store.find_part(["ab"], 9.9) == entry
-    assert await store.find_part(["zz", "ab"], 9.9) == entry
-    assert await store.find_part(["ab"], 10.0) is None
+    store.add_part(entry)
+    assert store.find_part(["ab"], 9.9) == entry
+    assert store.find_part(["zz", "ab"], 9.9) == entry
+    assert store.find_part(["ab"], 10.0) is None
 
 
 # --- from PDUs ---------------------------------------------------------------------------------

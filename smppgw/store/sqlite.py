@@ -559,33 +559,34 @@ class SqliteStore:
     # --- correlation (smppgw.correlate.CorrelationStore) --------------------------------------
 
     async def add_part(self, entry: PartEntry) -> None:
-        """Record a part the SMSC accepted, with its id, for matching receipts."""
+        """Record a part the SMSC accepted (no receipt matching: see :meth:`register_part`)."""
+        row = _part_row(entry)
 
         def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO parts (message_id, part, parts, smsc_id, smsc_key, registered_at,"
-                " expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (message_id, part) DO UPDATE SET smsc_id = excluded.smsc_id,"
-                " smsc_key = excluded.smsc_key, registered_at = excluded.registered_at,"
-                " expires_at = excluded.expires_at",
-                (
-                    entry.message_id,
-                    entry.part,
-                    entry.parts,
-                    entry.smsc_id,
-                    normalize_message_id(entry.smsc_id),
-                    entry.registered_at,
-                    entry.expires_at,
-                ),
-            )
+            conn.execute(_UPSERT_PART, row)
 
         await self._call(op)
 
-    async def find_part(self, keys: Sequence[str], now: float) -> PartEntry | None:
-        """The unexpired part whose normalised SMSC id is the first of ``keys`` found."""
+    async def register_part(
+        self, entry: PartEntry, keys: Sequence[str]
+    ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
+        """Record an accepted part and match the receipts that came before it (one step)."""
+        row = _part_row(entry)
+        keys = tuple(dict.fromkeys(keys))
+
+        def op(conn: sqlite3.Connection) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
+            conn.execute(_UPSERT_PART, row)
+            return [(dlr, _record_dlr(conn, entry, dlr)) for dlr in _take_unmatched(conn, keys)]
+
+        return await self._call(op)
+
+    async def match_dlr(
+        self, keys: Sequence[str], dlr: Dlr, now: float, unmatched_expires: float
+    ) -> tuple[PartEntry, tuple[Dlr | None, ...]] | None:
+        """Record a receipt for its part, or keep it as unmatched (one step)."""
         keys = tuple(keys)
 
-        def op(conn: sqlite3.Connection) -> PartEntry | None:
+        def op(conn: sqlite3.Connection) -> tuple[PartEntry, tuple[Dlr | None, ...]] | None:
             for key in keys:
                 row = conn.execute(
                     "SELECT message_id, part, parts, smsc_id, registered_at, expires_at"
@@ -594,67 +595,13 @@ class SqliteStore:
                     (key, now),
                 ).fetchone()
                 if row is not None:
-                    return PartEntry(*row)
-            return None
-
-        return await self._call(op)
-
-    async def record_dlr(self, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
-        """Keep ``dlr`` as the part's latest receipt, unless the part already has a final one
-        and ``dlr`` is not final (SMSCs reorder receipts); return every part's latest."""
-        blob = _request_encoder.encode(dlr)
-
-        def op(conn: sqlite3.Connection) -> tuple[Dlr | None, ...]:
-            row = conn.execute(
-                "SELECT dlr FROM parts WHERE message_id = ? AND part = ?",
-                (entry.message_id, entry.part),
-            ).fetchone()
-            keep_old = (
-                row is not None
-                and row[0] is not None
-                and _dlr_decoder.decode(row[0]).final
-                and not dlr.final
-            )
-            if not keep_old:
-                conn.execute(
-                    "UPDATE parts SET dlr = ? WHERE message_id = ? AND part = ?",
-                    (blob, entry.message_id, entry.part),
-                )
-            latest: list[Dlr | None] = [None] * entry.parts
-            for part, stored in conn.execute(
-                "SELECT part, dlr FROM parts WHERE message_id = ?", (entry.message_id,)
-            ):
-                if stored is not None and 0 <= part < entry.parts:
-                    latest[part] = _dlr_decoder.decode(stored)
-            return tuple(latest)
-
-        return await self._call(op)
-
-    async def add_unmatched(self, key: str, dlr: Dlr, expires_at: float) -> None:
-        """Keep a receipt that matched no part (it may precede its submit_sm_resp)."""
-        blob = _request_encoder.encode(dlr)
-
-        def op(conn: sqlite3.Connection) -> None:
+                    entry = PartEntry(*row)
+                    return entry, _record_dlr(conn, entry, dlr)
             conn.execute(
                 "INSERT INTO unmatched (key, dlr, expires_at) VALUES (?, ?, ?)",
-                (key, blob, expires_at),
+                (keys[0], _request_encoder.encode(dlr), unmatched_expires),
             )
-
-        await self._call(op)
-
-    async def take_unmatched(self, keys: Sequence[str]) -> list[Dlr]:
-        """Remove and return the unmatched receipts kept under any of ``keys``, oldest first."""
-        keys = tuple(dict.fromkeys(keys))
-
-        def op(conn: sqlite3.Connection) -> list[Dlr]:
-            rows: list[tuple[int, bytes]] = []
-            for key in keys:  # one cached statement per key, not a new IN (...) each time
-                rows.extend(conn.execute("SELECT id, dlr FROM unmatched WHERE key = ?", (key,)))
-            if not rows:
-                return []
-            rows.sort()
-            conn.executemany("DELETE FROM unmatched WHERE id = ?", [(r[0],) for r in rows])
-            return [_dlr_decoder.decode(r[1]) for r in rows]
+            return None
 
         return await self._call(op)
 
@@ -853,6 +800,66 @@ class SqliteStore:
         payload = _status_payload(conn, message_id)
         assert payload is not None
         return _append_event(conn, encode_event(StatusEvent(payload)), now, self._settings.webhook)
+
+
+_UPSERT_PART: Final = (
+    "INSERT INTO parts (message_id, part, parts, smsc_id, smsc_key, registered_at, expires_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, part) DO UPDATE SET"
+    " smsc_id = excluded.smsc_id, smsc_key = excluded.smsc_key,"
+    " registered_at = excluded.registered_at, expires_at = excluded.expires_at"
+)
+
+
+def _part_row(entry: PartEntry) -> tuple[object, ...]:
+    return (
+        entry.message_id,
+        entry.part,
+        entry.parts,
+        entry.smsc_id,
+        normalize_message_id(entry.smsc_id),
+        entry.registered_at,
+        entry.expires_at,
+    )
+
+
+def _take_unmatched(conn: sqlite3.Connection, keys: Sequence[str]) -> list[Dlr]:
+    rows: list[tuple[int, bytes]] = []
+    for key in keys:  # one cached statement per key, not a new IN (...) each time
+        rows.extend(conn.execute("SELECT id, dlr FROM unmatched WHERE key = ?", (key,)))
+    if not rows:
+        return []
+    rows.sort()
+    conn.executemany("DELETE FROM unmatched WHERE id = ?", [(r[0],) for r in rows])
+    return [_dlr_decoder.decode(r[1]) for r in rows]
+
+
+def _record_dlr(conn: sqlite3.Connection, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
+    """Keep ``dlr`` as the part's latest receipt, unless the part already has a final one and
+    ``dlr`` is not final (SMSCs reorder receipts); return every part's latest."""
+    row = conn.execute(
+        "SELECT dlr FROM parts WHERE message_id = ? AND part = ?",
+        (entry.message_id, entry.part),
+    ).fetchone()
+    keep_old = (
+        row is not None
+        and row[0] is not None
+        and _dlr_decoder.decode(row[0]).final
+        and not dlr.final
+    )
+    if not keep_old:
+        conn.execute(
+            "UPDATE parts SET dlr = ? WHERE message_id = ? AND part = ?",
+            (_request_encoder.encode(dlr), entry.message_id, entry.part),
+        )
+    if entry.parts == 1:
+        return (dlr,) if not keep_old else (_dlr_decoder.decode(row[0]),)
+    latest: list[Dlr | None] = [None] * entry.parts
+    for part, stored in conn.execute(
+        "SELECT part, dlr FROM parts WHERE message_id = ?", (entry.message_id,)
+    ):
+        if stored is not None and 0 <= part < entry.parts:
+            latest[part] = _dlr_decoder.decode(stored)
+    return tuple(latest)
 
 
 def _append_event(conn: sqlite3.Connection, body: bytes, now: float, webhook: bool) -> int:

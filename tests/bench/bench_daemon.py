@@ -1,170 +1,249 @@
-"""Daemon benchmark: messages per second end to end, against the bind manager alone.
+"""Daemon benchmark: messages per second through the whole durable pipeline.
 
-Both runs use the built-in simulator with no rate limit (two servers, 3 binds each, window 50)
-in this process, with uvloop when installed:
+Three processes, as in production: the SMSC simulator (``smppgw simulate``, no rate limit,
+receipts at once), the daemon (``smppgw run``: SQLite WAL store with group commit, ``synchronous``
+as given), and this client. The client writes N messages to the intake socket in batches and
+reads the event stream until every message has its final status (from its delivery receipt).
+Every accepted message and every receipt is committed before it is acknowledged.
 
-* **baseline** - the bind manager alone: N single-part submits, no store, no intake;
-* **daemon** - the whole gateway: N messages written to the intake socket in batches, stored
-  (SQLite WAL, group commit, ``synchronous`` as given), dispatched, submitted, and their
-  delivery receipts correlated and recorded, until every message has its final event.
+Printed: the window and binds, messages accepted per second (socket -> committed), messages per
+second end to end (socket -> committed -> submitted -> receipt committed -> final event), the
+share of messages finished by a receipt, and the daemon's resident memory (sampled during the
+run, and its peak). For a baseline, the bind manager alone (no store, no intake, no receipts)
+submits against the same simulator first.
 
-The ratio daemon / baseline shows what durability costs: the store must not be the
-bottleneck. Store commits (count, mean batch, mean latency) are printed too.
-
-    python tests/bench/bench_daemon.py [--messages 5000] [--synchronous full|normal]
+    python tests/bench/bench_daemon.py [--messages 100000] [--synchronous full|normal]
+        [--window 50] [--binds 3] [--batch 500]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import re
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from smppgw.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
-from smppgw.config import parse_config
-from smppgw.daemon import Gateway, GatewayOptions
-from smppgw.observe import NullObserver
-from smppgw.simulator import Account, Simulator, SimulatorSettings
 
-BINDS = 3
-WINDOW = 50
+PASSWORD = "localsim"
 
 
-class CommitCounter(NullObserver):
-    """Counts store commits and their sizes."""
-
-    def __init__(self) -> None:
-        self.commits = 0
-        self.records = 0
-        self.seconds = 0.0
-
-    def store_commit(self, seconds: float, records: int) -> None:
-        self.commits += 1
-        self.records += records
-        self.seconds += seconds
+@dataclass(slots=True)
+class Run:
+    accepted_at: float = 0.0
+    finished_at: float = 0.0
+    finals: int = 0
+    by_receipt: int = 0
+    rss: list[tuple[float, int]] = field(default_factory=list)
+    peak_rss: int = 0
 
 
-async def baseline(messages: int) -> float:
-    """Submits per second of the bind manager alone."""
-    settings = SimulatorSettings(
-        tls=False,
-        accounts=(Account("bench", "bench", max_binds_per_server=BINDS, rate_per_server=0),),
-        dlr_delay=(0.0, 0.0),
+async def start_simulator(binds: int) -> tuple[asyncio.subprocess.Process, list[int]]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "smppgw",
+        "simulate",
+        "--no-tls",
+        "--rate",
+        "0",
+        "--binds",
+        str(binds + 1),  # one more for the baseline's binds while the daemon's are up
+        "--dlr-delay",
+        "0",
+        "0",
+        "--seed",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
     )
-    async with Simulator(settings) as sim:
-        manager_settings = BindManagerSettings(
-            servers=tuple(
-                ServerSettings(name=s.name, host=s.host, port=s.plain_port, binds=BINDS, rate=0)
-                for s in sim.servers
-            ),
-            system_id="bench",
-            password="bench",
-            window=WINDOW,
-        )
+    assert process.stdout is not None
+    ports = []
+    for _ in range(2):
+        line = (await process.stdout.readline()).decode()
+        match = re.search(r"plain port (\d+)", line)
+        if match is None:
+            raise SystemExit(f"simulator: unexpected output {line!r}")
+        ports.append(int(match[1]))
+    return process, ports
 
-        async def ack(_pdu: DeliverSm | DataSm) -> CommandStatus:
-            return CommandStatus.ESME_ROK
 
-        manager = BindManager(manager_settings, on_inbound=ack)
-        await manager.start()
-        await manager.wait_bound()
-        pdu = SubmitSm(destination_addr="919812345678", short_message=b"x" * 100)
-        started = time.perf_counter()
-        results = await asyncio.gather(*(manager.submit([pdu]) for _ in range(messages)))
-        elapsed = time.perf_counter() - started
-        await manager.stop(5)
+async def baseline(ports: list[int], messages: int, binds: int, window: int) -> float:
+    """Submits per second of the bind manager alone (no receipts asked)."""
+    settings = BindManagerSettings(
+        servers=tuple(
+            ServerSettings(name=f"smpp{i + 1}", host="127.0.0.1", port=p, binds=binds, rate=0)
+            for i, p in enumerate(ports)
+        ),
+        system_id="smppgw",
+        password=PASSWORD,
+        window=window,
+    )
+
+    async def ack(_pdu: DeliverSm | DataSm) -> CommandStatus:
+        return CommandStatus.ESME_ROK
+
+    manager = BindManager(settings, on_inbound=ack)
+    await manager.start()
+    await manager.wait_bound()
+    pdu = SubmitSm(destination_addr="919812345678", short_message=b"x" * 100)
+    started = time.perf_counter()
+    results = await asyncio.gather(*(manager.submit([pdu]) for _ in range(messages)))
+    elapsed = time.perf_counter() - started
+    await manager.stop(5)
     assert all(r[0].status is PartStatus.ACCEPTED for r in results)
     return messages / elapsed
 
 
-async def daemon(messages: int, synchronous: str, workdir: Path) -> tuple[float, float, Any]:
-    """(intake messages/s, end-to-end messages/s, commit counter) of the whole gateway."""
-    config = parse_config(
-        {
-            "gateway": {"window": WINDOW},
-            "simulator": {
-                "enabled": True,
-                "max_binds_per_server": BINDS,
-                "rate_per_server": 0,
-                "dlr_delay": [0.0, 0.0],
-            },
-            "store": {"path": str(workdir / "bench.db"), "synchronous": synchronous},
-            "intake": {"path": str(workdir / "bench.sock"), "max_pending": messages},
-            "defaults": {"sender": "ACME"},
-            "metrics": {"enabled": False},
-        },
-        environ={},
+def write_config(workdir: Path, ports: list[int], binds: int, window: int, sync: str) -> Path:
+    servers = "".join(
+        f'[[servers]]\nname = "smpp{i + 1}"\nhost = "127.0.0.1"\nport = {port}\n'
+        f"binds = {binds}\nrate = 0\n\n"
+        for i, port in enumerate(ports)
     )
-    counter = CommitCounter()
-    gateway = Gateway(config, GatewayOptions(wait_bound=10), observer=counter)
-    await gateway.start()
-    try:
-        manager = gateway.manager
-        assert manager is not None
-        await manager.wait_bound()
-        reader, writer = await asyncio.open_unix_connection(config.intake.path, limit=1 << 22)
-        events_reader, events_writer = await asyncio.open_unix_connection(
-            config.intake.path, limit=1 << 22
-        )
-        events_writer.write(b'{"op":"subscribe"}\n')
-        await events_reader.readline()
-        started = time.perf_counter()
-        ids: set[str] = set()
-        batch = 500
-        for start in range(0, messages, batch):
-            body = [
-                {"to": f"9198{i:08d}", "text": f"benchmark message number {i}"}
-                for i in range(start, min(messages, start + batch))
-            ]
-            writer.write(json.dumps({"op": "submit", "messages": body}).encode() + b"\n")
-        for _ in range(0, messages, batch):
-            reply = json.loads(await reader.readline())
-            ids.update(r["id"] for r in reply["results"])
-        accepted = time.perf_counter() - started
-        final = 0
-        while final < len(ids):
+    path = workdir / "bench.toml"
+    path.write_text(
+        f'[gateway]\nsystem_id = "smppgw"\npassword_env = "SMPPGW_BENCH_PASSWORD"\n'
+        f"window = {window}\n\n{servers}"
+        f'[store]\npath = "{workdir / "bench.db"}"\nsynchronous = "{sync}"\n\n'
+        f'[intake]\npath = "{workdir / "bench.sock"}"\nmax_pending = 100000\n'
+        f"max_batch = 1000\n\n"
+        '[defaults]\nsender = "ACME"\n\n[metrics]\nenabled = false\n\n'
+        '[log]\nlevel = "warning"\n'
+    )
+    return path
+
+
+def rss_kib(pid: int, key: str = "VmRSS") -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+async def start_daemon(config: Path, socket_path: Path) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "smppgw",
+        "run",
+        "--config",
+        str(config),
+        env={**os.environ, "SMPPGW_BENCH_PASSWORD": PASSWORD},
+    )
+    for _ in range(400):
+        with contextlib.suppress(OSError):
+            reader, writer = await asyncio.open_unix_connection(str(socket_path))
+            writer.write(b'{"op":"ping"}\n')
+            if await reader.readline():
+                writer.close()
+                return process
+        await asyncio.sleep(0.05)
+    raise SystemExit("the daemon did not start")
+
+
+async def drive(socket_path: Path, pid: int, messages: int, batch: int) -> Run:
+    run = Run()
+    limit = 1 << 24
+    events_reader, events_writer = await asyncio.open_unix_connection(str(socket_path), limit=limit)
+    events_writer.write(b'{"op":"subscribe"}\n')
+    await events_reader.readline()
+    reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=limit)
+    started = time.perf_counter()
+
+    async def sample() -> None:
+        while True:
+            run.rss.append((time.perf_counter() - started, rss_kib(pid)))
+            await asyncio.sleep(1.0)
+
+    async def read_events() -> None:
+        while run.finals < messages:
             event = json.loads(await events_reader.readline())
-            if event["event"] == "sms:message:status" and event["payload"]["final"]:
-                final += 1
-        elapsed = time.perf_counter() - started
-        writer.close()
-        events_writer.close()
+            payload = event["payload"]
+            if event["event"] == "sms:message:status" and payload["final"]:
+                run.finals += 1
+                if payload["parts"] and payload["parts"][0]["status"]:
+                    run.by_receipt += 1
+        run.finished_at = time.perf_counter() - started
+
+    async def read_replies(batches: int) -> None:
+        for _ in range(batches):
+            reply = json.loads(await reader.readline())
+            assert reply["ok"], reply
+        run.accepted_at = time.perf_counter() - started
+
+    sampler = asyncio.create_task(sample())
+    events = asyncio.create_task(read_events())
+    batches = -(-messages // batch)
+    replies = asyncio.create_task(read_replies(batches))
+    for start in range(0, messages, batch):
+        body = [
+            {"to": f"91{i:010d}", "text": f"benchmark message number {i}"}
+            for i in range(start, min(messages, start + batch))
+        ]
+        writer.write(json.dumps({"op": "submit", "messages": body}).encode() + b"\n")
+        await writer.drain()
+    await replies
+    await events
+    sampler.cancel()
+    run.peak_rss = rss_kib(pid, "VmHWM")
+    writer.close()
+    events_writer.close()
+    return run
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    simulator, ports = await start_simulator(args.binds)
+    try:
+        base = await baseline(ports, min(args.messages, 20000), args.binds, args.window)
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = Path(tmp)
+            config = write_config(workdir, ports, args.binds, args.window, args.synchronous)
+            daemon = await start_daemon(config, workdir / "bench.sock")
+            try:
+                run = await drive(workdir / "bench.sock", daemon.pid, args.messages, args.batch)
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                await daemon.wait()
     finally:
-        await gateway.stop(5)
-    return messages / accepted, messages / elapsed, counter
-
-
-async def main_async(messages: int, synchronous: str) -> None:
-    base = await baseline(messages)
-    with tempfile.TemporaryDirectory() as tmp:
-        intake, end_to_end, counter = await daemon(messages, synchronous, Path(tmp))
-    print(f"messages: {messages}, 2 servers x {BINDS} binds, window {WINDOW}, no rate limit")
-    print(f"baseline (bind manager alone):       {base:10.0f} submit_sm/s")
-    print(f"daemon intake (stored, replied):     {intake:10.0f} messages/s")
+        simulator.send_signal(signal.SIGTERM)
+        await simulator.wait()
+    n = args.messages
     print(
-        f"daemon end to end (final receipt):   {end_to_end:10.0f} messages/s"
-        f"  = {end_to_end / base:.2f} x baseline"
+        f"{n} messages, 2 servers x {args.binds} binds, window {args.window}, "
+        f"store synchronous={args.synchronous}, simulator without a rate limit"
     )
-    if counter.commits:
-        print(
-            f"store ({synchronous}): {counter.commits} commits, "
-            f"{counter.records / counter.commits:.1f} operations per commit, "
-            f"{1000 * counter.seconds / counter.commits:.2f} ms per commit"
-        )
+    print(f"baseline, bind manager alone:        {base:10,.0f} submit_sm/s")
+    print(f"daemon, accepted (committed):        {n / run.accepted_at:10,.0f} messages/s")
+    print(
+        f"daemon, end to end (receipt event):  {n / run.finished_at:10,.0f} messages/s"
+        f"  ({run.finished_at:.1f} s; {n / run.finished_at / base:.2f} x baseline)"
+    )
+    print(f"finished by a delivery receipt:      {run.by_receipt / n:10.1%}")
+    every = max(1, len(run.rss) // 8)
+    samples = ", ".join(f"{t:.0f}s {kib / 1024:.0f}" for t, kib in run.rss[::every])
+    print(f"daemon RSS (MiB) over the run: {samples}; peak {run.peak_rss / 1024:.0f} MiB")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--synchronous", choices=("full", "normal"), default="full")
+    parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--binds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--no-uvloop", action="store_true")
     args = parser.parse_args(argv)
     loop_factory = None
@@ -176,8 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             loop_factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(main_async(args.messages, args.synchronous))
-    return 0
+        return runner.run(main_async(args))
 
 
 if __name__ == "__main__":
