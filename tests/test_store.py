@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -307,3 +308,37 @@ async def test_an_unusable_path_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError, match="cannot open the store"):
         await SqliteStore.open(StoreSettings(str(blocker / "s.db")))
+
+
+async def test_a_version_1_store_is_upgraded_in_place(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO meta VALUES ('schema', '1');"
+            "CREATE TABLE parts (message_id TEXT NOT NULL, part INTEGER NOT NULL,"
+            " parts INTEGER NOT NULL, smsc_id TEXT, smsc_key TEXT, registered_at REAL,"
+            " expires_at REAL, dlr BLOB, PRIMARY KEY (message_id, part)) WITHOUT ROWID;"
+        )
+    conn.close()
+    store = await SqliteStore.open(StoreSettings(str(path)), clock=clock)
+    try:
+        correlator = Correlator(store, clock=clock)
+        await correlator.register("m1", 0, 1, "abc")
+        match = await correlator.on_dlr(dlr("abc", "DELIVRD", MessageState.DELIVERED))
+        assert match is not None
+        assert match.final
+    finally:
+        await store.close()
+
+
+async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO meta VALUES ('schema', '99');"
+        )
+    conn.close()
+    with pytest.raises(StoreError, match="schema 99"):
+        await SqliteStore.open(StoreSettings(str(path)))

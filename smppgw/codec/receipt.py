@@ -40,6 +40,13 @@ class ReceiptParseError(SmppError, ValueError):
 
 _KEY = re.compile(r"(?:^|(?<=\s))(submit[ _]date|done[ _]date|[A-Za-z][A-Za-z0-9_-]*)[ \t]*:")
 _KNOWN = {"id", "sub", "dlvrd", "submit date", "done date", "stat", "err", "text"}
+# The text as SMPP v3.4 Appendix B writes it (and most SMSCs send it): one regular expression
+# reads it; anything else takes the general, tolerant parser.
+_CANONICAL = re.compile(
+    r"id:(\S+) sub:(\S*) dlvrd:(\S*) submit date:(\S*) done date:(\S*) stat:(\S*)"
+    r" err:(\S*)(?: text:(.*))?",
+    re.DOTALL,
+)
 
 
 def _receipt_date(value: str | None) -> datetime | None:
@@ -84,6 +91,14 @@ def parse_receipt(short_message: bytes | str) -> DeliveryReceipt:
         ReceiptParseError: no ``id``, or neither ``stat`` nor ``err``.
     """
     text = short_message.decode("latin-1") if isinstance(short_message, bytes) else short_message
+    canonical = _CANONICAL.fullmatch(text)
+    if canonical is not None:
+        rid, sub, dlvrd, submit_date, done_date, stat, err, body = canonical.groups()
+        return DeliveryReceipt(rid, sub, dlvrd, submit_date, done_date, stat, err, body)
+    return _parse_general(text)
+
+
+def _parse_general(text: str) -> DeliveryReceipt:
     fields: dict[str, str] = {}
     extra: list[tuple[str, str]] = []
     matches = list(_KEY.finditer(text))

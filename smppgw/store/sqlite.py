@@ -61,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS parts (
     registered_at REAL,
     expires_at REAL,
     dlr BLOB,
+    dlr_final INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (message_id, part)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parts_key ON parts (smsc_key);
@@ -217,6 +218,9 @@ class SqliteStore:
         self._closed = False
         self._last_cursor = 0
         self._new_events = asyncio.Event()
+        # Unmatched receipts in the table; read and written only by operations (on the store
+        # thread). Lets register_part skip looking for parked receipts when there are none.
+        self._unmatched_rows = 0
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -260,6 +264,11 @@ class SqliteStore:
         conn.execute("PRAGMA busy_timeout=5000")
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is not None and int(row[0]) == 1:
+            # Version 2 keeps whether a part's receipt is final next to it.
+            conn.execute("ALTER TABLE parts ADD COLUMN dlr_final INTEGER NOT NULL DEFAULT 0")
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+            row = (str(SCHEMA_VERSION),)
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
@@ -269,6 +278,7 @@ class SqliteStore:
             )
         cursor_row = conn.execute("SELECT max(cursor) FROM events").fetchone()
         self._last_cursor = int(cursor_row[0] or 0)
+        self._recount(conn)
         self._conn = conn
 
     async def close(self) -> None:
@@ -350,15 +360,20 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 conn.execute("BEGIN IMMEDIATE")
                 outcome.results = [self._run_isolated(conn, op) for op in batch]
+                self._recount(conn)  # counts changed by operations that were rolled back
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+                self._recount(conn)
             raise
         row = conn.execute("SELECT max(cursor) FROM events").fetchone()
         outcome.last_cursor = int(row[0] or 0)
         outcome.seconds = time.perf_counter() - started
         return outcome
+
+    def _recount(self, conn: sqlite3.Connection) -> None:
+        self._unmatched_rows = int(conn.execute("SELECT count(*) FROM unmatched").fetchone()[0])
 
     @staticmethod
     def _run_isolated(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
@@ -448,12 +463,16 @@ class SqliteStore:
                     "UPDATE messages SET state = 'submitting', claims = claims + 1 WHERE id = ?",
                     (message_id,),
                 )
-                accepted = frozenset(
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT part FROM parts WHERE message_id = ? AND smsc_id IS NOT NULL",
-                        (message_id,),
+                accepted = (
+                    frozenset(
+                        r[0]
+                        for r in conn.execute(
+                            "SELECT part FROM parts WHERE message_id = ? AND smsc_id IS NOT NULL",
+                            (message_id,),
+                        )
                     )
+                    if claims  # claimed before: some parts may have been accepted already
+                    else frozenset()
                 )
                 claimed.append(
                     ClaimedMessage(
@@ -576,7 +595,11 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
             conn.execute(_UPSERT_PART, row)
-            return [(dlr, _record_dlr(conn, entry, dlr)) for dlr in _take_unmatched(conn, keys)]
+            if not self._unmatched_rows:
+                return []
+            taken = _take_unmatched(conn, keys)
+            self._unmatched_rows -= len(taken)
+            return [(dlr, _record_dlr(conn, entry, dlr)) for dlr in taken]
 
         return await self._call(op)
 
@@ -601,6 +624,7 @@ class SqliteStore:
                 "INSERT INTO unmatched (key, dlr, expires_at) VALUES (?, ?, ?)",
                 (keys[0], _request_encoder.encode(dlr), unmatched_expires),
             )
+            self._unmatched_rows += 1
             return None
 
         return await self._call(op)
@@ -636,6 +660,7 @@ class SqliteStore:
                 (now,),
             ).rowcount
             unmatched = conn.execute("DELETE FROM unmatched WHERE expires_at <= ?", (now,)).rowcount
+            self._unmatched_rows -= unmatched
             return parts, unmatched
 
         return await self._call(op)
@@ -836,23 +861,14 @@ def _take_unmatched(conn: sqlite3.Connection, keys: Sequence[str]) -> list[Dlr]:
 def _record_dlr(conn: sqlite3.Connection, entry: PartEntry, dlr: Dlr) -> tuple[Dlr | None, ...]:
     """Keep ``dlr`` as the part's latest receipt, unless the part already has a final one and
     ``dlr`` is not final (SMSCs reorder receipts); return every part's latest."""
-    row = conn.execute(
-        "SELECT dlr FROM parts WHERE message_id = ? AND part = ?",
-        (entry.message_id, entry.part),
-    ).fetchone()
-    keep_old = (
-        row is not None
-        and row[0] is not None
-        and _dlr_decoder.decode(row[0]).final
-        and not dlr.final
-    )
-    if not keep_old:
-        conn.execute(
-            "UPDATE parts SET dlr = ? WHERE message_id = ? AND part = ?",
-            (_request_encoder.encode(dlr), entry.message_id, entry.part),
-        )
-    if entry.parts == 1:
-        return (dlr,) if not keep_old else (_dlr_decoder.decode(row[0]),)
+    final = dlr.final
+    updated = conn.execute(
+        "UPDATE parts SET dlr = ?, dlr_final = ? WHERE message_id = ? AND part = ?"
+        " AND (? OR NOT dlr_final)",
+        (_request_encoder.encode(dlr), final, entry.message_id, entry.part, final),
+    ).rowcount
+    if entry.parts == 1 and updated:
+        return (dlr,)
     latest: list[Dlr | None] = [None] * entry.parts
     for part, stored in conn.execute(
         "SELECT part, dlr FROM parts WHERE message_id = ?", (entry.message_id,)

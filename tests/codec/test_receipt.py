@@ -13,6 +13,7 @@ from smppgw.codec import MessageState, NetworkErrorCode, Tag, Tlv, c_string_tlv
 from smppgw.codec.dlr_status import DLR_ERROR_CODES, lookup_dlr_error
 from smppgw.codec.receipt import (
     ReceiptParseError,
+    _parse_general,
     format_receipt,
     parse_receipt,
     receipt_info,
@@ -170,3 +171,31 @@ def test_provider_dlr_table() -> None:
     assert lookup_dlr_error(555) is None
     assert lookup_dlr_error("abc") is None
     assert sum(row.status == "INVALID-SUB" for row in DLR_ERROR_CODES) == 3
+
+
+_word = st.text(
+    st.characters(codec="latin-1", exclude_characters=" \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0"),
+    max_size=12,
+)
+
+
+@given(
+    rid=_word.filter(bool),
+    fields=st.lists(_word, min_size=6, max_size=6),
+    body=st.none() | st.text(st.characters(codec="latin-1"), max_size=30),
+)
+def test_the_canonical_fast_path_reads_what_the_general_parser_reads(
+    rid: str, fields: list[str], body: str | None
+) -> None:
+    sub, dlvrd, submit, done, stat, err = fields
+    text = (
+        f"id:{rid} sub:{sub} dlvrd:{dlvrd} submit date:{submit} done date:{done} "
+        f"stat:{stat} err:{err}"
+    )
+    if body is not None:
+        text += f" text:{body}"
+    general = None
+    with contextlib.suppress(ReceiptParseError):
+        general = _parse_general(text)
+    if general is not None:
+        assert parse_receipt(text) == general
