@@ -828,11 +828,13 @@ class IntakeServer:
             if not batch:
                 await backend.wait_events(cursor)
                 continue
+            lines = []
             for event in batch:
                 cursor = event.cursor
                 if types and _EVENT_HEAD.decode(event.body).event not in types:
                     continue
-                writer.write(stream_line(event.cursor, event.body))
+                lines.append(stream_line(event.cursor, event.body))
+            writer.write(b"".join(lines))  # one write (one system call) per batch
             await writer.drain()
 
 

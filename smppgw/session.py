@@ -185,6 +185,8 @@ class Session(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._framer = Framer(settings.max_command_length)
         self._transport: asyncio.Transport | None = None
+        self._out: list[bytes] = []  # written at the end of this turn of the loop
+        self._in_turn = False  # a PDU was written in this turn: queue the next ones
         # Bind state, sequence numbers, window and response deadlines live in the sans-IO
         # connection; this maps each outstanding sequence number to its future and send time.
         self._conn = Connection(Role.ESME, window=settings.window)
@@ -371,6 +373,7 @@ class Session(asyncio.Protocol):
     def abort(self) -> None:
         """Close at once; outstanding requests fail with LinkLostError."""
         if self._transport is not None:
+            self._flush()  # responses already given (deliver_sm_resp) still go out
             self._transport.abort()
         self._finish(None)
 
@@ -405,7 +408,7 @@ class Session(asyncio.Protocol):
         future: asyncio.Future[Pdu] = self._create_future()
         pending = self._pending
         pending[seq] = (future, now)
-        transport.write(wire[:12] + seq.to_bytes(4, "big") + wire[16:])  # our sequence number
+        self._queue_bytes(wire[:12] + seq.to_bytes(4, "big") + wire[16:])  # our sequence number
         self._last_sent = now
         self._observe_window(self._server, self._name, len(pending))
         timer = self._timer
@@ -537,8 +540,35 @@ class Session(asyncio.Protocol):
         if transport is None or transport.is_closing() or self._conn.state is State.CLOSED:
             return
         self._conn.send_response(pdu.command_id, pdu.command_status)
-        transport.write(encode(pdu))
+        self._queue_bytes(encode(pdu))
         self._last_sent = self._clock()
+
+    def _queue_bytes(self, data: bytes) -> None:
+        """Send ``data``: the first PDU of a turn of the event loop at once (no added latency),
+        the ones after it together at the end of the turn.
+
+        Under load many PDUs are written per turn (a window of submits, the responses to a
+        burst of receipts); one write, one system call, carries them all.
+        """
+        if self._in_turn:
+            self._out.append(data)
+            return
+        self._in_turn = True
+        self._loop.call_soon(self._flush)
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _flush(self) -> None:
+        self._in_turn = False
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     def _wake_waiter(self) -> None:
         while self._waiters:
@@ -606,7 +636,7 @@ class Session(asyncio.Protocol):
         future.add_done_callback(self._enquire_done)
         self._enquire_seq = seq
         self._pending[seq] = (future, now)
-        transport.write(encode(EnquireLink(sequence_number=seq)))
+        self._queue_bytes(encode(EnquireLink(sequence_number=seq)))
         self._last_sent = self._clock()
 
     def _enquire_done(self, future: asyncio.Future[Pdu]) -> None:
@@ -618,6 +648,7 @@ class Session(asyncio.Protocol):
 
     def _fail(self, exc: SessionError) -> None:
         if self._transport is not None:
+            self._flush()  # e.g. the unbind_resp written just before
             self._transport.abort()
         self._finish(exc)
 

@@ -97,6 +97,8 @@ CREATE TABLE IF NOT EXISTS parts (
     expires_at REAL,
     dlr BLOB,
     dlr_final INTEGER NOT NULL DEFAULT 0,
+    dlr_stat TEXT,
+    dlr_err TEXT,
     PRIMARY KEY (message_id, part)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parts_key ON parts (smsc_key);
@@ -265,8 +267,10 @@ class SqliteStore:
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is not None and int(row[0]) == 1:
-            # Version 2 keeps whether a part's receipt is final next to it.
+            # Version 2 keeps whether a part's receipt is final, its stat and err next to it.
             conn.execute("ALTER TABLE parts ADD COLUMN dlr_final INTEGER NOT NULL DEFAULT 0")
+            conn.execute("ALTER TABLE parts ADD COLUMN dlr_stat TEXT")
+            conn.execute("ALTER TABLE parts ADD COLUMN dlr_err TEXT")
             conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
             row = (str(SCHEMA_VERSION),)
         if row is None:
@@ -863,9 +867,17 @@ def _record_dlr(conn: sqlite3.Connection, entry: PartEntry, dlr: Dlr) -> tuple[D
     ``dlr`` is not final (SMSCs reorder receipts); return every part's latest."""
     final = dlr.final
     updated = conn.execute(
-        "UPDATE parts SET dlr = ?, dlr_final = ? WHERE message_id = ? AND part = ?"
-        " AND (? OR NOT dlr_final)",
-        (_request_encoder.encode(dlr), final, entry.message_id, entry.part, final),
+        "UPDATE parts SET dlr = ?, dlr_final = ?, dlr_stat = ?, dlr_err = ?"
+        " WHERE message_id = ? AND part = ? AND (? OR NOT dlr_final)",
+        (
+            _request_encoder.encode(dlr),
+            final,
+            dlr.stat,
+            dlr.err,
+            entry.message_id,
+            entry.part,
+            final,
+        ),
     ).rowcount
     if entry.parts == 1 and updated:
         return (dlr,)
@@ -918,16 +930,11 @@ def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload 
 
 
 def _part_payloads(conn: sqlite3.Connection, message_id: str) -> Iterable[PartPayload]:
-    for part, smsc_id, blob in conn.execute(
-        "SELECT part, smsc_id, dlr FROM parts WHERE message_id = ? ORDER BY part", (message_id,)
+    for part, smsc_id, stat, err in conn.execute(
+        "SELECT part, smsc_id, dlr_stat, dlr_err FROM parts WHERE message_id = ? ORDER BY part",
+        (message_id,),
     ):
-        dlr = None if blob is None else _dlr_decoder.decode(blob)
-        yield PartPayload(
-            part=part,
-            smsc_id=smsc_id,
-            status=None if dlr is None else dlr.stat,
-            err=None if dlr is None else dlr.err,
-        )
+        yield PartPayload(part=part, smsc_id=smsc_id, status=stat, err=err)
 
 
 def _as_store_error(exc: Exception) -> Exception:
