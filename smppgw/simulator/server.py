@@ -385,6 +385,8 @@ class _Connection(asyncio.Protocol):
         self.last_received = time.monotonic()
         self.sequence = itertools.count(1)
         self.awaiting: dict[int, _Receipt | _MoPart] = {}
+        self.out: list[bytes] = []  # written at the end of this turn of the event loop
+        self.in_turn = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -426,11 +428,30 @@ class _Connection(asyncio.Protocol):
                 return
 
     def write(self, pdu: Pdu) -> None:
+        self.write_bytes(encode(pdu))
+
+    def write_bytes(self, data: bytes) -> None:
+        """The first write of a loop turn goes at once, the rest together at its end."""
+        if self.in_turn:
+            self.out.append(data)
+            return
+        self.in_turn = True
+        asyncio.get_running_loop().call_soon(self.flush)
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(encode(pdu))
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        self.in_turn = False
+        if not self.out:
+            return
+        data = b"".join(self.out)
+        self.out.clear()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
 
     def close(self) -> None:
         if self.transport is not None:
+            self.flush()
             self.transport.abort()
 
     # PDUs
@@ -524,10 +545,8 @@ class _Connection(asyncio.Protocol):
                 0.05, self.respond, pdu, CommandStatus.ESME_ROK, message_id
             )
             return
-        if faults.malformed_ratio and sim.rng.random() < faults.malformed_ratio and self.transport:
-            self.transport.write(
-                b"\x00\x00\x00\x10\x00\x00\x00\x99\x00\x00\x00\x00\x00\x00\x00\x00"
-            )
+        if faults.malformed_ratio and sim.rng.random() < faults.malformed_ratio:
+            self.write_bytes(b"\x00\x00\x00\x10\x00\x00\x00\x99\x00\x00\x00\x00\x00\x00\x00\x00")
         self.respond(pdu, CommandStatus.ESME_ROK, message_id)
 
     def respond(
