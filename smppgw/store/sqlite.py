@@ -7,8 +7,10 @@ on any method returns after its effect is durable (``synchronous = full``: fsync
 durable against a process crash, not against power loss) and a burst of N callers costs one
 fsync, not N.
 
-SQLite's calls block, so the writer runs them on one dedicated thread (``smppgw-store``); the
-connection never leaves that thread and nothing else touches it.
+The statements of a batch run on the event loop's thread (microseconds each: a worker thread
+would contend with the loop for the GIL at every call); the COMMIT, which may wait for the disk
+(fsync), runs on one dedicated thread (``smppgw-store``) while the loop goes on. The writer is
+the connection's only user and never runs two batches at once.
 
 Message life cycle (``messages.state``): ``queued`` -> ``submitting`` (claimed by the
 dispatcher) -> ``submitted`` (every part accepted by an SMSC) -> a final state from the
@@ -321,8 +323,14 @@ class SqliteStore:
 
     async def _commit(self, batch: list[_Op]) -> None:
         loop = asyncio.get_running_loop()
+        started = time.perf_counter()
         try:
-            outcome = await loop.run_in_executor(self._executor, self._run, batch)
+            # The statements run here, on the loop's thread: each takes microseconds, and on a
+            # worker thread they would contend with the loop for the GIL at every call. Only
+            # COMMIT, which may wait for the disk, goes to the store thread.
+            outcome = self._run_ops(batch)
+            outcome.last_cursor = await loop.run_in_executor(self._executor, self._commit_now)
+            outcome.seconds = time.perf_counter() - started
         except (sqlite3.Error, OSError) as exc:
             logger.exception("store commit failed")
             error = StoreError(f"commit failed: {exc}")
@@ -343,8 +351,9 @@ class SqliteStore:
             self._new_events.set()
             self._new_events = asyncio.Event()
 
-    def _run(self, batch: Sequence[_Op]) -> _BatchResult:
-        """Run ``batch`` in one transaction (on the store thread).
+    def _run_ops(self, batch: Sequence[_Op]) -> _BatchResult:
+        """Run ``batch`` in one open transaction, on the loop's thread; :meth:`_commit_now`
+        commits it.
 
         Fast path: every operation straight in the transaction. If one raises, the whole
         transaction is rolled back and the batch runs again with each operation inside its
@@ -354,7 +363,6 @@ class SqliteStore:
         """
         conn = self._conn
         assert conn is not None
-        started = time.perf_counter()
         outcome = _BatchResult()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -365,6 +373,18 @@ class SqliteStore:
                 conn.execute("BEGIN IMMEDIATE")
                 outcome.results = [self._run_isolated(conn, op) for op in batch]
                 self._recount(conn)  # counts changed by operations that were rolled back
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+                self._recount(conn)
+            raise
+        return outcome
+
+    def _commit_now(self) -> int:
+        """Commit (on the store thread: it may fsync); return the newest event cursor."""
+        conn = self._conn
+        assert conn is not None
+        try:
             conn.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
@@ -372,9 +392,7 @@ class SqliteStore:
                 self._recount(conn)
             raise
         row = conn.execute("SELECT max(cursor) FROM events").fetchone()
-        outcome.last_cursor = int(row[0] or 0)
-        outcome.seconds = time.perf_counter() - started
-        return outcome
+        return int(row[0] or 0)
 
     def _recount(self, conn: sqlite3.Connection) -> None:
         self._unmatched_rows = int(conn.execute("SELECT count(*) FROM unmatched").fetchone()[0])
