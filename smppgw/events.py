@@ -17,6 +17,7 @@ append-only event log; subscribers resume from the last cursor they saw.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from dataclasses import dataclass
 
@@ -209,4 +210,10 @@ def format_time(timestamp: float | None) -> str | None:
     """Format a Unix timestamp as the provider does: ``YYYY-MM-DD HH:MM:SS`` (UTC here)."""
     if timestamp is None:
         return None
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
+    return _format_second(int(timestamp))
+
+
+@functools.lru_cache(maxsize=256)
+def _format_second(second: int) -> str:
+    # Events come in bursts stamped with the same few seconds: a small memo of a pure function.
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
