@@ -132,6 +132,45 @@ CREATE TABLE IF NOT EXISTS inbound_parts (
 ) WITHOUT ROWID;
 """
 
+# The statements returning a message's status payload columns (see _payload), in its order.
+_SELECT_PAYLOAD: Final = (
+    "SELECT id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
+    " reason, possible_duplicate FROM messages WHERE id = ?"
+)
+_FINISH_SUBMIT: Final = (
+    "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, sent_at = ?, final_at = ?,"
+    " possible_duplicate = possible_duplicate OR ? WHERE id = ? AND state = 'submitting'"
+    " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
+    " reason, possible_duplicate"
+)
+_APPLY_RECEIPT: Final = (
+    "UPDATE messages SET state = ?, status = ?, err = ?, deliv_at = ?, final_at = ?,"
+    " reason = NULL WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')"
+    " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
+    " reason, possible_duplicate"
+)
+
+_INSERT_MESSAGE: Final = (
+    "INSERT INTO messages (id, custom, mobile, request, parts, priority, state, status,"
+    " created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', 'QUEUED', ?, ?)"
+)
+
+
+def _message_row(
+    message_id: str, request: SubmitRequest, blob: bytes, now: float
+) -> tuple[object, ...]:
+    return (
+        message_id,
+        request.custom,
+        request.to,
+        blob,
+        request.parts,
+        request.priority,
+        now,
+        now,
+    )
+
+
 # events.hook_state
 _HOOK_PENDING: Final = 0
 _HOOK_DONE: Final = 1
@@ -260,6 +299,8 @@ class SqliteStore:
         return store
 
     def _connect(self) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):  # UPDATE ... RETURNING
+            raise StoreError(f"SQLite 3.35 or newer is needed, this is {sqlite3.sqlite_version}")
         path = self._settings.path
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +470,9 @@ class SqliteStore:
         rows = [(self._new_id(), r, _request_encoder.encode(r)) for r in requests]
 
         def op(conn: sqlite3.Connection) -> list[SubmitResult]:
+            if all(request.custom is None for _, request, _ in rows):
+                conn.executemany(_INSERT_MESSAGE, [_message_row(*row, now) for row in rows])
+                return [SubmitResult(message_id, request.parts) for message_id, request, _ in rows]
             results: list[SubmitResult] = []
             for message_id, request, blob in rows:
                 if request.custom is not None:
@@ -438,21 +482,7 @@ class SqliteStore:
                     if found is not None:
                         results.append(SubmitResult(found[0], found[1], duplicate=True))
                         continue
-                conn.execute(
-                    "INSERT INTO messages (id, custom, mobile, request, parts, priority, state,"
-                    " status, created_at, due_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', 'QUEUED',"
-                    " ?, ?)",
-                    (
-                        message_id,
-                        request.custom,
-                        request.to,
-                        blob,
-                        request.parts,
-                        request.priority,
-                        now,
-                        now,
-                    ),
-                )
+                conn.execute(_INSERT_MESSAGE, _message_row(message_id, request, blob, now))
                 results.append(SubmitResult(message_id, request.parts))
             return results
 
@@ -482,17 +512,17 @@ class SqliteStore:
         now = self._clock()
 
         def op(conn: sqlite3.Connection) -> list[ClaimedMessage]:
+            # One statement claims the batch; RETURNING gives no order, so sort after.
             rows = conn.execute(
-                "SELECT id, request, parts, claims, created_at FROM messages"
-                " WHERE state = 'queued' AND due_at <= ? ORDER BY priority DESC, seq LIMIT ?",
+                "UPDATE messages SET state = 'submitting', claims = claims + 1 WHERE seq IN"
+                " (SELECT seq FROM messages WHERE state = 'queued' AND due_at <= ?"
+                " ORDER BY priority DESC, seq LIMIT ?)"
+                " RETURNING priority, seq, id, request, parts, claims, created_at",
                 (now, limit),
             ).fetchall()
+            rows.sort(key=lambda r: (-r[0], r[1]))
             claimed = []
-            for message_id, blob, parts, claims, created_at in rows:
-                conn.execute(
-                    "UPDATE messages SET state = 'submitting', claims = claims + 1 WHERE id = ?",
-                    (message_id,),
-                )
+            for _priority, _seq, message_id, blob, parts, claims, created_at in rows:
                 accepted = (
                     frozenset(
                         r[0]
@@ -501,7 +531,7 @@ class SqliteStore:
                             (message_id,),
                         )
                     )
-                    if claims  # claimed before: some parts may have been accepted already
+                    if claims > 1  # claimed before: some parts may have been accepted already
                     else frozenset()
                 )
                 claimed.append(
@@ -510,7 +540,7 @@ class SqliteStore:
                         request=_request_decoder.decode(blob),
                         parts=parts,
                         accepted=accepted,
-                        claims=claims + 1,
+                        claims=claims,
                         created_at=created_at,
                     )
                 )
@@ -564,27 +594,32 @@ class SqliteStore:
         final_at = now if state.is_final else None
 
         def op(conn: sqlite3.Connection) -> int | None:
-            cur = conn.execute(
-                "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, sent_at = ?,"
-                " final_at = ?, possible_duplicate = possible_duplicate OR ?"
-                " WHERE id = ? AND state = 'submitting'",
+            row = conn.execute(
+                _FINISH_SUBMIT,
                 (db_state, status, err, reason, now, final_at, possible_duplicate, message_id),
-            )
-            if cur.rowcount == 0:
+            ).fetchone()
+            if row is None:
                 conn.execute(
                     "UPDATE messages SET sent_at = coalesce(sent_at, ?) WHERE id = ?",
                     (now, message_id),
                 )
                 return None
-            return self._append_status_event(conn, message_id, now)
+            return self._append_payload_event(conn, _payload(conn, row), now)
 
         return await self._call(op)
 
-    async def apply_receipt(self, message_id: str, state: DeliveryState, dlr: Dlr) -> int | None:
+    async def apply_receipt(
+        self,
+        message_id: str,
+        state: DeliveryState,
+        dlr: Dlr,
+        parts: tuple[PartPayload, ...] | None = None,
+    ) -> int | None:
         """Apply a message's aggregated state after a receipt (see :func:`correlate.aggregate`).
 
         A final state is recorded once (later receipts do not change a final message) with
-        the receipt's stat and err; a non-final one changes nothing.
+        the receipt's stat and err; a non-final one changes nothing. ``parts``, when the caller
+        knows them (a one-part message and its receipt), spares reading them back.
 
         Returns:
             The event's cursor, or None when nothing changed.
@@ -594,14 +629,13 @@ class SqliteStore:
         now = self._clock()
 
         def op(conn: sqlite3.Connection) -> int | None:
-            cur = conn.execute(
-                "UPDATE messages SET state = ?, status = ?, err = ?, deliv_at = ?, final_at = ?,"
-                " reason = NULL WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')",
+            row = conn.execute(
+                _APPLY_RECEIPT,
                 (state.value, dlr.stat or state.value.upper(), dlr.err, now, now, message_id),
-            )
-            if cur.rowcount == 0:
+            ).fetchone()
+            if row is None:
                 return None
-            return self._append_status_event(conn, message_id, now)
+            return self._append_payload_event(conn, _payload(conn, row, parts), now)
 
         return await self._call(op)
 
@@ -851,9 +885,9 @@ class SqliteStore:
 
         return await self._call(op)
 
-    def _append_status_event(self, conn: sqlite3.Connection, message_id: str, now: float) -> int:
-        payload = _status_payload(conn, message_id)
-        assert payload is not None
+    def _append_payload_event(
+        self, conn: sqlite3.Connection, payload: StatusPayload, now: float
+    ) -> int:
         return _append_event(conn, encode_event(StatusEvent(payload)), now, self._settings.webhook)
 
 
@@ -927,14 +961,18 @@ def _append_event(conn: sqlite3.Connection, body: bytes, now: float, webhook: bo
 
 
 def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload | None:
-    row = conn.execute(
-        "SELECT id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
-        " reason, possible_duplicate FROM messages WHERE id = ?",
-        (message_id,),
-    ).fetchone()
-    if row is None:
-        return None
-    mid, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err, reason, dup = row
+    row = conn.execute(_SELECT_PAYLOAD, (message_id,)).fetchone()
+    return None if row is None else _payload(conn, row)
+
+
+def _payload(
+    conn: sqlite3.Connection,
+    row: tuple[Any, ...],
+    parts: tuple[PartPayload, ...] | None = None,
+) -> StatusPayload:
+    """The status payload of a message row (the columns of ``_SELECT_PAYLOAD``); its parts
+    are read unless given."""
+    mid, mobile, state, status, units, created_at, sent_at, deliv_at, custom, err, reason, dup = row
     delivery = DeliveryState(state) if state != "submitting" else DeliveryState.QUEUED
     return StatusPayload(
         id=mid,
@@ -942,7 +980,7 @@ def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload 
         status=status,
         state=delivery,
         final=delivery.is_final,
-        units=parts,
+        units=units,
         submit_time=format_time(created_at),
         sent_time=format_time(sent_at),
         deliv_time=format_time(deliv_at),
@@ -951,7 +989,7 @@ def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload 
         err=err,
         reason=reason,
         possible_duplicate=bool(dup),
-        parts=tuple(_part_payloads(conn, message_id)),
+        parts=tuple(_part_payloads(conn, mid)) if parts is None else parts,
     )
 
 
