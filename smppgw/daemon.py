@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
-from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass, Npi, Tag, Ton
+from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Tag, Ton
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
-from smppgw.codec.text import concat_udh, decode_text, parse_udh, split_message
-from smppgw.codec.tlv import Tlv, dlt_tlvs, find_tlv
+from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
+from smppgw.codec.tlv import dlt_tlvs, find_tlv
 from smppgw.config import (
     Config,
     bind_manager_settings,
@@ -108,8 +108,8 @@ def _reference(message_id: str) -> int:
 def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
     """The submit_sm of each part of a stored message, in order.
 
-    Text is split with a concatenation UDH (8-bit reference derived from the message id);
-    a binary (``hex``) payload is cut into 153-septet (GSM) or 134-octet parts the same way.
+    Text, or a binary (``hex``) payload, is split with a concatenation UDH (8-bit reference
+    derived from the message id) by :mod:`smppgw.codec.text`.
 
     Raises:
         EncodeError: the text cannot be encoded (the intake checked it, so only a store written
@@ -117,23 +117,10 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
     """
     coding = request.wire_coding
     reference = _reference(message_id)
-    bodies: list[tuple[bytes, int, tuple[Tlv, ...]]] = []
     if request.text is not None:
-        bodies.extend(
-            (part.short_message, int(part.esm_class), part.tlvs)
-            for part in split_message(request.text, coding, reference=reference)
-        )
+        parts = split_message(request.text, coding, reference=reference)
     else:
-        payload = request.payload or b""
-        single = 160 if request.data_coding == DataCoding.DEFAULT else 140
-        size = _SEPTETS_PER_PART if request.data_coding == DataCoding.DEFAULT else _OCTETS_PER_PART
-        if len(payload) <= single:
-            bodies.append((payload, 0, ()))
-        else:
-            chunks = [payload[i : i + size] for i in range(0, len(payload), size)]
-            for seq, chunk in enumerate(chunks, 1):
-                udh = concat_udh(reference, len(chunks), seq)
-                bodies.append((udh + chunk, int(EsmClass.UDHI), ()))
+        parts = split_octets(request.payload or b"", coding, reference=reference)
     dlt = dlt_tlvs(request.pe_id, request.template_id, request.tm_id)
     sender = request.sender
     return [
@@ -144,16 +131,16 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
             dest_addr_ton=Ton.INTERNATIONAL,
             dest_addr_npi=Npi.ISDN,
             destination_addr=request.to,
-            esm_class=esm_class,
+            esm_class=part.esm_class,
             priority_flag=request.priority,
             schedule_delivery_time=request.schedule or "",
             validity_period=request.validity or "",
             registered_delivery=1 if request.registered_delivery else 0,
             data_coding=coding,
-            short_message=short_message,
-            tlvs=(*tlvs, *dlt),
+            short_message=part.short_message,
+            tlvs=(*part.tlvs, *dlt),
         )
-        for short_message, esm_class, tlvs in bodies
+        for part in parts
     ]
 
 

@@ -49,6 +49,7 @@ import msgspec
 from smppgw import __version__
 from smppgw.codec.constants import DataCoding
 from smppgw.codec.errors import SmppError
+from smppgw.codec.text import MessageTooLongError, split_octets
 from smppgw.events import StatusPayload, StoredEvent, stream_line
 from smppgw.numbers import NumberError, Sender, validate_msisdn, validate_sender
 from smppgw.observe import NULL_OBSERVER, Observer
@@ -417,10 +418,12 @@ def _smpp_time(value: int | str, name: str) -> str:
     return when.astimezone(dt.UTC).strftime("%y%m%d%H%M%S") + "000+"
 
 
-def _payload_parts(length: int, coding: DataCoding) -> int:
-    """Parts for a pre-encoded payload: 160/153 unpacked GSM septets, else 140/134 octets."""
-    single, each = (160, 153) if coding == DataCoding.DEFAULT else (140, 134)
-    return 1 if length <= single else -(-length // each)
+def _payload_parts(payload: bytes, coding: DataCoding) -> int:
+    """Parts for a pre-encoded payload, cut exactly as it will be sent."""
+    try:
+        return len(split_octets(payload, coding))
+    except MessageTooLongError as exc:
+        return exc.parts
 
 
 @dataclass(frozen=True, slots=True)
@@ -505,7 +508,7 @@ class _Validator:
                 raise RequestError(
                     ErrorCode.INVALID_REQUEST, f"{where}hex: UCS-2 needs an even number of octets"
                 )
-            return None, payload, coding, _payload_parts(len(payload), coding)
+            return None, payload, coding, _payload_parts(payload, coding)
         text = m.text
         assert text is not None
         if not text:

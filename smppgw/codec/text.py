@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import codecs
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -70,6 +70,7 @@ __all__ = [
     "build_udh",
     "choose_coding",
     "concat_udh",
+    "concatenated_parts",
     "count_parts",
     "decode_text",
     "encode_text",
@@ -78,6 +79,7 @@ __all__ = [
     "parse_udh",
     "payload_tlv",
     "split_message",
+    "split_octets",
     "split_sar",
     "split_text",
 ]
@@ -645,11 +647,12 @@ _LIMITS: Final = MappingProxyType(
 _MAX_TLV_VALUE: Final = 0xFFFF
 
 
-def _part_ends(data: bytes, alphabet: Alphabet, udh16: bool) -> list[int]:
-    """The end offset of each part of the encoded text (one entry when it fits one message)."""
+def _part_ends(data: bytes, alphabet: Alphabet, udh16: bool, *, force: bool = False) -> list[int]:
+    """The end offset of each part of the encoded text (one entry when it fits one message,
+    unless ``force``: then sized for a header even when one part is enough)."""
     single, part8, part16 = _LIMITS[alphabet]
     size = len(data)
-    if size <= single:
+    if size <= single and not force:
         return [size]
     capacity = part16 if udh16 else part8
     ends: list[int] = []
@@ -668,8 +671,10 @@ def _part_ends(data: bytes, alphabet: Alphabet, udh16: bool) -> list[int]:
     return ends
 
 
-def _checked_ends(data: bytes, alphabet: Alphabet, udh16: bool, max_parts: int | None) -> list[int]:
-    ends = _part_ends(data, alphabet, udh16)
+def _checked_ends(
+    data: bytes, alphabet: Alphabet, udh16: bool, max_parts: int | None, *, force: bool = False
+) -> list[int]:
+    ends = _part_ends(data, alphabet, udh16, force=force)
     limit = _MAX_PARTS if max_parts is None else min(max_parts, _MAX_PARTS)
     if len(ends) > limit:
         raise MessageTooLongError(len(ends), limit)
@@ -725,15 +730,67 @@ def split_message(
     """
     if method is SplitMethod.PAYLOAD:
         return (Part(b"", (payload_tlv(text, data_coding),)),)
+    alphabet_for(data_coding)  # UnsupportedCodingError before encoding
+    return split_octets(
+        encode_text(text, data_coding),
+        data_coding,
+        method=method,
+        reference=reference,
+        udh16=udh16,
+        max_parts=max_parts,
+    )
+
+
+def split_octets(
+    data: bytes,
+    data_coding: int,
+    *,
+    method: SplitMethod = SplitMethod.UDH,
+    reference: int = 0,
+    udh16: bool = False,
+    max_parts: int | None = None,
+    always_concatenate: bool = False,
+) -> tuple[Part, ...]:
+    """:func:`split_message` for user data already encoded in ``data_coding`` (a binary
+    payload, or text encoded elsewhere).
+
+    Parts never end inside a GSM escape pair (0x1B and its code) or a UTF-16 surrogate pair;
+    a data_coding without a character table (binary, or a vendor value) is cut as octets.
+    ``always_concatenate`` marks even a message that fits one part as part 1 of 1 (test
+    traffic for receivers' reassembly).
+
+    Raises:
+        MessageTooLongError: more parts than max_parts (or 255).
+        EncodeError: a reference out of range, a payload over 65535 octets.
+    """
+    if method is SplitMethod.PAYLOAD:
+        if len(data) > _MAX_TLV_VALUE:
+            raise EncodeError(f"payload of {len(data)} octets exceeds a TLV's 65535")
+        return (Part(b"", (Tlv(Tag.MESSAGE_PAYLOAD, data),)),)
     wide = udh16 or method is SplitMethod.SAR
     _check_reference(reference, wide)
-    alphabet = alphabet_for(data_coding)
-    data = encode_text(text, data_coding)
-    ends = _checked_ends(data, alphabet, wide, max_parts)
-    if len(ends) == 1:
+    alphabet = _ALPHABETS.get(data_coding, Alphabet.OCTET)
+    ends = _checked_ends(data, alphabet, wide, max_parts, force=always_concatenate)
+    if len(ends) == 1 and not always_concatenate:
         return (Part(data),)
-    total = len(ends)
-    chunks = _chunks(data, ends)
+    return concatenated_parts(_chunks(data, ends), method=method, reference=reference, udh16=udh16)
+
+
+def concatenated_parts(
+    chunks: Sequence[bytes],
+    *,
+    method: SplitMethod = SplitMethod.UDH,
+    reference: int = 0,
+    udh16: bool = False,
+) -> tuple[Part, ...]:
+    """The parts of a concatenated message from its user data cut in ``chunks``: each with
+    the concatenation UDH (and esm_class UDHI), or with the SAR TLVs.
+
+    Raises:
+        EncodeError: a reference out of range.
+    """
+    _check_reference(reference, udh16 or method is SplitMethod.SAR)
+    total = len(chunks)
     if method is SplitMethod.SAR:
         return tuple(
             Part(

@@ -31,7 +31,6 @@ from smppgw.codec import (
     DecodeError,
     DeliverSm,
     DeliverSmResp,
-    EncodeError,
     EnquireLink,
     EnquireLinkResp,
     EsmClass,
@@ -49,21 +48,16 @@ from smppgw.codec import (
     c_string_tlv,
     decode,
     encode,
-    u8_tlv,
-    u16_tlv,
 )
 from smppgw.codec.errors import SmppError
 from smppgw.codec.receipt import format_receipt, stat_to_message_state
 from smppgw.codec.text import (
-    Alphabet,
-    MessageTooLongError,
     Part,
     SplitMethod,
-    alphabet_for,
     choose_coding,
-    concat_udh,
     encode_text,
     split_message,
+    split_octets,
 )
 
 __all__ = [
@@ -245,31 +239,6 @@ class _MoPart:
 
 # Octets of user data: (one plain message, a part after an 8-bit ref UDH, after a 16-bit one).
 # GSM 03.38 is counted in unpacked septets: 160 alone, 153 / 152 after a 6 / 7-octet UDH.
-_CAPACITY: dict[Alphabet, tuple[int, int, int]] = {
-    Alphabet.GSM7: (160, 153, 152),
-    Alphabet.UCS2: (140, 134, 132),
-}
-_OCTET_CAPACITY = (140, 134, 133)
-_MAX_PARTS = 255  # the total-parts octet of the concatenation element
-
-
-def _octet_chunks(data: bytes, alphabet: Alphabet | None, capacity: int) -> list[bytes]:
-    """Cut encoded user data into parts of at most ``capacity`` octets, never inside a GSM
-    escape pair or a UTF-16 surrogate pair."""
-    chunks = []
-    pos = 0
-    while len(data) - pos > capacity:
-        end = pos + capacity
-        if alphabet is Alphabet.GSM7 and data[end - 1] == 0x1B:
-            end -= 1
-        elif alphabet is Alphabet.UCS2 and 0xD8 <= data[end - 2] <= 0xDB:
-            end -= 2
-        chunks.append(data[pos:end])
-        pos = end
-    chunks.append(data[pos:])
-    return chunks
-
-
 def build_mo_parts(
     text: str | bytes,
     data_coding: int,
@@ -312,40 +281,14 @@ def build_mo_parts(
             max_parts=1 if concatenated is False else None,
         )
     data = encode_text(text, data_coding) if isinstance(text, str) else text
-    if method is SplitMethod.PAYLOAD:
-        return (Part(b"", (Tlv(Tag.MESSAGE_PAYLOAD, data),)),)
-    try:
-        alphabet: Alphabet | None = alphabet_for(data_coding)
-    except SmppError:
-        alphabet = None  # octets in a coding without a table: cut as 8-bit data
-    single, part8, part16 = (
-        _CAPACITY.get(alphabet, _OCTET_CAPACITY) if alphabet else _OCTET_CAPACITY
-    )
-    if len(data) <= single and not concatenated:
-        return (Part(data),)
-    wide = udh16 or method is SplitMethod.SAR
-    chunks = _octet_chunks(data, alphabet, part16 if wide else part8)
-    limit = 1 if concatenated is False else _MAX_PARTS
-    if len(chunks) > limit:
-        raise MessageTooLongError(len(chunks), limit)
-    total = len(chunks)
-    if method is SplitMethod.SAR:
-        if not 0 <= reference <= 0xFFFF:
-            raise EncodeError(f"sar_msg_ref_num {reference} does not fit 16 bits")
-        return tuple(
-            Part(
-                chunk,
-                (
-                    u16_tlv(Tag.SAR_MSG_REF_NUM, reference),
-                    u8_tlv(Tag.SAR_TOTAL_SEGMENTS, total),
-                    u8_tlv(Tag.SAR_SEGMENT_SEQNUM, seqnum),
-                ),
-            )
-            for seqnum, chunk in enumerate(chunks, 1)
-        )
-    return tuple(
-        Part(concat_udh(reference, total, seqnum, udh16=udh16) + chunk, (), EsmClass.UDHI)
-        for seqnum, chunk in enumerate(chunks, 1)
+    return split_octets(
+        data,
+        data_coding,
+        method=method,
+        reference=reference,
+        udh16=udh16,
+        max_parts=1 if concatenated is False else None,
+        always_concatenate=bool(concatenated) and method is not SplitMethod.PAYLOAD,
     )
 
 

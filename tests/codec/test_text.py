@@ -37,6 +37,7 @@ from smppgw.codec.text import (
     parse_udh,
     payload_tlv,
     split_message,
+    split_octets,
     split_sar,
     split_text,
 )
@@ -804,3 +805,40 @@ def test_build_udh() -> None:
         build_udh([InformationElement(0x70, bytes(256))])
     with pytest.raises(EncodeError):
         build_udh([InformationElement(0x70, bytes(200)), InformationElement(0x71, bytes(60))])
+
+
+@given(st.text(st.sampled_from("ab€{}[]~ü"), min_size=1, max_size=600))
+def test_split_octets_of_encoded_text_equals_split_message(text: str) -> None:
+    data = encode_text(text, DataCoding.DEFAULT)
+    assert split_octets(data, DataCoding.DEFAULT, reference=9) == split_message(
+        text, DataCoding.DEFAULT, reference=9
+    )
+
+
+def test_split_octets_cuts_binary_data_at_134_octets_with_a_udh() -> None:
+    data = bytes(range(256)) + bytes(44)  # 300 octets of data_coding 4 (binary)
+    parts = split_octets(data, 4, reference=7)
+    assert [len(p.short_message) for p in parts] == [6 + 134, 6 + 134, 6 + 32]
+    assert all(p.esm_class == EsmClass.UDHI for p in parts)
+    assert b"".join(p.short_message[6:] for p in parts) == data
+
+
+def test_split_octets_never_cuts_a_gsm_escape_pair() -> None:
+    data = b"a" * 152 + b"\x1b\x65" + b"b" * 10  # the euro sign straddles the 153 boundary
+    first, second = split_octets(data, DataCoding.DEFAULT)
+    assert first.short_message[6:] == b"a" * 152
+    assert second.short_message[6:].startswith(b"\x1b\x65")
+
+
+def test_always_concatenate_marks_a_short_message_part_1_of_1() -> None:
+    [part] = split_octets(b"hi", DataCoding.DEFAULT, reference=3, always_concatenate=True)
+    assert part.short_message == bytes.fromhex("0500030301 01".replace(" ", "")) + b"hi"
+    assert part.esm_class == EsmClass.UDHI
+
+
+def test_split_octets_payload_method_and_its_limit() -> None:
+    [part] = split_octets(b"x" * 1000, 4, method=SplitMethod.PAYLOAD)
+    assert part.short_message == b""
+    assert part.tlvs == (Tlv(0x0424, b"x" * 1000),)
+    with pytest.raises(EncodeError, match="65535"):
+        split_octets(b"x" * 65536, 4, method=SplitMethod.PAYLOAD)
