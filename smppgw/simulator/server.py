@@ -13,6 +13,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -663,32 +664,22 @@ class Simulator:
     @property
     def dlrs_pending(self) -> int:
         """Receipts scheduled, queued for a receiver, or sent and not yet acknowledged."""
-        awaiting = sum(
-            1
-            for s in self._servers
-            for c in s.connections
-            for item in c.awaiting.values()
-            if isinstance(item, _Receipt)
-        )
-        return self._scheduled + sum(len(q) for q in self._pending.values()) + awaiting
+        queued = sum(len(q) for q in self._pending.values())
+        return self._scheduled + queued + self._awaiting(_Receipt)
 
     async def wait_dlrs_settled(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Wait until every receipt was sent and acknowledged."""
-        async with asyncio.timeout(timeout):
-            while self.dlrs_pending:  # noqa: ASYNC110 - counters, not events
-                await asyncio.sleep(0.01)
+        """Wait until every receipt was sent and acknowledged.
+
+        Raises:
+            TimeoutError: receipts are still pending after ``timeout`` seconds.
+        """
+        await self._settled(lambda: self.dlrs_pending, timeout)
 
     @property
     def mo_pending(self) -> int:
         """MO parts waiting to be resent, queued for a receiver, or sent and not yet answered."""
-        awaiting = sum(
-            1
-            for s in self._servers
-            for c in s.connections
-            for item in c.awaiting.values()
-            if isinstance(item, _MoPart)
-        )
-        return self._mo_scheduled + sum(len(q) for q in self._mo_pending.values()) + awaiting
+        queued = sum(len(q) for q in self._mo_pending.values())
+        return self._mo_scheduled + queued + self._awaiting(_MoPart)
 
     async def wait_mo_settled(self, timeout: float) -> None:  # noqa: ASYNC109
         """Wait until every MO part was sent and acknowledged with ESME_ROK.
@@ -696,8 +687,22 @@ class Simulator:
         Raises:
             TimeoutError: parts are still pending after ``timeout`` seconds.
         """
+        await self._settled(lambda: self.mo_pending, timeout)
+
+    def _awaiting(self, kind: type[_Receipt | _MoPart]) -> int:
+        """Items of ``kind`` sent on a link and not yet answered."""
+        return sum(
+            1
+            for s in self._servers
+            for c in s.connections
+            for item in c.awaiting.values()
+            if isinstance(item, kind)
+        )
+
+    @staticmethod
+    async def _settled(pending: Callable[[], int], timeout: float) -> None:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
-            while self.mo_pending:  # noqa: ASYNC110 - counters, not events
+            while pending():  # noqa: ASYNC110 - counters, not events
                 await asyncio.sleep(0.01)
 
     def send_mo(
