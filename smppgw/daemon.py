@@ -423,7 +423,10 @@ class Gateway:
             state = DeliveryState.UNKNOWN
         else:
             cursor = await store.finish_submit(
-                message.id, DeliveryState.SUBMITTED, possible_duplicate=duplicate
+                message.id,
+                DeliveryState.SUBMITTED,
+                possible_duplicate=duplicate,
+                receipt_expected=message.request.registered_delivery,
             )
             state = DeliveryState.SUBMITTED
         if cursor is not None:

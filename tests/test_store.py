@@ -342,3 +342,20 @@ async def test_a_store_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StoreError, match="schema 99"):
         await SqliteStore.open(StoreSettings(str(path)))
+
+
+async def test_a_message_sent_without_a_receipt_request_is_pruned_after_retention(
+    tmp_path: Path, clock: Clock
+) -> None:
+    store = await SqliteStore.open(StoreSettings(str(tmp_path / "n.db"), retention=60), clock=clock)
+    try:
+        silent, waiting = await store.add_messages([request(1), request(2)])
+        await store.claim(2)
+        await store.finish_submit(silent.id, DeliveryState.SUBMITTED, receipt_expected=False)
+        await store.finish_submit(waiting.id, DeliveryState.SUBMITTED)
+        clock.now += 61
+        assert await store.prune() == 1
+        assert await store.status(message_id=silent.id) is None
+        assert await store.status(message_id=waiting.id) is not None
+    finally:
+        await store.close()

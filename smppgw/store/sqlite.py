@@ -579,11 +579,14 @@ class SqliteStore:
         err: str | None = None,
         reason: str | None = None,
         possible_duplicate: bool = False,
+        receipt_expected: bool = True,
     ) -> int | None:
         """Record the outcome of submitting every part and write its event.
 
         ``state`` is SUBMITTED (every part accepted), FAILED or UNKNOWN. Nothing changes if
-        receipts already made the message final (a receipt may beat the last response).
+        receipts already made the message final (a receipt may beat the last response). A
+        message submitted without asking for a receipt (``receipt_expected`` False) stays
+        SUBMITTED, its last state, and is pruned with the final ones after the retention.
 
         Returns:
             The event's cursor, or None when nothing changed.
@@ -591,7 +594,7 @@ class SqliteStore:
         now = self._clock()
         db_state = state.value
         status = state.value.upper()
-        final_at = now if state.is_final else None
+        final_at = now if state.is_final or not receipt_expected else None
 
         def op(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
