@@ -61,6 +61,7 @@ from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult
 from smppgw.metrics import MetricsServer, PrometheusObserver
 from smppgw.observe import Observer
 from smppgw.sdnotify import Notifier
+from smppgw.session import inbound_origin
 from smppgw.store import ClaimedMessage, SqliteStore, StoreSettings
 from smppgw.webhook import WebhookSender
 
@@ -440,15 +441,18 @@ class Gateway:
         """Record a deliver_sm / data_sm; the returned status answers it."""
         try:
             now = self._clock()
+            origin = inbound_origin()
+            server = origin.server if origin is not None else None
             if (pdu.esm_class & EsmClass.TYPE_MASK) in _RECEIPT_TYPES or _is_receipt(pdu):
-                dlr = dlr_from_pdu(pdu, received_at=now)
+                bind = origin.bind if origin is not None else None
+                dlr = dlr_from_pdu(pdu, received_at=now, server=server, bind=bind)
                 if dlr is not None:
                     await self._receipt(dlr)
                     return CommandStatus.ESME_ROK
                 logger.warning("a delivery receipt without a message id was received and ignored")
                 self.observer.dlr_received("", matched=False)
                 return CommandStatus.ESME_ROK
-            await self._mo(pdu, now)
+            await self._mo(pdu, now, server)
         except Exception:
             logger.exception("recording an inbound message failed; the SMSC will resend it")
             return CommandStatus.ESME_RX_T_APPN
@@ -476,7 +480,7 @@ class Gateway:
             self.observer.dlr_latency(max(0.0, match.dlr.received_at - match.entry.registered_at))
             self._event_written()
 
-    async def _mo(self, pdu: DeliverSm | DataSm, now: float) -> None:
+    async def _mo(self, pdu: DeliverSm | DataSm, now: float, server: str | None) -> None:
         store = self.store
         assert store is not None
         data = pdu.short_message if isinstance(pdu, DeliverSm) else b""
@@ -515,6 +519,7 @@ class Gateway:
                         coding=coding,
                         parts=len(parts),
                         received_time=format_time(now) or "",
+                        server=server,
                     )
                 )
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import time
@@ -67,12 +68,14 @@ __all__ = [
     "ConnectError",
     "InboundHandler",
     "LinkLostError",
+    "Origin",
     "ResponseTimeoutError",
     "Session",
     "SessionClosedError",
     "SessionError",
     "SessionSettings",
     "TlsSettings",
+    "inbound_origin",
 ]
 
 log = logging.getLogger(__name__)
@@ -135,6 +138,27 @@ class LinkLostError(SessionError):
 
 
 InboundHandler = Callable[[DeliverSm | DataSm], Awaitable[CommandStatus]]
+"""Called with each deliver_sm / data_sm; its result is the response's command_status. While
+it runs, :func:`inbound_origin` tells which server and bind the PDU came on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an inbound PDU arrived: the configured server and bind names."""
+
+    server: str
+    bind: str
+
+
+_ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar(
+    "smppgw_inbound_origin", default=None
+)
+
+
+def inbound_origin() -> Origin | None:
+    """The server and bind of the PDU the current inbound handler is answering (None outside
+    a handler, or for a session without names)."""
+    return _ORIGIN.get()
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +545,8 @@ class Session(asyncio.Protocol):
             log.info("%s: %s ignored", self.settings.endpoint, type(pdu).__name__)
 
     async def _inbound(self, pdu: DeliverSm | DataSm) -> None:
+        # This task runs in its own copy of the context: the handler sees this bind's origin.
+        _ORIGIN.set(Origin(self._server, self._name))
         status = CommandStatus.ESME_RX_T_APPN
         if self._on_inbound is not None:
             try:

@@ -40,11 +40,13 @@ from smppgw.session import (
     BindType,
     ConnectError,
     LinkLostError,
+    Origin,
     ResponseTimeoutError,
     Session,
     SessionClosedError,
     SessionSettings,
     TlsSettings,
+    inbound_origin,
 )
 
 _BIND_RESP = {0x01: BindReceiverResp, 0x02: BindTransmitterResp, 0x09: BindTransceiverResp}
@@ -315,6 +317,27 @@ async def test_inbound_deliver_sm_answered_with_handler_status(
     resp = next(p for p in fake.received if isinstance(p, DeliverSmResp))
     assert (resp.sequence_number, resp.command_status) == (9, status)
     assert seen[0].short_message == b"id:1 stat:X"
+    session.abort()
+
+
+async def test_the_inbound_handler_knows_the_server_and_bind_of_the_pdu(
+    smsc: tuple[FakeSmsc, int],
+) -> None:
+    fake, port = smsc
+    origins: list[Origin | None] = []
+
+    async def handler(_pdu: DeliverSm | object) -> CommandStatus:
+        await asyncio.sleep(0)  # the origin survives a suspension
+        origins.append(inbound_origin())
+        return CommandStatus.ESME_ROK
+
+    session = await Session.connect(
+        settings(port, server="smpp2", name="smpp2/trx-1"), on_inbound=handler
+    )
+    fake.push(encode(DeliverSm(sequence_number=3, esm_class=4, short_message=b"id:1 stat:X")))
+    await until(lambda: bool(origins))
+    assert origins == [Origin("smpp2", "smpp2/trx-1")]
+    assert inbound_origin() is None  # outside a handler
     session.abort()
 
 
