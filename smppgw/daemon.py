@@ -545,12 +545,36 @@ class Gateway:
                     self.observer.queue_depth(state, count)
                 await correlator.expire()
                 self.observer.unmatched_dlrs(await correlator.count_unmatched())
+                await self._end_waits()
                 pruned = await store.prune()
                 if pruned:
                     logger.info("pruned %d final messages past retention", pruned)
             except Exception:
                 logger.exception("housekeeping failed; retrying at the next interval")
             await asyncio.sleep(self.options.housekeeping_interval)
+
+    async def _end_waits(self) -> None:
+        """Messages whose receipts did not come within the correlation TTL (no receipt can
+        match them any more) end UNKNOWN, so they are reported and pruned."""
+        store = self.store
+        assert store is not None
+        ttl = self.options.correlation_ttl
+        ended = await store.expire_waiting(
+            self._clock() - ttl, f"no delivery receipt within {_duration(ttl)}"
+        )
+        if ended:
+            logger.info("%d messages got no delivery receipt in time: ended unknown", ended)
+            for _ in range(ended):
+                self.observer.message_final(DeliveryState.UNKNOWN.value)
+            self._event_written()
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= _DAY:
+        return f"{seconds / _DAY:g} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} hours"
+    return f"{seconds:g} s"
 
 
 def _is_receipt(pdu: DeliverSm | DataSm) -> bool:

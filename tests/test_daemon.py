@@ -420,3 +420,28 @@ async def test_the_command_line_sends_a_csv_file_and_reads_status_and_events(
         out, _ = capsys.readouterr()
         assert code == 0
         assert out.count(message_id) >= 2  # SUBMITTED, then the final status
+
+
+async def test_a_message_whose_receipt_never_comes_ends_unknown(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path, simulator={"dlr_delay": [60, 60]})  # never, in this test
+    gw = Gateway(
+        config,
+        GatewayOptions(wait_bound=5, housekeeping_interval=0.05, correlation_ttl=0.3),
+        observer=RecordingObserver(),
+    )
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.start()
+            events = await Client.connect(config.intake.path)
+            await events.call({"op": "subscribe", "cursor": 0})
+            client = await Client.connect(config.intake.path)
+            reply = await client.call({"op": "submit", "to": "919812345678", "text": "lost"})
+            payload = (await events_until_final(events, {reply["id"]}))[reply["id"]]
+            await events.close()
+            await client.close()
+    finally:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.stop(5)
+    assert payload["state"] == "unknown"
+    assert payload["reason"] == "no delivery receipt within 0.3 s"
+    assert payload["parts"][0]["smsc_id"]

@@ -359,3 +359,27 @@ async def test_a_message_sent_without_a_receipt_request_is_pruned_after_retentio
         assert await store.status(message_id=waiting.id) is not None
     finally:
         await store.close()
+
+
+async def test_a_message_whose_receipt_never_came_ends_unknown(
+    store: SqliteStore, clock: Clock
+) -> None:
+    late, recent = await store.add_messages([request(1), request(2)])
+    await store.claim(2)
+    await store.finish_submit(late.id, DeliveryState.SUBMITTED)
+    clock.now += 100
+    await store.finish_submit(recent.id, DeliveryState.SUBMITTED)
+    cursor = await store.last_cursor()
+    assert await store.expire_waiting(clock.now - 50, "no delivery receipt within 1 hours") == 1
+    status = await store.status(message_id=late.id)
+    assert status is not None
+    assert (status.state, status.final, status.reason) == (
+        DeliveryState.UNKNOWN,
+        True,
+        "no delivery receipt within 1 hours",
+    )
+    [event] = await store.events_after(cursor, 10)
+    assert late.id.encode() in event.body
+    recent_status = await store.status(message_id=recent.id)
+    assert recent_status is not None
+    assert recent_status.state is DeliveryState.SUBMITTED

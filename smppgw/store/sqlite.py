@@ -171,6 +171,13 @@ def _message_row(
     )
 
 
+_EXPIRE_WAITING: Final = (
+    "UPDATE messages SET state = 'unknown', status = 'UNKNOWN', reason = ?, final_at = ?"
+    " WHERE state = 'submitted' AND final_at IS NULL AND sent_at < ?"
+    " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
+    " reason, possible_duplicate"
+)
+
 # events.hook_state
 _HOOK_PENDING: Final = 0
 _HOOK_DONE: Final = 1
@@ -861,6 +868,23 @@ class SqliteStore:
             for state, count in conn.execute("SELECT state, count(*) FROM messages GROUP BY state"):
                 counts[state] = count
             return counts
+
+        return await self._call(op)
+
+    async def expire_waiting(self, older_than: float, reason: str) -> int:
+        """End the wait of messages submitted before ``older_than`` whose receipts never came:
+        they become final UNKNOWN with ``reason``, each with its event.
+
+        Returns:
+            How many messages were ended.
+        """
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(_EXPIRE_WAITING, (reason, now, older_than)).fetchall()
+            for row in rows:
+                self._append_payload_event(conn, _payload(conn, row), now)
+            return len(rows)
 
         return await self._call(op)
 
