@@ -62,7 +62,7 @@ from smppgw.metrics import MetricsServer, PrometheusObserver
 from smppgw.observe import Observer
 from smppgw.sdnotify import Notifier
 from smppgw.session import inbound_origin
-from smppgw.store import ClaimedMessage, SqliteStore, StoreSettings
+from smppgw.store import ClaimedMessage, SqliteStore, StoreError, StoreSettings
 from smppgw.webhook import WebhookSender
 
 if TYPE_CHECKING:
@@ -315,30 +315,39 @@ class Gateway:
     # --- dispatching ------------------------------------------------------------------------
 
     async def _dispatch(self, limit: int) -> None:
+        while not self._stopping:
+            try:
+                await self._dispatch_once(limit)
+            except StoreError:
+                # The disk is full or gone: nothing is lost (claims and sends wait in the
+                # store); try again in a moment rather than stop dispatching for good.
+                logger.exception("dispatcher: the store failed; retrying in 1 s")
+                await asyncio.sleep(1.0)
+
+    async def _dispatch_once(self, limit: int) -> None:
+        """Claim what the free slots allow, or wait for a slot, a new message or a due one."""
         store = self.store
         assert store is not None
-        while not self._stopping:
-            free = limit - len(self._in_flight)
-            claimed: list[ClaimedMessage] = []
-            if free > 0:
-                claimed = await store.claim(free)
-                for message in claimed:
-                    task = asyncio.create_task(self._send(message))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._sent)
-            if claimed and len(claimed) == free:
-                # Full: wait for a slot.
-                self._wake.clear()
-                await self._wake.wait()
-                continue
+        free = limit - len(self._in_flight)
+        if free > 0:
+            claimed = await store.claim(free)
+            for message in claimed:
+                task = asyncio.create_task(self._send(message))
+                self._in_flight.add(task)
+                task.add_done_callback(self._sent)
+            if claimed and len(claimed) < free:
+                return  # the queue may hold more that came meanwhile: look again
             if claimed:
-                continue
-            due = await store.next_due()
-            delay = 1.0 if due is None else max(0.0, min(1.0, due - self._clock()))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(delay if delay > 0 else 0.01):
-                    await self._wake.wait()
+                free = 0
+        self._wake.clear()
+        if free == 0:
+            await self._wake.wait()  # a message finished: a slot is free
+            return
+        due = await store.next_due()
+        delay = 1.0 if due is None else min(1.0, due - self._clock())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(delay, 0.01)):
+                await self._wake.wait()  # intake woke us, or a slot freed
 
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
