@@ -23,6 +23,7 @@ from smppgw.intake import SubmitRequest
 from smppgw.numbers import validate_sender
 from smppgw.observe import RecordingObserver
 from smppgw.simulator import FaultSettings, Simulator
+from smppgw.store import ClaimedMessage, StoreError
 
 TIMEOUT = 20.0
 
@@ -445,3 +446,28 @@ async def test_a_message_whose_receipt_never_comes_ends_unknown(tmp_path: Path) 
     assert payload["state"] == "unknown"
     assert payload["reason"] == "no delivery receipt within 0.3 s"
     assert payload["parts"][0]["smsc_id"]
+
+
+async def test_the_dispatcher_survives_a_failing_store(
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = gateway.store
+    assert store is not None
+    claim = store.claim
+    failures = [StoreError("disk I/O error")]
+
+    async def flaky_claim(limit: int) -> list[ClaimedMessage]:
+        if failures:
+            raise failures.pop()
+        return await claim(limit)
+
+    monkeypatch.setattr(store, "claim", flaky_claim)
+    async with asyncio.timeout(TIMEOUT):
+        events = await Client.connect(gateway.config.intake.path)
+        await events.call({"op": "subscribe", "cursor": 0})
+        client = await Client.connect(gateway.config.intake.path)
+        reply = await client.call({"op": "submit", "to": "919812345678", "text": "again"})
+        await events_until_final(events, {reply["id"]})
+        await events.close()
+        await client.close()
+    assert not failures
