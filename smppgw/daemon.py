@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import msgspec
+
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Tag, Ton
 from smppgw.codec.errors import EncodeError
@@ -86,6 +88,8 @@ class GatewayOptions:
     ``max_in_flight`` bounds the messages claimed from the queue at once (0: twice the total
     window of every bind). ``drain_timeout`` bounds the wait for responses at shutdown.
     ``housekeeping_interval`` paces queue-depth metrics, correlation expiry and pruning.
+    ``mo_parts_wait``: a long MO message still missing parts this long after its first part
+    arrived is written out as it is (``complete`` false).
     ``queue_full_delay``: a message whose part was still refused with ESME_RMSGQFUL after the
     bind manager's retries goes back to the queue for this long (it is never failed for it).
     """
@@ -96,6 +100,7 @@ class GatewayOptions:
     correlation_ttl: float = 7 * _DAY
     wait_bound: float = 0.0  # seconds to wait for the first bind before serving intake
     queue_full_delay: float = 60.0  # a message refused ESME_RMSGQFUL after every retry waits
+    mo_parts_wait: float = 3600.0  # how long the parts of a long MO message are awaited
 
 
 # --- building the PDUs of a message ---------------------------------------------------------
@@ -508,32 +513,11 @@ class Gateway:
             if ref and tot and seq and 1 <= seq[0] <= tot[0]:
                 reference, total, seqnum = int.from_bytes(ref, "big"), tot[0], seq[0]
         key = f"{pdu.source_addr}|{pdu.destination_addr}|{reference}|{total}"
-        coding = pdu.data_coding
+        head = _mo_head_encoder.encode(
+            _MoHead(pdu.source_addr, pdu.destination_addr, pdu.data_coding, now, server)
+        )
 
-        def build(parts: list[bytes]) -> bytes:
-            body = b"".join(parts)
-            try:
-                text: str | None = decode_text(body, coding)
-                hex_body = None
-            except ValueError:
-                text, hex_body = None, body.hex()
-            return encode_event(
-                InboundEvent(
-                    InboundPayload(
-                        id=uuid.uuid4().hex,
-                        from_=pdu.source_addr,
-                        to=pdu.destination_addr,
-                        text=text,
-                        hex=hex_body,
-                        coding=coding,
-                        parts=len(parts),
-                        received_time=format_time(now) or "",
-                        server=server,
-                    )
-                )
-            )
-
-        cursor = await store.add_inbound(key, seqnum, total, data, build)
+        cursor = await store.add_inbound(key, seqnum, total, data, head=head, build=_mo_event)
         if cursor is not None:
             self.observer.mo_received()
             self._event_written()
@@ -555,6 +539,12 @@ class Gateway:
                 await correlator.expire()
                 self.observer.unmatched_dlrs(await correlator.count_unmatched())
                 await self._end_waits()
+                incomplete = await store.expire_inbound(
+                    self._clock() - self.options.mo_parts_wait, _mo_event
+                )
+                if incomplete:
+                    logger.warning("%d long MO messages written out with parts missing", incomplete)
+                    self._event_written()
                 pruned = await store.prune()
                 if pruned:
                     logger.info("pruned %d final messages past retention", pruned)
@@ -576,6 +566,49 @@ class Gateway:
             for _ in range(ended):
                 self.observer.message_final(DeliveryState.UNKNOWN.value)
             self._event_written()
+
+
+class _MoHead(msgspec.Struct, array_like=True, frozen=True):
+    """What an MO message's event needs besides its parts, kept with each stored part."""
+
+    source: str
+    destination: str
+    coding: int
+    received_at: float
+    server: str | None
+
+
+_mo_head_encoder = msgspec.msgpack.Encoder()
+_mo_head_decoder = msgspec.msgpack.Decoder(_MoHead)
+
+
+def _mo_event(head_bytes: bytes, parts: list[bytes], missing: tuple[int, ...]) -> bytes:
+    """The ``sms:message:in`` event of an MO message from its parts (some missing, when the
+    wait for them ran out)."""
+    head = _mo_head_decoder.decode(head_bytes)
+    body = b"".join(parts)
+    try:
+        text: str | None = decode_text(body, head.coding)
+        hex_body = None
+    except ValueError:
+        text, hex_body = None, body.hex()
+    return encode_event(
+        InboundEvent(
+            InboundPayload(
+                id=uuid.uuid4().hex,
+                from_=head.source,
+                to=head.destination,
+                text=text,
+                hex=hex_body,
+                coding=head.coding,
+                parts=len(parts),
+                received_time=format_time(head.received_at) or "",
+                server=head.server,
+                complete=not missing,
+                missing=missing,
+            )
+        )
+    )
 
 
 def _duration(seconds: float) -> str:

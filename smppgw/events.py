@@ -116,7 +116,9 @@ class InboundPayload(msgspec.Struct, frozen=True, kw_only=True, rename={"from_":
     """The payload of ``sms:message:in``: one mobile-originated message, reassembled.
 
     ``text`` is the decoded text when the data_coding is a text coding; otherwise it is None
-    and ``hex`` holds the raw octets.
+    and ``hex`` holds the raw octets. A long message whose missing parts never came is written
+    out after a while with ``complete`` false and the numbers of the ``missing`` parts (from 1);
+    ``parts`` then counts the parts present.
     """
 
     id: str
@@ -128,6 +130,8 @@ class InboundPayload(msgspec.Struct, frozen=True, kw_only=True, rename={"from_":
     parts: int = 1
     received_time: str
     server: str | None = None
+    complete: bool = True
+    missing: tuple[int, ...] = ()
 
 
 class StatusEvent(msgspec.Struct, frozen=True, tag_field="event", tag="sms:message:status"):

@@ -16,7 +16,7 @@ import pytest
 from smppgw import cli
 from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass
 from smppgw.codec.pdu import DeliverSm
-from smppgw.codec.text import decode_text, parse_udh
+from smppgw.codec.text import concat_udh, decode_text, parse_udh
 from smppgw.config import Config, parse_config
 from smppgw.daemon import Gateway, GatewayOptions, build_parts
 from smppgw.intake import SubmitRequest
@@ -471,3 +471,34 @@ async def test_the_dispatcher_survives_a_failing_store(
         await events.close()
         await client.close()
     assert not failures
+
+
+async def test_a_long_mo_missing_a_part_is_written_out_incomplete(tmp_path: Path) -> None:
+    config = gateway_config(tmp_path)
+    gw = Gateway(
+        config, GatewayOptions(wait_bound=5, housekeeping_interval=0.05, mo_parts_wait=0.2)
+    )
+    parts = [
+        DeliverSm(
+            source_addr="919812345678",
+            destination_addr="12345",
+            esm_class=EsmClass.UDHI,
+            short_message=concat_udh(42, 3, seqnum) + text.encode(),
+        )
+        for seqnum, text in ((1, "Hello "), (3, "world"))
+    ]
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.start()
+            events = await Client.connect(config.intake.path)
+            await events.call({"op": "subscribe", "cursor": 0, "events": ["sms:message:in"]})
+            for pdu in parts:
+                assert await gw._on_inbound(pdu) == CommandStatus.ESME_ROK
+            event = await events.read()
+            await events.close()
+    finally:
+        async with asyncio.timeout(TIMEOUT):
+            await gw.stop(5)
+    payload = event["payload"]
+    assert (payload["complete"], payload["missing"], payload["parts"]) == (False, [2], 2)
+    assert payload["text"] == "Hello world"

@@ -98,6 +98,8 @@ def test_inbound_event_uses_from_and_to() -> None:
             "parts": 1,
             "received_time": "2024-01-02 03:04:05",
             "server": "smpp2",
+            "complete": True,
+            "missing": [],
         },
     }
     assert event.type is EventType.MESSAGE_IN

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from smppgw.events import DeliveryState, StatusEvent, decode_event
 from smppgw.intake import SubmitRequest
 from smppgw.numbers import validate_sender
 from smppgw.observe import RecordingObserver
-from smppgw.store import SqliteStore, StoreError, StoreSettings
+from smppgw.store import InboundBuilder, SqliteStore, StoreError, StoreSettings
 from smppgw.webhook import WebhookSender, WebhookSettings
 
 TIMEOUT = 10.0
@@ -198,18 +198,48 @@ async def test_expired_parts_stop_matching_and_unmatched_receipts_expire(
     assert await correlator.on_dlr(dlr("abc", "DELIVRD", MessageState.DELIVERED)) is None
 
 
-async def test_inbound_parts_are_reassembled_once_in_order(store: SqliteStore) -> None:
-    def build(parts: list[bytes]) -> bytes:
-        return b'{"event":"sms:message:in","payload":{"joined":"%s"}}' % b"".join(parts)
+def joined(head: bytes, parts: list[bytes], missing: tuple[int, ...]) -> bytes:
+    return b'{"event":"sms:message:in","payload":{"head":"%s","joined":"%s","missing":"%s"}}' % (
+        head,
+        b"".join(parts),
+        ",".join(map(str, missing)).encode(),
+    )
 
-    assert await store.add_inbound("k", 2, 3, b"B", build) is None
-    assert await store.add_inbound("k", 2, 3, b"B", build) is None  # resent by the SMSC
-    assert await store.add_inbound("k", 3, 3, b"C", build) is None
-    cursor = await store.add_inbound("k", 1, 3, b"A", build)
+
+def const(body: bytes) -> InboundBuilder:
+    def build(_head: bytes, _parts: list[bytes], _missing: tuple[int, ...]) -> bytes:
+        return body
+
+    return build
+
+
+async def test_inbound_parts_are_reassembled_once_in_order(store: SqliteStore) -> None:
+    def add(seqnum: int, data: bytes) -> Awaitable[int | None]:
+        return store.add_inbound("k", seqnum, 3, data, head=b"H", build=joined)
+
+    assert await add(2, b"B") is None
+    assert await add(2, b"B") is None  # resent by the SMSC
+    assert await add(3, b"C") is None
+    cursor = await add(1, b"A")
     assert cursor is not None
     [event] = await store.events_after(cursor - 1, 10)
-    assert b'"joined":"ABC"' in event.body
-    assert await store.add_inbound("single", 1, 1, b"X", build) == cursor + 1
+    assert b'"head":"H","joined":"ABC","missing":""' in event.body
+    single = await store.add_inbound("one", 1, 1, b"X", head=b"", build=joined)
+    assert single == cursor + 1
+
+
+async def test_a_long_inbound_message_missing_parts_is_written_out_after_a_while(
+    store: SqliteStore, clock: Clock
+) -> None:
+    assert await store.add_inbound("k", 1, 4, b"A", head=b"H", build=joined) is None
+    clock.now += 10
+    assert await store.add_inbound("k", 3, 4, b"C", head=b"H", build=joined) is None
+    assert await store.add_inbound("new", 1, 2, b"N", head=b"", build=joined) is None
+    cursor = await store.last_cursor()
+    assert await store.expire_inbound(clock.now - 5, joined) == 1  # "new" is still awaited
+    [event] = await store.events_after(cursor, 10)
+    assert b'"joined":"AC","missing":"2,4"' in event.body
+    assert await store.expire_inbound(clock.now - 5, joined) == 0
 
 
 async def test_wait_events_returns_when_an_event_is_committed(store: SqliteStore) -> None:
@@ -217,7 +247,7 @@ async def test_wait_events_returns_when_an_event_is_committed(store: SqliteStore
         waiter = asyncio.create_task(store.wait_events(await store.last_cursor()))
         await asyncio.sleep(0)
         assert not waiter.done()
-        await store.add_inbound("k", 1, 1, b"{}", lambda _parts: b'{"event":"x"}')
+        await store.add_inbound("k", 1, 1, b"{}", head=b"", build=const(b'{"event":"x"}'))
         await waiter
 
 
@@ -233,7 +263,7 @@ async def test_webhook_attempts_persist_across_a_restart(
         return answers.pop(0)
 
     settings = WebhookSettings(url="http://127.0.0.1:9/hook", secret="k3y")
-    cursor = await store.add_inbound("k", 1, 1, b"", lambda _parts: b'{"event":"e"}')
+    cursor = await store.add_inbound("k", 1, 1, b"", head=b"", build=const(b'{"event":"e"}'))
     assert cursor is not None
     await WebhookSender(settings, store, clock=clock, poster=poster).deliver_due()
     [pending] = await store.pending(10)
@@ -284,12 +314,12 @@ async def test_commits_are_grouped(tmp_path: Path, clock: Clock) -> None:
 async def test_a_failing_operation_does_not_undo_the_others_in_its_commit(
     store: SqliteStore,
 ) -> None:
-    def boom(_parts: list[bytes]) -> bytes:
+    def boom(_head: bytes, _parts: list[bytes], _missing: tuple[int, ...]) -> bytes:
         raise ValueError("cannot build")
 
     ok, bad = await asyncio.gather(
         store.add_messages([request(1)]),
-        store.add_inbound("k", 1, 1, b"", boom),
+        store.add_inbound("k", 1, 1, b"", head=b"", build=boom),
         return_exceptions=True,
     )
     assert isinstance(bad, StoreError)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from smppgw.store.sqlite import (
     ClaimedMessage,
+    InboundBuilder,
     SqliteStore,
     StoreClosedError,
     StoreError,
@@ -19,6 +20,7 @@ from smppgw.store.sqlite import (
 
 __all__ = [
     "ClaimedMessage",
+    "InboundBuilder",
     "SqliteStore",
     "StoreClosedError",
     "StoreError",

@@ -54,6 +54,7 @@ from smppgw.webhook import PendingDelivery
 
 __all__ = [
     "ClaimedMessage",
+    "InboundBuilder",
     "SqliteStore",
     "StoreClosedError",
     "StoreError",
@@ -63,6 +64,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+InboundBuilder = Callable[[bytes, list[bytes], tuple[int, ...]], bytes]
+"""Builds an inbound message's event body from (head, parts' data in order, missing seqnums)."""
 
 SCHEMA_VERSION: Final = 2
 
@@ -128,6 +132,7 @@ CREATE TABLE IF NOT EXISTS inbound_parts (
     total INTEGER NOT NULL,
     data BLOB NOT NULL,
     received_at REAL NOT NULL,
+    head BLOB,
     PRIMARY KEY (key, seqnum)
 ) WITHOUT ROWID;
 """
@@ -322,10 +327,12 @@ class SqliteStore:
         conn.executescript(_SCHEMA)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is not None and int(row[0]) == 1:
-            # Version 2 keeps whether a part's receipt is final, its stat and err next to it.
-            conn.execute("ALTER TABLE parts ADD COLUMN dlr_final INTEGER NOT NULL DEFAULT 0")
-            conn.execute("ALTER TABLE parts ADD COLUMN dlr_stat TEXT")
-            conn.execute("ALTER TABLE parts ADD COLUMN dlr_err TEXT")
+            # Version 2 keeps whether a part's receipt is final, its stat and err next to it,
+            # and what an inbound message's event needs next to each of its parts.
+            _add_column(conn, "parts", "dlr_final", "INTEGER NOT NULL DEFAULT 0")
+            _add_column(conn, "parts", "dlr_stat", "TEXT")
+            _add_column(conn, "parts", "dlr_err", "TEXT")
+            _add_column(conn, "inbound_parts", "head", "BLOB")
             conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
             row = (str(SCHEMA_VERSION),)
         if row is None:
@@ -747,10 +754,14 @@ class SqliteStore:
         seqnum: int,
         total: int,
         data: bytes,
-        build: Callable[[list[bytes]], bytes],
+        *,
+        head: bytes,
+        build: InboundBuilder,
     ) -> int | None:
         """Keep one part of an inbound message; when all ``total`` parts are here, write the
-        event ``build(parts in order)`` returns and forget the parts, in the same commit.
+        event ``build(head, parts in order, ())`` returns and forget the parts, in the same
+        commit. ``head`` is the caller's description of the message (addresses, coding),
+        kept with the part for :meth:`expire_inbound`.
 
         A part received twice (the SMSC resent it) is kept once.
 
@@ -761,10 +772,11 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> int | None:
             if total <= 1:
-                return _append_event(conn, build([data]), now, self._settings.webhook)
+                return _append_event(conn, build(head, [data], ()), now, self._settings.webhook)
             conn.execute(
-                "INSERT OR IGNORE INTO inbound_parts VALUES (?, ?, ?, ?, ?)",
-                (key, seqnum, total, data, now),
+                "INSERT OR IGNORE INTO inbound_parts (key, seqnum, total, data, received_at, head)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, seqnum, total, data, now, head),
             )
             rows = conn.execute(
                 "SELECT seqnum, data FROM inbound_parts WHERE key = ? ORDER BY seqnum", (key,)
@@ -772,7 +784,42 @@ class SqliteStore:
             if [r[0] for r in rows] != list(range(1, total + 1)):
                 return None
             conn.execute("DELETE FROM inbound_parts WHERE key = ?", (key,))
-            return _append_event(conn, build([r[1] for r in rows]), now, self._settings.webhook)
+            body = build(head, [r[1] for r in rows], ())
+            return _append_event(conn, body, now, self._settings.webhook)
+
+        return await self._call(op)
+
+    async def expire_inbound(self, older_than: float, build: InboundBuilder) -> int:
+        """Give up waiting for the missing parts of inbound messages whose first part came
+        before ``older_than``: write the event ``build(head, parts present, missing seqnums)``
+        returns for each, and forget their parts.
+
+        Returns:
+            How many incomplete messages were written out.
+        """
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> int:
+            keys = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT key FROM inbound_parts GROUP BY key HAVING min(received_at) < ?",
+                    (older_than,),
+                )
+            ]
+            for key in keys:
+                rows = conn.execute(
+                    "SELECT seqnum, total, data, head FROM inbound_parts WHERE key = ?"
+                    " ORDER BY seqnum",
+                    (key,),
+                ).fetchall()
+                present = {r[0] for r in rows}
+                missing = tuple(n for n in range(1, rows[0][1] + 1) if n not in present)
+                head = next((r[3] for r in rows if r[3] is not None), b"")
+                body = build(head, [r[2] for r in rows], missing)
+                _append_event(conn, body, now, self._settings.webhook)
+                conn.execute("DELETE FROM inbound_parts WHERE key = ?", (key,))
+            return len(keys)
 
         return await self._call(op)
 
@@ -907,7 +954,6 @@ class SqliteStore:
                 "DELETE FROM events WHERE created_at < ? AND hook_state != ?",
                 (cutoff, _HOOK_PENDING),
             )
-            conn.execute("DELETE FROM inbound_parts WHERE received_at < ?", (cutoff,))
             return len(ids)
 
         return await self._call(op)
@@ -924,6 +970,12 @@ _UPSERT_PART: Final = (
     " smsc_id = excluded.smsc_id, smsc_key = excluded.smsc_key,"
     " registered_at = excluded.registered_at, expires_at = excluded.expires_at"
 )
+
+
+def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+    """Add a column unless the table has it (the schema script may have just created it)."""
+    if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def _part_row(entry: PartEntry) -> tuple[object, ...]:
