@@ -16,6 +16,8 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import pytest
+
 from smppgw.binds import (
     BindManager,
     BindManagerSettings,
@@ -217,12 +219,17 @@ async def test_a_bind_beyond_the_account_limit_is_refused_and_the_others_work() 
 # --- rate -------------------------------------------------------------------------------------
 
 
-async def test_rate_is_never_exceeded_in_any_second_and_both_servers_carry_traffic() -> None:
+@pytest.mark.parametrize("rate_window", ["fixed", "sliding"])
+async def test_rate_is_never_exceeded_in_any_second_and_both_servers_carry_traffic(
+    rate_window: str,
+) -> None:
+    """Zero ESME_RTHROTTLED from a simulator counting per clock second, and from one refusing
+    any submit that makes more than ``rate`` in the second before it (any 1-second window)."""
     rate, count = 50, 200  # about two seconds at both servers' rates
     observer = RecordingObserver()
     async with (
         asyncio.timeout(15),
-        Simulator(sim_settings(rate)) as sim,
+        Simulator(sim_settings(rate, rate_window=rate_window)) as sim,
         running(sim, manager_settings(sim, rate), observer=observer) as manager,
     ):
         results = await submit_all(manager, count)

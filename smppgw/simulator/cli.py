@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drop-every", type=int, default=0, help="close links every N PDUs")
     parser.add_argument("--refuse-binds", action="store_true", help="refuse every bind")
     parser.add_argument(
+        "--sliding-window",
+        action="store_true",
+        help="enforce --rate over any 1-second window (default: per clock second)",
+    )
+    parser.add_argument(
         "--malformed-ratio",
         type=_share,
         default=0.0,
@@ -201,6 +206,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
             method=SplitMethod(args.mo_split),
             udh_ref_bits=16 if args.mo_udh16 else 8,
         ),
+        rate_window="sliding" if args.sliding_window else "fixed",
         seed=args.seed,
     )
 

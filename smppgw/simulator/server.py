@@ -153,6 +153,7 @@ class SimulatorSettings:
     faults: FaultSettings = field(default_factory=FaultSettings)
     mo: MoSettings = field(default_factory=MoSettings)
     record_destinations: bool = False  # count accepted submits per destination (see stats)
+    rate_window: Literal["fixed", "sliding"] = "fixed"  # see Simulator.take_token
     seed: int | None = None
 
     def server_names(self) -> tuple[str, ...]:
@@ -314,6 +315,7 @@ class _Server:
         self.listeners: list[asyncio.Server] = []
         self.connections: set[_Connection] = set()
         self.windows: dict[str, tuple[int, int]] = {}  # system_id -> (second, count)
+        self.recent: dict[str, deque[float]] = {}  # system_id -> accepted times, last second
 
 
 class _Connection(asyncio.Protocol):
@@ -841,18 +843,33 @@ class Simulator:
         return CommandStatus.ESME_ROK
 
     def take_token(self, server: _Server, account: Account) -> bool:
-        """Count a submit in the server's current 1-second window; False when over the rate."""
-        second = int(time.monotonic())
+        """Count a submit against the account's rate on this server; False when over it.
+
+        ``rate_window = "fixed"`` counts per clock second; ``"sliding"`` refuses a submit when
+        ``rate`` were accepted in the second before it, which is the strictest reading of
+        "N messages per second".
+        """
+        now = time.monotonic()
+        second = int(now)
         per_second = self.stats.per_second.setdefault(server.name, Counter())
-        if account.rate_per_server <= 0:
+        rate = account.rate_per_server
+        if rate <= 0:
             per_second[second] += 1
             return True
-        window_second, count = server.windows.get(account.system_id, (second, 0))
-        if window_second != second:
-            count = 0
-        if count >= account.rate_per_server:
-            return False
-        server.windows[account.system_id] = (second, count + 1)
+        if self.settings.rate_window == "sliding":
+            recent = server.recent.setdefault(account.system_id, deque())
+            while recent and recent[0] <= now - 1.0:
+                recent.popleft()
+            if len(recent) >= rate:
+                return False
+            recent.append(now)
+        else:
+            window_second, count = server.windows.get(account.system_id, (second, 0))
+            if window_second != second:
+                count = 0
+            if count >= rate:
+                return False
+            server.windows[account.system_id] = (second, count + 1)
         per_second[second] += 1
         return True
 
