@@ -7,6 +7,7 @@ Commands::
     smppgw send --to N --text T [...]        submit one message
     smppgw send --file FILE.csv|.jsonl       submit many, with a progress bar on stderr
     smppgw status ID | --custom X | --ping   a message's status, or check the daemon answers
+    smppgw status --unmatched                receipts that matched no message
     smppgw events [--cursor N] [--follow]    print events (JSON lines), optionally tail them
     smppgw check-config --config PATH        validate a configuration and print a summary
     smppgw version
@@ -458,14 +459,18 @@ def _count_rows(path: Path, fmt: str) -> int | None:
 
 
 async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.ping + (args.id is not None) + (args.custom is not None) != 1:
-        raise CliError("status: give a message id, --custom X, or --ping")
+    chosen = args.ping + args.unmatched + (args.id is not None) + (args.custom is not None)
+    if chosen != 1:
+        raise CliError("status: give a message id, --custom X, --unmatched or --ping")
     client = await _Client.connect(_socket_path(args))
     try:
         if args.ping:
             reply = await client.call({"op": "ping"})
             out.write(f"pong from smppgw {reply.get('version')} at {client.path}\n")
             return EXIT_OK if reply.get("ok") else EXIT_FAILED
+        if args.unmatched:
+            reply = await client.call({"op": "unmatched", "limit": args.limit})
+            return _print_unmatched(reply, args, out, err)
         query = {"id": args.id} if args.id is not None else {"custom": args.custom}
         reply = await client.call({"op": "status", **query})
     finally:
@@ -487,6 +492,24 @@ async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
                 out.write(f"  part {details}\n")
         elif value is not None:
             out.write(f"{key}: {value}\n")
+    return EXIT_OK
+
+
+def _print_unmatched(
+    reply: dict[str, object], args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    if not reply.get("ok"):
+        err.write(f"{_error_text(reply)}\n")
+        return EXIT_FAILED
+    receipts = reply.get("receipts")
+    assert isinstance(receipts, list)
+    if args.json:
+        out.writelines(msgspec.json.encode(r).decode() + "\n" for r in receipts)
+        return EXIT_OK
+    out.write(f"{reply.get('count')} delivery receipts matched no message\n")
+    for receipt in receipts:
+        assert isinstance(receipt, dict)
+        out.write(" ".join(f"{k}={v}" for k, v in receipt.items() if v is not None) + "\n")
     return EXIT_OK
 
 
@@ -642,6 +665,14 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("id", nargs="?", help="the message id returned by send")
     status.add_argument("--custom", help="look up by your reference instead")
     status.add_argument("--ping", action="store_true", help="only check the daemon answers")
+    status.add_argument(
+        "--unmatched",
+        action="store_true",
+        help="list the delivery receipts that matched no message (kept, never dropped)",
+    )
+    status.add_argument(
+        "--limit", type=int, default=100, help="with --unmatched: how many to list (100)"
+    )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_socket(status)
 

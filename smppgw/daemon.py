@@ -54,6 +54,7 @@ from smppgw.events import (
     InboundEvent,
     InboundPayload,
     PartPayload,
+    ReceiptPayload,
     StatusPayload,
     StoredEvent,
     encode_event,
@@ -156,8 +157,11 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
 class _Backend:
     """What the intake sees: the store, plus waking the dispatcher on new messages."""
 
-    def __init__(self, store: SqliteStore, on_new: Callable[[], None]) -> None:
+    def __init__(
+        self, store: SqliteStore, correlator: Correlator, on_new: Callable[[], None]
+    ) -> None:
         self._store = store
+        self._correlator = correlator
         self._on_new = on_new
 
     async def submit(self, requests: Sequence[SubmitRequest]) -> Sequence[SubmitResult]:
@@ -178,6 +182,22 @@ class _Backend:
 
     async def last_cursor(self) -> int:
         return await self._store.last_cursor()
+
+    async def unmatched(self, limit: int) -> tuple[int, Sequence[ReceiptPayload]]:
+        count = await self._correlator.count_unmatched()
+        receipts = [
+            ReceiptPayload(
+                smsc_id=dlr.smsc_id,
+                stat=dlr.stat,
+                err=dlr.err,
+                done_date=dlr.done_date,
+                received_time=format_time(dlr.received_at),
+                server=dlr.server,
+                bind=dlr.bind,
+            )
+            for dlr in await self._correlator.unmatched(limit)
+        ]
+        return count, receipts
 
 
 class Gateway:
@@ -281,7 +301,9 @@ class Gateway:
             )
             await self.metrics.start()
         self.intake = IntakeServer(
-            _Backend(self.store, self._wake.set), intake_settings(config), observer=self.observer
+            _Backend(self.store, self.correlator, self._wake.set),
+            intake_settings(config),
+            observer=self.observer,
         )
         await self.intake.start()
         logger.info(

@@ -33,6 +33,7 @@ __all__ = [
     "InboundEvent",
     "InboundPayload",
     "PartPayload",
+    "ReceiptPayload",
     "StatusEvent",
     "StatusPayload",
     "StoredEvent",
@@ -132,6 +133,18 @@ class InboundPayload(msgspec.Struct, frozen=True, kw_only=True, rename={"from_":
     server: str | None = None
     complete: bool = True
     missing: tuple[int, ...] = ()
+
+
+class ReceiptPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery receipt that matched no message (the intake's ``unmatched`` reply)."""
+
+    smsc_id: str
+    stat: str | None = None
+    err: str | None = None
+    done_date: str | None = None
+    received_time: str | None = None
+    server: str | None = None
+    bind: str | None = None
 
 
 class StatusEvent(msgspec.Struct, frozen=True, tag_field="event", tag="sms:message:status"):

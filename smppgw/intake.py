@@ -19,6 +19,9 @@ client can match replies to requests. Ops:
     cursor it saw misses nothing the store still holds.
 ``ping``
     ``{"ok": true, "pong": true}``.
+``unmatched``
+    The delivery receipts that matched no message (kept, never dropped): ``count`` and the
+    oldest ``limit`` (default 100) as ``receipts``.
 
 Errors are replies, never disconnections: ``{"ok": false, "error": <code>, "message": <text
 naming the field>}`` with the codes of :class:`ErrorCode`. A line longer than ``max_line``
@@ -50,7 +53,7 @@ from smppgw import __version__
 from smppgw.codec.constants import DataCoding
 from smppgw.codec.errors import SmppError
 from smppgw.codec.text import MessageTooLongError, split_octets
-from smppgw.events import StatusPayload, StoredEvent, stream_line
+from smppgw.events import ReceiptPayload, StatusPayload, StoredEvent, stream_line
 from smppgw.numbers import NumberError, Sender, validate_msisdn, validate_sender
 from smppgw.observe import NULL_OBSERVER, Observer
 
@@ -183,6 +186,10 @@ class Backend(Protocol):
         """The cursor of the newest event (0 if there is none)."""
         ...
 
+    async def unmatched(self, limit: int) -> tuple[int, Sequence[ReceiptPayload]]:
+        """How many delivery receipts matched no message, and the oldest ``limit`` of them."""
+        ...
+
 
 class TextCoder(Protocol):
     """Text rules used to pick a coding and count parts (:mod:`smppgw.codec.text`)."""
@@ -298,15 +305,23 @@ class _Ping(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
-_Request = _SubmitOne | _SubmitBatch | _Status | _Subscribe | _Ping
+class _Unmatched(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    limit: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_Request = _SubmitOne | _SubmitBatch | _Status | _Subscribe | _Ping | _Unmatched
 _OPS: dict[str, type[_Request]] = {
     "status": _Status,
     "subscribe": _Subscribe,
     "ping": _Ping,
+    "unmatched": _Unmatched,
 }
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _DECODERS: dict[type[_Request], msgspec.json.Decoder[_Request]] = {
-    t: msgspec.json.Decoder(t) for t in (_SubmitOne, _SubmitBatch, _Status, _Subscribe, _Ping)
+    t: msgspec.json.Decoder(t)
+    for t in (_SubmitOne, _SubmitBatch, _Status, _Subscribe, _Ping, _Unmatched)
 }
 _ENCODER = msgspec.json.Encoder()
 
@@ -369,7 +384,7 @@ def _request_kind(envelope: _Envelope) -> type[_Request]:
         return _OPS[envelope.op]
     raise RequestError(
         ErrorCode.UNKNOWN_OP,
-        f"op: unknown operation {envelope.op!r} (submit, status, subscribe, ping)",
+        f"op: unknown operation {envelope.op!r} (submit, status, subscribe, ping, unmatched)",
     )
 
 
@@ -777,6 +792,9 @@ class IntakeServer:
                 ok=True,
                 after=lambda: stream(start, types),
             )
+        if isinstance(request, _Unmatched):
+            count, receipts = await self._backend.unmatched(request.limit)
+            return _Reply("unmatched", _reply(req, count=count, receipts=receipts), ok=True)
         return _Reply("ping", _reply(req, pong=True, version=__version__), ok=True)
 
     async def _submit(self, requests: list[SubmitRequest]) -> Sequence[SubmitResult]:

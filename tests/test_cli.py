@@ -17,7 +17,14 @@ import pytest
 from smppgw import __version__
 from smppgw.cli import main
 from smppgw.config import SIMULATOR_PASSWORD, Config
-from smppgw.events import DeliveryState, StatusEvent, StatusPayload, StoredEvent, encode_event
+from smppgw.events import (
+    DeliveryState,
+    ReceiptPayload,
+    StatusEvent,
+    StatusPayload,
+    StoredEvent,
+    encode_event,
+)
 from smppgw.intake import (
     BackendOverloadedError,
     IntakeDefaults,
@@ -46,6 +53,7 @@ class Backend:
         self.messages: dict[str, SubmitRequest] = {}
         self.by_custom: dict[str, str] = {}
         self.events: list[StoredEvent] = []
+        self.receipts: list[ReceiptPayload] = []
         self.overload_next = 0
         self.requests = 0
         self._new = asyncio.Event()
@@ -106,6 +114,9 @@ class Backend:
 
     async def last_cursor(self) -> int:
         return len(self.events)
+
+    async def unmatched(self, limit: int) -> tuple[int, Sequence[ReceiptPayload]]:
+        return len(self.receipts), self.receipts[:limit]
 
 
 class Daemon:
@@ -376,7 +387,7 @@ def test_status_by_id_custom_and_ping(daemon: Daemon, capsys: pytest.CaptureFixt
     assert (code, out) == (0, f"pong from smppgw {__version__} at {daemon.path}\n")
     code, _, err = run(["status", *socket_args], capsys)
     assert code == 2
-    assert "give a message id, --custom X, or --ping" in err
+    assert "give a message id, --custom X, --unmatched or --ping" in err
 
 
 def test_events_prints_from_the_cursor_until_caught_up(

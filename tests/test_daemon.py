@@ -502,3 +502,28 @@ async def test_a_long_mo_missing_a_part_is_written_out_incomplete(tmp_path: Path
     payload = event["payload"]
     assert (payload["complete"], payload["missing"], payload["parts"]) == (False, [2], 2)
     assert payload["text"] == "Hello world"
+
+
+async def test_a_receipt_for_no_known_message_is_kept_and_listed(
+    gateway: Gateway, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stray = DeliverSm(
+        esm_class=EsmClass.DELIVERY_RECEIPT,
+        short_message=b"id:DEADBEEF sub:001 dlvrd:001 submit date:2501010000 "
+        b"done date:2501010001 stat:DELIVRD err:000 text:",
+    )
+    async with asyncio.timeout(TIMEOUT):
+        assert await gateway._on_inbound(stray) == CommandStatus.ESME_ROK
+        client = await Client.connect(gateway.config.intake.path)
+        reply = await client.call({"op": "unmatched"})
+        await client.close()
+        code = await asyncio.to_thread(
+            cli.main, ["status", "--socket", gateway.config.intake.path, "--unmatched"]
+        )
+    assert reply["count"] == 1
+    assert reply["receipts"][0]["smsc_id"] == "DEADBEEF"
+    assert reply["receipts"][0]["stat"] == "DELIVRD"
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "1 delivery receipts matched no message" in out
+    assert "smsc_id=DEADBEEF stat=DELIVRD" in out

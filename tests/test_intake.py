@@ -19,6 +19,7 @@ from smppgw import __version__
 from smppgw.codec.constants import DataCoding, Npi, Ton
 from smppgw.events import (
     DeliveryState,
+    ReceiptPayload,
     StatusEvent,
     StatusPayload,
     StoredEvent,
@@ -67,6 +68,7 @@ class FakeBackend:
         self.by_custom: dict[str, str] = {}
         self.commits: list[int] = []
         self.events: list[StoredEvent] = []
+        self.receipts: list[ReceiptPayload] = []
         self.gate: asyncio.Event | None = None
         self.entered = asyncio.Event()
         self.fail: BaseException | None = None
@@ -136,6 +138,9 @@ class FakeBackend:
 
     async def last_cursor(self) -> int:
         return len(self.events)
+
+    async def unmatched(self, limit: int) -> tuple[int, Sequence[ReceiptPayload]]:
+        return len(self.receipts), self.receipts[:limit]
 
 
 class Client:
@@ -505,7 +510,7 @@ async def test_errors_echo_the_req_value_verbatim(client: Client) -> None:
         "ok": False,
         "req": {"batch": [1, "a"]},
         "error": "unknown_op",
-        "message": "op: unknown operation 'nope' (submit, status, subscribe, ping)",
+        "message": "op: unknown operation 'nope' (submit, status, subscribe, ping, unmatched)",
     }
 
 
@@ -876,3 +881,32 @@ def test_relative_time_refuses_out_of_range_values() -> None:
 def test_socket_path_in_tmp_is_short_enough(tmp_path: Path) -> None:
     # Guards the other tests: sun_path holds 107 bytes.
     assert len(os.fsencode(tmp_path / "run" / "gw.sock")) < 107
+
+
+async def test_unmatched_lists_the_receipts_no_message_claimed(
+    backend: FakeBackend, client: Client
+) -> None:
+    backend.receipts = [
+        ReceiptPayload(smsc_id=f"x{i}", stat="DELIVRD", err="000", server="smpp1") for i in range(3)
+    ]
+    reply = await client.call({"op": "unmatched", "limit": 2, "req": 5})
+    assert reply == {
+        "ok": True,
+        "req": 5,
+        "count": 3,
+        "receipts": [
+            {
+                "smsc_id": f"x{i}",
+                "stat": "DELIVRD",
+                "err": "000",
+                "done_date": None,
+                "received_time": None,
+                "server": "smpp1",
+                "bind": None,
+            }
+            for i in range(2)
+        ],
+    }
+    bad = await client.call({"op": "unmatched", "limit": 0})
+    assert bad["error"] == "invalid_request"
+    assert "limit" in bad["message"]
