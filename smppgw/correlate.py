@@ -49,7 +49,9 @@ __all__ = [
     "aggregate",
     "dlr_from_pdu",
     "id_candidates",
+    "is_receipt",
     "normalize_message_id",
+    "user_data",
 ]
 
 DEFAULT_TTL: Final = 7 * 86400.0
@@ -187,12 +189,24 @@ class Dlr:
         return self.state in FINAL_STATES
 
 
-def _receipt_text(pdu: DeliverSm | DataSm) -> bytes:
-    # data_sm has no short_message: its text travels in message_payload (section 4.7.1); a
-    # deliver_sm may use message_payload too, with sm_length 0 (section 5.3.2.32).
+_RECEIPT_TYPES: Final = (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION)
+
+
+def user_data(pdu: DeliverSm | DataSm) -> bytes:
+    """The user data of an inbound PDU: short_message, else the message_payload TLV.
+
+    data_sm has no short_message: its text travels in message_payload (section 4.7.1); a
+    deliver_sm may use message_payload too, with sm_length 0 (section 5.3.2.32).
+    """
     if isinstance(pdu, DeliverSm) and pdu.short_message:
         return pdu.short_message
     return pdu.message_payload or b""
+
+
+def is_receipt(pdu: DeliverSm | DataSm) -> bool:
+    """Whether the esm_class message type (section 5.2.12) says *SMSC delivery receipt*
+    (0x04) or *intermediate delivery notification* (0x20): anything else is a message."""
+    return (pdu.esm_class & EsmClass.TYPE_MASK) in _RECEIPT_TYPES
 
 
 def dlr_from_pdu(
@@ -222,11 +236,10 @@ def dlr_from_pdu(
     Returns:
         The receipt, or None.
     """
-    kind = pdu.esm_class & EsmClass.TYPE_MASK
-    if kind not in (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION):
+    if not is_receipt(pdu):
         return None
     try:
-        info: ReceiptInfo = receipt_info(_receipt_text(pdu), pdu.tlvs)
+        info: ReceiptInfo = receipt_info(user_data(pdu), pdu.tlvs)
     except ValueError:  # ReceiptParseError: neither the TLVs nor the text give an id
         return None
     if not info.message_id.strip():
@@ -516,13 +529,14 @@ class Correlator:
         Raises:
             CorrelationError: ``smsc_id`` is empty, or ``part`` is not in ``range(parts)``.
         """
-        if not normalize_message_id(smsc_id):
+        keys = id_candidates(smsc_id)  # the normalised id first
+        if not keys[0]:
             raise CorrelationError(f"message {message_id!r} part {part}: empty SMSC message id")
         if not 0 <= part < parts:
             raise CorrelationError(f"message {message_id!r}: part {part} not in 0..{parts - 1}")
         now = self._clock()
         entry = PartEntry(message_id, part, parts, smsc_id, now, now + self._ttl)
-        taken = await self._store.register_part(entry, id_candidates(smsc_id))
+        taken = await self._store.register_part(entry, keys)
         return [_match(entry, dlr, latest) for dlr, latest in taken]
 
     async def on_dlr(self, dlr: Dlr) -> Match | None:

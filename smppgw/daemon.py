@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
-from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Tag, Ton
+from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Ton
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
-from smppgw.codec.tlv import dlt_tlvs, find_tlv
+from smppgw.codec.tlv import dlt_tlvs
 from smppgw.config import (
     Config,
     bind_manager_settings,
@@ -48,7 +48,15 @@ from smppgw.config import (
     simulator_settings,
     webhook_settings,
 )
-from smppgw.correlate import Correlator, Dlr, Match, PartEntry, dlr_from_pdu
+from smppgw.correlate import (
+    Correlator,
+    Dlr,
+    Match,
+    PartEntry,
+    dlr_from_pdu,
+    is_receipt,
+    user_data,
+)
 from smppgw.events import (
     DeliveryState,
     InboundEvent,
@@ -79,7 +87,6 @@ _DAY: Final = 86400.0
 _SEPTETS_PER_PART: Final = 153
 _OCTETS_PER_PART: Final = 134
 _REQUEUE_STATUSES: Final = frozenset({CommandStatus.ESME_RMSSQFUL, CommandStatus.ESME_RTHROTTLED})
-_RECEIPT_TYPES: Final = (EsmClass.DELIVERY_RECEIPT, EsmClass.INTERMEDIATE_NOTIFICATION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +486,7 @@ class Gateway:
             now = self._clock()
             origin = inbound_origin()
             server = origin.server if origin is not None else None
-            if (pdu.esm_class & EsmClass.TYPE_MASK) in _RECEIPT_TYPES or _is_receipt(pdu):
+            if is_receipt(pdu):
                 bind = origin.bind if origin is not None else None
                 dlr = dlr_from_pdu(pdu, received_at=now, server=server, bind=bind)
                 if dlr is not None:
@@ -519,9 +526,7 @@ class Gateway:
     async def _mo(self, pdu: DeliverSm | DataSm, now: float, server: str | None) -> None:
         store = self.store
         assert store is not None
-        data = pdu.short_message if isinstance(pdu, DeliverSm) else b""
-        if not data:
-            data = find_tlv(pdu.tlvs, Tag.MESSAGE_PAYLOAD) or b""
+        data = user_data(pdu)
         reference, total, seqnum = 0, 1, 1
         if pdu.esm_class & EsmClass.UDHI:
             udh, data = parse_udh(data)
@@ -529,11 +534,9 @@ class Gateway:
             if concat is not None:
                 reference, total, seqnum = concat.reference, concat.total, concat.seqnum
         else:
-            ref = find_tlv(pdu.tlvs, Tag.SAR_MSG_REF_NUM)
-            tot = find_tlv(pdu.tlvs, Tag.SAR_TOTAL_SEGMENTS)
-            seq = find_tlv(pdu.tlvs, Tag.SAR_SEGMENT_SEQNUM)
-            if ref and tot and seq and 1 <= seq[0] <= tot[0]:
-                reference, total, seqnum = int.from_bytes(ref, "big"), tot[0], seq[0]
+            ref, tot, seq = pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum
+            if ref is not None and tot is not None and seq is not None and 1 <= seq <= tot:
+                reference, total, seqnum = ref, tot, seq
         key = f"{pdu.source_addr}|{pdu.destination_addr}|{reference}|{total}"
         head = _mo_head_encoder.encode(
             _MoHead(pdu.source_addr, pdu.destination_addr, pdu.data_coding, now, server)
@@ -639,11 +642,6 @@ def _duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds / 3600:g} hours"
     return f"{seconds:g} s"
-
-
-def _is_receipt(pdu: DeliverSm | DataSm) -> bool:
-    """A receipted_message_id TLV marks a receipt even when esm_class says otherwise."""
-    return find_tlv(pdu.tlvs, Tag.RECEIPTED_MESSAGE_ID) is not None
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -31,7 +31,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -188,7 +188,7 @@ _HOOK_PENDING: Final = 0
 _HOOK_DONE: Final = 1
 _HOOK_NONE: Final = 2  # no webhook configured when the event was written, or given up
 
-_request_encoder = msgspec.msgpack.Encoder()
+_msgpack = msgspec.msgpack.Encoder()
 _request_decoder = msgspec.msgpack.Decoder(SubmitRequest)
 _dlr_decoder = msgspec.msgpack.Decoder(Dlr)
 
@@ -240,13 +240,6 @@ class _Op:
     future: asyncio.Future[Any]
 
 
-@dataclass(slots=True)
-class _BatchResult:
-    results: list[tuple[bool, Any]] = field(default_factory=list)
-    last_cursor: int = 0
-    seconds: float = 0.0
-
-
 class SqliteStore:
     """The store. Create with :meth:`open`; every method may be awaited from any task.
 
@@ -273,6 +266,7 @@ class SqliteStore:
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
         self._last_cursor = 0
+        self._batch_cursor = 0  # the newest event written by the batch being run
         self._new_events = asyncio.Event()
         # Unmatched receipts in the table; read and written only by operations (on the store
         # thread). Lets register_part skip looking for parked receipts when there are none.
@@ -388,9 +382,8 @@ class SqliteStore:
             # The statements run here, on the loop's thread: each takes microseconds, and on a
             # worker thread they would contend with the loop for the GIL at every call. Only
             # COMMIT, which may wait for the disk, goes to the store thread.
-            outcome = self._run_ops(batch)
-            outcome.last_cursor = await loop.run_in_executor(self._executor, self._commit_now)
-            outcome.seconds = time.perf_counter() - started
+            results = self._run_ops(batch)
+            await loop.run_in_executor(self._executor, self._commit_now)
         except (sqlite3.Error, OSError) as exc:
             logger.exception("store commit failed")
             error = StoreError(f"commit failed: {exc}")
@@ -398,20 +391,20 @@ class SqliteStore:
                 if not op.future.done():
                     op.future.set_exception(error)
             return
-        self._observer.store_commit(outcome.seconds, len(batch))
-        for op, (ok, value) in zip(batch, outcome.results, strict=True):
+        self._observer.store_commit(time.perf_counter() - started, len(batch))
+        for op, (ok, value) in zip(batch, results, strict=True):
             if op.future.done():  # the caller was cancelled; the effect stands
                 continue
             if ok:
                 op.future.set_result(value)
             else:
                 op.future.set_exception(value)
-        if outcome.last_cursor > self._last_cursor:
-            self._last_cursor = outcome.last_cursor
+        if self._batch_cursor > self._last_cursor:
+            self._last_cursor = self._batch_cursor
             self._new_events.set()
             self._new_events = asyncio.Event()
 
-    def _run_ops(self, batch: Sequence[_Op]) -> _BatchResult:
+    def _run_ops(self, batch: Sequence[_Op]) -> list[tuple[bool, Any]]:
         """Run ``batch`` in one open transaction, on the loop's thread; :meth:`_commit_now`
         commits it.
 
@@ -423,25 +416,30 @@ class SqliteStore:
         """
         conn = self._conn
         assert conn is not None
-        outcome = _BatchResult()
+        self._batch_cursor = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             try:
-                outcome.results = [(True, op.fn(conn)) for op in batch]
+                return [(True, op.fn(conn)) for op in batch]
             except Exception:  # noqa: BLE001 - the slow path finds which one and why
                 conn.execute("ROLLBACK")
+                self._batch_cursor = 0  # those events were rolled back
                 conn.execute("BEGIN IMMEDIATE")
-                outcome.results = [self._run_isolated(conn, op) for op in batch]
+                results = [self._run_isolated(conn, op) for op in batch]
                 self._recount(conn)  # counts changed by operations that were rolled back
+                self._batch_cursor = int(
+                    conn.execute("SELECT max(cursor) FROM events").fetchone()[0] or 0
+                )
+                return results
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
                 self._recount(conn)
+            self._batch_cursor = 0
             raise
-        return outcome
 
-    def _commit_now(self) -> int:
-        """Commit (on the store thread: it may fsync); return the newest event cursor."""
+    def _commit_now(self) -> None:
+        """Commit (on the store thread: it may fsync)."""
         conn = self._conn
         assert conn is not None
         try:
@@ -450,9 +448,8 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
                 self._recount(conn)
+            self._batch_cursor = 0
             raise
-        row = conn.execute("SELECT max(cursor) FROM events").fetchone()
-        return int(row[0] or 0)
 
     def _recount(self, conn: sqlite3.Connection) -> None:
         self._unmatched_rows = int(conn.execute("SELECT count(*) FROM unmatched").fetchone()[0])
@@ -481,7 +478,7 @@ class SqliteStore:
         stored again: its result carries the first message's id and ``duplicate=True``.
         """
         now = self._clock()
-        rows = [(self._new_id(), r, _request_encoder.encode(r)) for r in requests]
+        rows = [(self._new_id(), r, _msgpack.encode(r)) for r in requests]
 
         def op(conn: sqlite3.Connection) -> list[SubmitResult]:
             if all(request.custom is None for _, request, _ in rows):
@@ -703,7 +700,7 @@ class SqliteStore:
                     return entry, _record_dlr(conn, entry, dlr)
             conn.execute(
                 "INSERT INTO unmatched (key, dlr, expires_at) VALUES (?, ?, ?)",
-                (keys[0], _request_encoder.encode(dlr), unmatched_expires),
+                (keys[0], _msgpack.encode(dlr), unmatched_expires),
             )
             self._unmatched_rows += 1
             return None
@@ -772,7 +769,7 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> int | None:
             if total <= 1:
-                return _append_event(conn, build(head, [data], ()), now, self._settings.webhook)
+                return self._append_event(conn, build(head, [data], ()), now)
             conn.execute(
                 "INSERT OR IGNORE INTO inbound_parts (key, seqnum, total, data, received_at, head)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -785,7 +782,7 @@ class SqliteStore:
                 return None
             conn.execute("DELETE FROM inbound_parts WHERE key = ?", (key,))
             body = build(head, [r[1] for r in rows], ())
-            return _append_event(conn, body, now, self._settings.webhook)
+            return self._append_event(conn, body, now)
 
         return await self._call(op)
 
@@ -817,7 +814,7 @@ class SqliteStore:
                 missing = tuple(n for n in range(1, rows[0][1] + 1) if n not in present)
                 head = next((r[3] for r in rows if r[3] is not None), b"")
                 body = build(head, [r[2] for r in rows], missing)
-                _append_event(conn, body, now, self._settings.webhook)
+                self._append_event(conn, body, now)
                 conn.execute("DELETE FROM inbound_parts WHERE key = ?", (key,))
             return len(keys)
 
@@ -961,7 +958,19 @@ class SqliteStore:
     def _append_payload_event(
         self, conn: sqlite3.Connection, payload: StatusPayload, now: float
     ) -> int:
-        return _append_event(conn, encode_event(StatusEvent(payload)), now, self._settings.webhook)
+        return self._append_event(conn, encode_event(StatusEvent(payload)), now)
+
+    def _append_event(self, conn: sqlite3.Connection, body: bytes, now: float) -> int:
+        """Append an event (awaiting the webhook if one is configured); the batch remembers
+        its cursor, so subscribers are woken after the commit."""
+        webhook = self._settings.webhook
+        cursor = conn.execute(
+            "INSERT INTO events (body, created_at, hook_state, hook_due) VALUES (?, ?, ?, ?)",
+            (body, now, _HOOK_PENDING if webhook else _HOOK_NONE, now if webhook else None),
+        ).lastrowid
+        assert cursor is not None
+        self._batch_cursor = max(self._batch_cursor, cursor)
+        return cursor
 
 
 _UPSERT_PART: Final = (
@@ -1009,7 +1018,7 @@ def _record_dlr(conn: sqlite3.Connection, entry: PartEntry, dlr: Dlr) -> tuple[D
         "UPDATE parts SET dlr = ?, dlr_final = ?, dlr_stat = ?, dlr_err = ?"
         " WHERE message_id = ? AND part = ? AND (? OR NOT dlr_final)",
         (
-            _request_encoder.encode(dlr),
+            _msgpack.encode(dlr),
             final,
             dlr.stat,
             dlr.err,
@@ -1027,16 +1036,6 @@ def _record_dlr(conn: sqlite3.Connection, entry: PartEntry, dlr: Dlr) -> tuple[D
         if stored is not None and 0 <= part < entry.parts:
             latest[part] = _dlr_decoder.decode(stored)
     return tuple(latest)
-
-
-def _append_event(conn: sqlite3.Connection, body: bytes, now: float, webhook: bool) -> int:
-    cur = conn.execute(
-        "INSERT INTO events (body, created_at, hook_state, hook_due) VALUES (?, ?, ?, ?)",
-        (body, now, _HOOK_PENDING if webhook else _HOOK_NONE, now if webhook else None),
-    )
-    cursor = cur.lastrowid
-    assert cursor is not None
-    return cursor
 
 
 def _status_payload(conn: sqlite3.Connection, message_id: str) -> StatusPayload | None:
