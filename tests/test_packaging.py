@@ -197,7 +197,7 @@ def test_compose_declares_the_daemon_the_simulator_and_prometheus() -> None:
     top = [line.split(":")[0] for line in text.splitlines() if re.fullmatch(r"[a-z]\w*:.*", line)]
     assert top == ["name", "services", "volumes"]
     services = compose_services(text)
-    assert set(services) == {"simulator", "smppgw", "prometheus"}
+    assert set(services) == {"simulator", "smppgw", "prometheus", "grafana"}
     assert "dockerfile: docker/Dockerfile" in services["simulator"]
     assert "condition: service_healthy" in services["smppgw"]
     assert "SMPPGW_PASSWORD" in services["smppgw"]
@@ -226,7 +226,7 @@ def test_compose_mounts_files_that_exist() -> None:
 
 def test_compose_parses_as_yaml() -> None:
     data = yaml.safe_load(COMPOSE.read_text())
-    assert set(data["services"]) == {"simulator", "smppgw", "prometheus"}
+    assert set(data["services"]) == {"simulator", "smppgw", "prometheus", "grafana"}
 
 
 def test_prometheus_scrapes_the_port_the_compose_config_serves() -> None:
