@@ -622,6 +622,10 @@ class BindManager:
         if self._lifecycle is not _Lifecycle.NEW:
             raise BindManagerError("bind manager already started")
         self._lifecycle = _Lifecycle.RUNNING
+        for server in self._servers:
+            for bind in server.binds:
+                # Every configured bind is reported from the start, not from its first bind.
+                self._observer.bind_state(server.name, bind.name, bind.state.value)
         self._supervisors = [
             asyncio.create_task(self._supervise(server), name=f"smppgw-binds-{server.name}")
             for server in self._servers
@@ -657,6 +661,7 @@ class BindManager:
         for server in self._servers:
             for bind in server.binds:
                 bind.state = BindState.CLOSED
+                self._observer.bind_state(server.name, bind.name, BindState.CLOSED.value)
         for task in list(self._watchers):
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
@@ -882,6 +887,7 @@ class BindManager:
         for bind in server.binds:
             if bind.session is None:
                 bind.state = BindState.BACKOFF
+                self._observer.bind_state(server.name, bind.name, BindState.BACKOFF.value)
                 self._observer.reconnect(server.name, bind.name, delay)
         await asyncio.sleep(delay)
 

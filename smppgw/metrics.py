@@ -5,6 +5,10 @@ one), so two daemons or two tests in one process never share counters. The expos
 served by a small asyncio HTTP server (:class:`MetricsServer`) on the configured address,
 inside the daemon's event loop: no extra thread, and it stops with the loop.
 
+The registry also carries prometheus-client's :class:`ProcessCollector` (``process_*``:
+resident memory, open file descriptors, CPU seconds, start time), which reads ``/proc`` and so
+exports nothing on systems without it.
+
 This is the only module that imports prometheus_client.
 """
 
@@ -16,13 +20,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Self, TypeVar, cast
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics import MetricWrapperBase
 
 from smppgw import __version__
 
-__all__ = ["MetricsServer", "PrometheusObserver"]
+__all__ = ["BIND_STATES", "MetricsServer", "PrometheusObserver"]
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 
@@ -45,6 +49,10 @@ _DLR_BUCKETS = (
     14400.0,
     86400.0,
 )
+BIND_STATES = ("connecting", "bound", "backoff", "unbinding", "closed")
+"""Every state ``smppgw_binds`` exports for each server, at 0 when no bind is in it, so that an
+alert on ``smppgw_binds{state="bound"} == 0`` sees a server that never bound."""
+
 _COMMIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
@@ -60,6 +68,7 @@ class PrometheusObserver:
         r = self.registry
         self._info = Gauge("smppgw_info", "Build information.", ["version"], registry=r)
         self._info.labels(__version__).set(1)
+        ProcessCollector(registry=r)
         self._submits = Counter(
             "smppgw_submits",
             "submit_sm responses by command_status name.",
@@ -94,7 +103,10 @@ class PrometheusObserver:
             "smppgw_unmatched_dlrs", "Receipts held without a matching message.", registry=r
         )
         self._binds = Gauge(
-            "smppgw_binds", "Configured binds by server and state.", ["server", "state"], registry=r
+            "smppgw_binds",
+            "Configured binds by server and state (every state exported, 0 when empty).",
+            ["server", "state"],
+            registry=r,
         )
         self._window = Gauge(
             "smppgw_window_in_flight",
@@ -142,6 +154,7 @@ class PrometheusObserver:
         )
         # Which state each bind is counted in, so a transition moves one bind between states.
         self._bind_state: dict[str, tuple[str, str]] = {}
+        self._bind_servers: set[str] = set()
         # Labelled children by (metric, labels): labels() costs microseconds on the hot path.
         self._children: dict[tuple[object, tuple[str, ...]], MetricWrapperBase] = {}
 
@@ -157,6 +170,11 @@ class PrometheusObserver:
         previous = self._bind_state.get(bind)
         if previous == (server, state):
             return
+        if server not in self._bind_servers:
+            # A server seen for the first time: every state exists from now on, at 0 if empty.
+            self._bind_servers.add(server)
+            for each in BIND_STATES:
+                self._child(self._binds, server, each)
         if previous is not None:
             self._child(self._binds, *previous).dec()
         self._child(self._binds, server, state).inc()

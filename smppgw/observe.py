@@ -23,10 +23,12 @@ class Observer(Protocol):
 
     # --- sessions ---------------------------------------------------------------------------
     def bind_state(self, server: str, bind: str, state: str) -> None:
-        """A bind moved to ``state`` (``connecting``, ``bound``, ``unbinding``, ``closed``)."""
+        """A bind moved to ``state``: ``connecting``, ``bound``, ``unbinding``, ``closed`` (from
+        the session) or ``backoff`` (the bind manager waits to reconnect it)."""
 
     def window(self, server: str, bind: str, in_flight: int) -> None:
-        """The number of requests awaiting a response on a bind changed."""
+        """The number of requests awaiting a response on a bind changed (a request sent, its
+        response received or timed out, or the link closed: 0)."""
 
     def submit_result(self, server: str, bind: str, status: str, latency: float) -> None:
         """A submit_sm/data_sm got its response (``status`` is the CommandStatus name)."""

@@ -518,6 +518,7 @@ class Session(asyncio.Protocol):
         future, sent_at = entry
         if not future.done():
             future.set_result(pdu)
+        self._observe_window(self._server, self._name, len(self._pending))
         if isinstance(pdu, _SUBMIT_RESPONSES):
             status = pdu.command_status
             self._observe_result(
@@ -634,6 +635,7 @@ class Session(asyncio.Protocol):
             return
         for seq in self._conn.expired(now):
             future, _ = self._pending.pop(seq)
+            self._observe_window(s.server, s.name, len(self._pending))
             if seq == self._enquire_seq:
                 self._fail(LinkLostError(f"{s.endpoint} did not answer enquire_link"))
                 return
@@ -687,6 +689,7 @@ class Session(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
+        self._observe_window(self.settings.server, self.settings.name, 0)
         for seq, (future, _) in pending.items():
             if not future.done():
                 future.set_exception(
