@@ -568,8 +568,22 @@ class Simulator:
     Use ``async with Simulator(settings) as sim:``; :attr:`servers` tells where they listen.
     """
 
-    def __init__(self, settings: SimulatorSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Create a simulator (nothing listens before :meth:`start`).
+
+        Args:
+            settings: servers, accounts, receipts and faults.
+            clock: the monotonic clock the rate windows count by; a test that drives the
+                client's token bucket with a fake clock passes the same one, so that both sides
+                see one time and the rate check is exact.
+        """
         self.settings = settings or SimulatorSettings()
+        self.clock = clock
         self.accounts = {a.system_id: a for a in self.settings.accounts}
         self.rng = random.Random(self.settings.seed)  # noqa: S311 - simulation, not security
         self.stats = SimulatorStats()
@@ -847,9 +861,9 @@ class Simulator:
 
         ``rate_window = "fixed"`` counts per clock second; ``"sliding"`` refuses a submit when
         ``rate`` were accepted in the second before it, which is the strictest reading of
-        "N messages per second".
+        "N messages per second". Both count by :attr:`clock`.
         """
-        now = time.monotonic()
+        now = self.clock()
         second = int(now)
         per_second = self.stats.per_second.setdefault(server.name, Counter())
         rate = account.rate_per_server
