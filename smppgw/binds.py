@@ -170,6 +170,8 @@ class BindManagerSettings:
     ESME_RTHROTTLED; each further throttle (on a submit sent after the pause) doubles it, up to
     ``throttle_backoff_max``. ``max_attempts`` bounds the sends of one part for transient
     statuses and unknown outcomes (throttling is not counted: it never fails a message).
+    ``inbound_window`` bounds the deliver_sm of one bind being recorded at once (see
+    :class:`smppgw.session.Session`).
     """
 
     servers: tuple[ServerSettings, ...]
@@ -182,6 +184,7 @@ class BindManagerSettings:
     idle_timeout: float = 300.0
     connect_timeout: float = 10.0
     bind_timeout: float = 10.0
+    inbound_window: int = 64
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
     throttle_backoff: float = 1.0
@@ -200,6 +203,8 @@ class BindManagerSettings:
             raise BindSettingsError(f"servers: names must be unique, got {names}")
         if self.window < 1:
             raise BindSettingsError(f"window must be >= 1, got {self.window}")
+        if self.inbound_window < 1:
+            raise BindSettingsError(f"inbound_window must be >= 1, got {self.inbound_window}")
         if self.max_attempts < 1:
             raise BindSettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if not 0 < self.reconnect_min <= self.reconnect_max:
@@ -946,6 +951,7 @@ class BindManager:
             idle_timeout=settings.idle_timeout,
             connect_timeout=settings.connect_timeout,
             bind_timeout=settings.bind_timeout,
+            inbound_window=settings.inbound_window,
             server=server.name,
             name=bind.name,
         )

@@ -90,6 +90,7 @@ class GatewayConfig:
     password_source: str  # "env SMPPGW_PASSWORD", "file /etc/...", "simulator default"
     system_type: str = "smpp"
     window: int = 10
+    inbound_window: int = 64
     response_timeout: float = 30.0
     connect_timeout: float = 10.0
     bind_timeout: float = 10.0
@@ -536,6 +537,7 @@ def _gateway(t: _Table, environ: Mapping[str, str], *, simulator: bool) -> Gatew
         password_source=source or "",
         system_type=system_type,
         window=t.integer("window", 10, 1, 1000),
+        inbound_window=t.integer("inbound_window", 64, 1, 10000),
         response_timeout=t.positive("response_timeout", 30.0),
         connect_timeout=t.positive("connect_timeout", 10.0),
         bind_timeout=t.positive("bind_timeout", 10.0),
@@ -934,6 +936,7 @@ def bind_manager_settings(
         password=g.password,
         system_type=g.system_type,
         window=g.window,
+        inbound_window=g.inbound_window,
         response_timeout=g.response_timeout,
         enquire_link_interval=g.enquire_link_interval,
         idle_timeout=g.idle_timeout,

@@ -8,7 +8,10 @@ been quiet for ``enquire_link_interval``, and declares the peer dead when nothin
 arrived for ``idle_timeout`` or an enquire_link goes unanswered for ``response_timeout``.
 
 Requests from the SMSC (deliver_sm, data_sm) go to the ``on_inbound`` handler, whose result is
-the status of the response: the caller answers ESME_ROK only after it stored the message.
+the status of the response: the caller answers ESME_ROK only after it stored the message. At
+most ``inbound_window`` handlers run at once; while that many are unanswered the session stops
+reading from the socket, so TCP backpressure makes the SMSC wait for our responses instead of
+every queued receipt becoming a task in memory (an SMSC flushes its whole backlog at a bind).
 A non-OK submit_sm_resp is returned, not raised; a submit whose response never came raises
 :class:`ResponseTimeoutError` or :class:`LinkLostError` (its outcome is unknown). No reconnect:
 that is the bind manager's job.
@@ -184,6 +187,7 @@ class SessionSettings:
     bind_timeout: float = 10.0
     close_timeout: float = 5.0
     max_command_length: int = 65536
+    inbound_window: int = 64
     server: str = ""
     name: str = ""
 
@@ -232,6 +236,11 @@ class Session(asyncio.Protocol):
         self._enquire_seq: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._inbound_tasks: set[asyncio.Task[None]] = set()
+        # deliver_sm / data_sm read while inbound_window handlers were running: the rest of the
+        # socket read they came in (reading is paused until the backlog is served).
+        self._inbound_backlog: deque[DeliverSm | DataSm] = deque()
+        self._inbound_window = max(1, settings.inbound_window)
+        self._reading_paused = False
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -534,9 +543,11 @@ class Session(asyncio.Protocol):
         if event is Input.ENQUIRE_LINK:
             self._write(EnquireLinkResp(sequence_number=pdu.sequence_number))
         elif isinstance(pdu, DeliverSm | DataSm):
-            task = self._loop.create_task(self._inbound(pdu))
-            self._inbound_tasks.add(task)
-            task.add_done_callback(self._inbound_tasks.discard)
+            if self._inbound_backlog or len(self._inbound_tasks) >= self._inbound_window:
+                self._inbound_backlog.append(pdu)
+                self._pause_reading()
+            else:
+                self._start_inbound(pdu)
         elif event is Input.UNBIND:
             self._closing = True
             self._write(UnbindResp(sequence_number=pdu.sequence_number))
@@ -544,6 +555,33 @@ class Session(asyncio.Protocol):
         else:
             # An alert_notification: nothing to answer (section 4.12), nothing to do with it.
             log.info("%s: %s ignored", self.settings.endpoint, type(pdu).__name__)
+
+    def _start_inbound(self, pdu: DeliverSm | DataSm) -> None:
+        task = self._loop.create_task(self._inbound(pdu))
+        self._inbound_tasks.add(task)
+        task.add_done_callback(self._inbound_done)
+
+    def _inbound_done(self, task: asyncio.Task[None]) -> None:
+        self._inbound_tasks.discard(task)
+        backlog = self._inbound_backlog
+        if self.closed:
+            backlog.clear()  # never answered: the SMSC sends them again on another bind
+            return
+        while backlog and len(self._inbound_tasks) < self._inbound_window:
+            self._start_inbound(backlog.popleft())
+        if not backlog and self._reading_paused:
+            self._reading_paused = False
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.resume_reading()
+
+    def _pause_reading(self) -> None:
+        if self._reading_paused:
+            return
+        self._reading_paused = True
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
 
     async def _inbound(self, pdu: DeliverSm | DataSm) -> None:
         # This task runs in its own copy of the context: the handler sees this bind's origin.
