@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import csv
 import importlib
@@ -37,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO, TypeGuard
 
 import msgspec
 
@@ -62,6 +63,8 @@ EXIT_INTERRUPTED = 130
 DEFAULT_SOCKET = "/run/smppgw/smppgw.sock"
 _REPLY_LIMIT = 16 * 1024 * 1024  # a batch reply lists one result per message
 _OVERLOAD_RETRIES = 10
+_DEFAULT_MAX_LINE = 65536  # [intake] max_line and max_batch of a daemon configured without them
+_DEFAULT_MAX_BATCH = 1000
 
 # Message fields a file row may hold, with how a CSV cell is converted.
 _INT_FIELDS = frozenset({"max_parts", "priority"})
@@ -113,6 +116,9 @@ class _Client:
     def send(self, request: dict[str, object]) -> None:
         self._writer.write(msgspec.json.encode(request) + b"\n")
 
+    def send_raw(self, line: bytes) -> None:
+        self._writer.write(line)
+
     async def drain(self) -> None:
         await self._writer.drain()
 
@@ -141,20 +147,47 @@ class _Client:
             await self._writer.wait_closed()
 
 
-def _socket_path(args: argparse.Namespace) -> str:
-    if args.socket:
-        return str(args.socket)
+@dataclass(frozen=True, slots=True)
+class _Intake:
+    """Where the daemon listens, and the limits of its requests (the daemon's defaults)."""
+
+    path: str
+    max_line: int = _DEFAULT_MAX_LINE
+    max_batch: int = _DEFAULT_MAX_BATCH
+
+
+def _intake(args: argparse.Namespace) -> _Intake:
+    """The socket (see the module's docstring) and, from ``--config``, its request limits."""
+    section: dict[str, object] = {}
     if args.config:
-        # Only [intake] path is read: a client needs neither the secrets nor full validation.
+        # Only [intake] is read: a client needs neither the secrets nor full validation.
         try:
             with Path(args.config).open("rb") as file:
                 data = tomllib.load(file)
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise CliError(f"{args.config}: {exc}") from exc
-        intake = data.get("intake", {})
-        path = intake.get("path") if isinstance(intake, dict) else None
-        return path if isinstance(path, str) and path else DEFAULT_SOCKET
-    return os.environ.get("SMPPGW_SOCKET") or DEFAULT_SOCKET
+        found = data.get("intake", {})
+        section = found if isinstance(found, dict) else {}
+    path = section.get("path")
+    if args.socket:
+        path = str(args.socket)
+    elif not args.config:
+        path = os.environ.get("SMPPGW_SOCKET")
+    max_line = section.get("max_line")
+    max_batch = section.get("max_batch")
+    return _Intake(
+        path if isinstance(path, str) and path else DEFAULT_SOCKET,
+        max_line if _is_count(max_line) else _DEFAULT_MAX_LINE,
+        max_batch if _is_count(max_batch) else _DEFAULT_MAX_BATCH,
+    )
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _socket_path(args: argparse.Namespace) -> str:
+    return _intake(args).path
 
 
 def _error_text(reply: dict[str, object]) -> str:
@@ -195,47 +228,110 @@ def _time_value(value: str | None) -> int | str | None:
     return int(value) if value.isdigit() else value
 
 
-def _csv_value(name: str, cell: str, where: str) -> object:
+class _RowError(ValueError):
+    """A malformed file row: reported with its line number while the other rows go on."""
+
+
+class _InputError(CliError):
+    """Input that is no message file (a line too long, bytes not UTF-8): reading stops."""
+
+
+def _csv_value(name: str, cell: str) -> object:
     if name in _INT_FIELDS:
         if not cell.isdigit():
-            raise CliError(f"{where}: {name} must be an integer, got {cell!r}")
+            raise _RowError(f"{name} must be an integer, got {cell!r}")
         return int(cell)
     if name in _BOOL_FIELDS:
         if cell.lower() in _TRUE:
             return True
         if cell.lower() in _FALSE:
             return False
-        raise CliError(f"{where}: {name} must be true or false, got {cell!r}")
+        raise _RowError(f"{name} must be true or false, got {cell!r}")
     if name in _TIME_FIELDS:
         return _time_value(cell)
     return cell
 
 
-def _rows(file: TextIO, fmt: str, name: str) -> Iterator[tuple[int, dict[str, object]]]:
-    """(line number, message) for every row of a CSV (with a header) or JSONL file."""
-    if fmt == "csv":
-        reader = csv.DictReader(file)
-        unknown = sorted(set(reader.fieldnames or ()) - _FIELDS)
-        if unknown:
-            raise CliError(f"{name}: unknown column(s) {', '.join(unknown)}")
-        for row in reader:
-            where = f"{name}:{reader.line_num}"
-            yield (
-                reader.line_num,
-                {k: _csv_value(k, v, where) for k, v in row.items() if k and v not in (None, "")},
+def _lines(file: BinaryIO, name: str, limit: int) -> Iterator[tuple[int, str]]:
+    """(number, text) of every line of ``file``; a UTF-8 byte order mark is dropped.
+
+    Raises:
+        _InputError: a line longer than ``limit`` bytes (no more of it is read, so that an
+            endless line, ``--file - < /dev/zero``, costs ``limit`` bytes of memory, not all of
+            it), or a line that is not UTF-8.
+    """
+    number = 0
+    while raw := file.readline(limit + 1):
+        number += 1
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            raise _InputError(
+                f"{name}:{number}: line longer than {limit} bytes (the daemon's [intake] max_line)"
             )
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _InputError(
+                f"{name}:{number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte "
+                f"{exc.start + 1} of the line); save the file as UTF-8"
+            ) from None
+        yield number, text
+
+
+# A file row: (line number, the message) or (line number, why the row is malformed).
+_Row = tuple[int, dict[str, object] | str]
+
+
+def _rows(file: BinaryIO, fmt: str, name: str, limit: int) -> Iterator[_Row]:
+    """Every row of a CSV file (with a header) or a JSONL file; blank lines are skipped.
+
+    Raises:
+        _InputError: see :func:`_lines`; also a CSV header naming unknown columns, or a CSV
+            structure error (an unclosed quote running past the field size limit).
+    """
+    lines = _lines(file, name, limit)
+    if fmt == "jsonl":
+        yield from _jsonl_rows(lines)
         return
+    reader = csv.reader(text for _, text in lines)
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        unknown = sorted(set(header) - _FIELDS)
+        if unknown:
+            raise _InputError(f"{name}:1: unknown column(s) {', '.join(unknown)}")
+        last = reader.line_num
+        for cells in reader:
+            first, last = last + 1, reader.line_num
+            if not any(cells):
+                continue
+            if len(cells) > len(header):
+                yield first, f"{len(cells)} cells where the header has {len(header)}"
+                continue
+            try:
+                yield first, {k: _csv_value(k, v) for k, v in zip(header, cells, strict=False) if v}
+            except _RowError as exc:
+                yield first, str(exc)
+    except csv.Error as exc:
+        raise _InputError(f"{name}:{reader.line_num}: {exc}") from None
+
+
+def _jsonl_rows(lines: Iterator[tuple[int, str]]) -> Iterator[_Row]:
     decoder = msgspec.json.Decoder(dict[str, object])
-    for number, line in enumerate(file, 1):
-        if not line.strip():
+    for number, text in lines:
+        if not text.strip():
             continue
         try:
-            message = decoder.decode(line)
+            message = decoder.decode(text)
         except msgspec.DecodeError as exc:
-            raise CliError(f"{name}:{number}: not a JSON object: {exc}") from exc
+            yield number, f"not a JSON object: {exc}"
+            continue
         unknown = sorted(set(message) - _FIELDS)
         if unknown:
-            raise CliError(f"{name}:{number}: unknown field(s) {', '.join(unknown)}")
+            yield number, f"unknown field(s) {', '.join(unknown)}"
+            continue
         yield number, message
 
 
@@ -277,31 +373,46 @@ class _Progress:
             self.stream.flush()
 
 
-_Chunk = list[tuple[int, dict[str, object]]]
+# Rows of one request: (line number, the message encoded as JSON).
+_Chunk = list[tuple[int, bytes]]
+# The longest request around its messages: {"op":"submit","req":N,"messages":[...]}.
+_REQUEST_OVERHEAD = len(b'{"op":"submit","req":2147483647,"messages":[]}')
+_SHOWN_PROBLEMS = 20
 
 
 @dataclass(slots=True)
 class _SendTotals:
     accepted: int = 0
     duplicates: int = 0
-    rejected: list[str] = field(default_factory=list)
+    rejected: int = 0
+    malformed: int = 0
+    unanswered: int = 0  # sent (or read) when the run was cut short: their fate is unknown
+    problems: list[str] = field(default_factory=list)  # the first few, printed at the end
+
+    def problem(self, text: str) -> None:
+        if len(self.problems) < _SHOWN_PROBLEMS:
+            self.problems.append(text)
 
 
 class _FileSender:
     """Pipelines batches of messages, at most ``window`` requests unanswered.
 
-    Replies come in request order, so each reply belongs to the oldest request in flight. A
-    batch answered ``overloaded`` is sent again after a pause (up to 10 times).
+    A batch holds at most ``batch`` messages and is cut short where one more would make the
+    request line longer than the daemon's ``max_line``. Replies come in request order, so each
+    reply belongs to the oldest request in flight. A batch answered ``overloaded`` is sent again
+    after a pause (up to 10 times); one answered ``line_too_long`` (the daemon's limit is lower
+    than assumed) is sent again in two halves.
     """
 
     def __init__(
         self,
         client: _Client,
-        rows: Iterator[tuple[int, dict[str, object]]],
+        rows: Iterator[_Row],
         *,
         defaults: dict[str, object],
         batch: int,
         window: int,
+        max_line: int,
         progress: _Progress,
         json_out: TextIO | None,
     ) -> None:
@@ -310,74 +421,141 @@ class _FileSender:
         self._defaults = defaults
         self._batch = batch
         self._window = window
+        self._max_line = max_line
         self._progress = progress
         self._json_out = json_out
         self._in_flight: deque[tuple[int, _Chunk, int]] = deque()
         self._retry: deque[tuple[_Chunk, int]] = deque()
+        self._held: tuple[int, bytes] | None = None  # read, but did not fit the last batch
         self._number = 0
+        self.stopped: _InputError | None = None
         self.totals = _SendTotals()
+
+    def _read(self) -> tuple[int, bytes] | None:
+        """The next well-formed row as JSON; malformed rows are recorded on the way."""
+        while self.stopped is None:
+            try:
+                line, message = next(self._rows)
+            except StopIteration:
+                return None
+            except _InputError as exc:
+                self.stopped = exc
+                return None
+            if isinstance(message, str):
+                self._report(line, {"ok": False, "error": "malformed", "message": message})
+                self.totals.malformed += 1
+                self.totals.problem(f"line {line}: malformed: {message}")
+                self._progress.update(1, 1)
+                continue
+            return line, msgspec.json.encode({**self._defaults, **message})
+        return None
 
     def _next_batch(self) -> tuple[_Chunk, int] | None:
         if self._retry:
             return self._retry.popleft()
-        chunk = []
-        for line, message in self._rows:
-            chunk.append((line, {**self._defaults, **message}))
-            if len(chunk) == self._batch:
+        chunk: _Chunk = []
+        size = _REQUEST_OVERHEAD
+        while len(chunk) < self._batch:
+            row = self._held or self._read()
+            self._held = None
+            if row is None:
                 break
+            _, encoded = row
+            if size + len(encoded) + 1 <= self._max_line:
+                chunk.append(row)
+                size += len(encoded) + 1
+            elif chunk:
+                self._held = row
+                break
+            else:
+                too_long = (
+                    f"{len(encoded)} bytes as JSON, too long for a request line of the "
+                    f"daemon's max_line ({self._max_line} bytes); not sent"
+                )
+                failure = {"ok": False, "error": "line_too_long", "message": too_long}
+                self._record([row], [failure])
         return (chunk, 0) if chunk else None
+
+    def _report(self, line: int, result: dict[str, object]) -> None:
+        if self._json_out is not None:
+            self._json_out.write(msgspec.json.encode({"line": line, **result}).decode() + "\n")
 
     def _record(self, chunk: _Chunk, results: list[object]) -> None:
         failed = 0
         totals = self.totals
         for (line, _), result in zip(chunk, results, strict=True):
             assert isinstance(result, dict)
-            if self._json_out is not None:
-                self._json_out.write(msgspec.json.encode({"line": line, **result}).decode() + "\n")
+            self._report(line, result)
             if result.get("ok"):
                 totals.accepted += 1
                 totals.duplicates += bool(result.get("duplicate"))
             else:
                 failed += 1
+                totals.rejected += 1
                 # A file row's errors need no "messages[i]." prefix: the line number says it.
                 text = _BATCH_PREFIX.sub("", str(result.get("message")))
-                totals.rejected.append(f"line {line}: {result.get('error')}: {text}")
+                totals.problem(f"line {line}: {result.get('error')}: {text}")
         self._progress.update(len(chunk), failed)
 
     async def run(self) -> _SendTotals:
         """Send every row; returns the totals once every request is answered."""
-        while True:
-            while len(self._in_flight) < self._window and (item := self._next_batch()):
-                chunk, attempt = item
-                self._number += 1
-                self._in_flight.append((self._number, chunk, attempt))
-                messages = [m for _, m in chunk]
-                self._client.send({"op": "submit", "req": self._number, "messages": messages})
-            await self._client.drain()
-            if not self._in_flight:
-                return self.totals
-            await self._answer(await self._client.receive())
+        try:
+            while True:
+                while len(self._in_flight) < self._window and (item := self._next_batch()):
+                    chunk, attempt = item
+                    self._number += 1
+                    self._in_flight.append((self._number, chunk, attempt))
+                    messages = b",".join(encoded for _, encoded in chunk)
+                    self._client.send_raw(
+                        b'{"op":"submit","req":%d,"messages":[%b]}\n' % (self._number, messages)
+                    )
+                await self._client.drain()
+                if not self._in_flight:
+                    return self.totals
+                await self._answer(await self._client.receive())
+        finally:
+            self.totals.unanswered = (
+                sum(len(chunk) for _, chunk, _ in self._in_flight)
+                + sum(len(chunk) for chunk, _ in self._retry)
+                + (self._held is not None)
+            )
 
     async def _answer(self, reply: dict[str, object]) -> None:
         req, chunk, attempt = self._in_flight.popleft()
-        if reply.get("req") != req:
+        error = reply.get("error")
+        if error == "line_too_long" and reply.get("req") is None:
+            # The daemon discarded the line unread (its max_line is below the one assumed):
+            # nothing of it was stored, so send it again in two halves.
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                self._retry.extendleft([(chunk[half:], attempt), (chunk[:half], attempt)])
+                return
+        elif reply.get("req") != req:
             raise CliError(f"reply to request {reply.get('req')} where {req} was due", EXIT_FAILED)
         results = reply.get("results")
         if reply.get("ok") and isinstance(results, list):
             self._record(chunk, results)
-        elif reply.get("error") == "overloaded" and attempt < _OVERLOAD_RETRIES:
+        elif error == "overloaded" and attempt < _OVERLOAD_RETRIES:
             await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
             self._retry.append((chunk, attempt + 1))
         else:
-            failure = {"ok": False, "error": reply.get("error"), "message": reply.get("message")}
+            failure = {"ok": False, "error": error, "message": reply.get("message")}
             self._record(chunk, [failure] * len(chunk))
 
 
+_ROW_OPTIONS = (("--to", "to"), ("--text", "text"), ("--hex", "hex"), ("--custom", "custom"))
+_MAX_WINDOW = 1024
+
+
 async def _cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    intake = _intake(args)
     message = _message_from_args(args)
-    if args.file is None and ("to" not in message or not {"text", "hex"} & message.keys()):
-        raise CliError("give --to and --text (or --hex), or --file")
-    client = await _Client.connect(_socket_path(args))
+    if args.file is None:
+        if "to" not in message or not {"text", "hex"} & message.keys():
+            raise CliError("give --to and --text (or --hex), or --file")
+    else:
+        _check_file_options(args, intake)
+    client = await _Client.connect(intake.path)
     try:
         if args.file is None:
             reply = await client.call({"op": "submit", **message})
@@ -387,16 +565,33 @@ async def _cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 kind = "duplicate of" if reply.get("duplicate") else "accepted"
                 out.write(f"{kind} id={reply.get('id')} parts={reply.get('parts')}\n")
             else:
-                err.write(f"rejected: {_error_text(reply)}\n")
+                err.write(f"rejected: {_printable(_error_text(reply))}\n")
             return EXIT_OK if reply.get("ok") else EXIT_FAILED
-        return await _send_from_file(client, args, message, out, err)
+        return await _send_from_file(
+            client, args, intake=intake, defaults=message, out=out, err=err
+        )
     finally:
         await client.close()
+
+
+def _check_file_options(args: argparse.Namespace, intake: _Intake) -> None:
+    per_row = [flag for flag, name in _ROW_OPTIONS if getattr(args, name) is not None]
+    if per_row:
+        raise CliError(
+            f"{', '.join(per_row)} cannot be used with --file: the value would be the same for "
+            "every row (give it as a column or key of the file)"
+        )
+    if not 1 <= args.batch <= intake.max_batch:
+        raise CliError(f"--batch must be 1..{intake.max_batch} messages, got {args.batch}")
+    if not 1 <= args.window <= _MAX_WINDOW:
+        raise CliError(f"--window must be 1..{_MAX_WINDOW} requests, got {args.window}")
 
 
 async def _send_from_file(
     client: _Client,
     args: argparse.Namespace,
+    *,
+    intake: _Intake,
     defaults: dict[str, object],
     out: TextIO,
     err: TextIO,
@@ -404,55 +599,97 @@ async def _send_from_file(
     name = str(args.file)
     fmt = args.format or ("csv" if name.lower().endswith(".csv") else "jsonl")
     with contextlib.ExitStack() as stack:
+        total = None
         if name == "-":
-            file: TextIO = sys.stdin
-            total = None
+            file: BinaryIO = sys.stdin.buffer
         else:
-            file = stack.enter_context(_open_rows(Path(name)))
-            total = _count_rows(Path(name), fmt)
+            path = Path(name)
+            file = stack.enter_context(_open_rows(path))
+            total = _count_rows(path, fmt, name, intake.max_line)
         progress = _Progress(err, total, enabled=not args.quiet and (args.progress or err.isatty()))
+        sender = _FileSender(
+            client,
+            _rows(file, fmt, name, intake.max_line),
+            defaults=defaults,
+            batch=args.batch,
+            window=args.window,
+            max_line=intake.max_line,
+            progress=progress,
+            json_out=out if args.json else None,
+        )
         started = time.monotonic()
         try:
-            totals = await _FileSender(
-                client,
-                _rows(file, fmt, name),
-                defaults=defaults,
-                batch=args.batch,
-                window=args.window,
-                progress=progress,
-                json_out=out if args.json else None,
-            ).run()
+            totals = await sender.run()
         finally:
             progress.finish()
-    elapsed = time.monotonic() - started
-    err.writelines(f"{line}\n" for line in totals.rejected[:20])
-    if len(totals.rejected) > 20:
-        err.write(f"... and {len(totals.rejected) - 20} more rejections\n")
-    sent = totals.accepted + len(totals.rejected)
-    summary = (
-        f"{sent} messages in {elapsed:.1f} s: {totals.accepted} accepted "
-        f"({totals.duplicates} duplicates), {len(totals.rejected)} rejected\n"
+            _summary(sender, time.monotonic() - started, out if not args.json else err, err)
+    if sender.stopped is not None:
+        raise _InputError(f"{sender.stopped}; reading stopped there, the rows before it were sent")
+    return EXIT_FAILED if totals.rejected or totals.malformed else EXIT_OK
+
+
+def _summary(sender: _FileSender, elapsed: float, out: TextIO, err: TextIO) -> None:
+    """The rows not accepted (the first 20), then one line of totals: printed however it ends."""
+    totals = sender.totals
+    err.writelines(f"{_printable(text)}\n" for text in totals.problems)
+    hidden = totals.rejected + totals.malformed - len(totals.problems)
+    if hidden > 0:
+        err.write(f"... and {hidden} more rows not accepted\n")
+    rows = totals.accepted + totals.rejected + totals.malformed + totals.unanswered
+    line = (
+        f"{rows} messages in {elapsed:.1f} s: {totals.accepted} accepted "
+        f"({totals.duplicates} duplicates), {totals.rejected} rejected, "
+        f"{totals.malformed} malformed"
     )
-    (err if args.json else out).write(summary)
-    return EXIT_FAILED if totals.rejected else EXIT_OK
+    if totals.unanswered:
+        line += f", {totals.unanswered} without an answer (resend them with the same custom)"
+    out.write(line + "\n")
 
 
-def _open_rows(path: Path) -> TextIO:
+def _open_rows(path: Path) -> BinaryIO:
     try:
-        return path.open(encoding="utf-8", newline="")
+        return path.open("rb")
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror or exc}") from exc
 
 
-def _count_rows(path: Path, fmt: str) -> int | None:
-    """Data rows in a file (for the progress bar); None if it cannot be read twice."""
+def _count_rows(path: Path, fmt: str, name: str, limit: int) -> int | None:
+    """The rows of a regular file (for the progress bar); None for a pipe or a device.
+
+    The file is read through once before anything is sent, so that a line too long or not
+    UTF-8 stops the run with nothing sent (from a pipe, the rows before such a line have gone).
+
+    Raises:
+        _InputError: the file is no message file; nothing has been sent.
+    """
     try:
-        with path.open(encoding="utf-8", newline="") as file:
-            if fmt == "csv":
-                return max(sum(1 for _ in csv.reader(file)) - 1, 0)
-            return sum(1 for line in file if line.strip())
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return None
+        if not path.is_file():
+            return None
+        with path.open("rb") as file:
+            return sum(1 for _ in _rows(file, fmt, name, limit))
+    except _InputError as exc:
+        raise _InputError(f"{exc}; nothing was sent") from None
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror or exc}") from exc
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\u001b``...) for a terminal.
+
+    A payload field may hold anything a remote party sent; printed raw, an escape sequence
+    would drive the terminal and a newline would forge a line of output.
+    """
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_ESCAPES.get(c) or (c if c.isprintable() else _escape(c)) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 # --- status, events -----------------------------------------------------------------------

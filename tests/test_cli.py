@@ -344,17 +344,27 @@ def test_an_overloaded_batch_is_sent_again(
     assert len(daemon.backend.messages) == 1
 
 
+def test_a_file_with_unknown_columns_is_refused_with_nothing_sent(
+    daemon: Daemon, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "m.csv"
+    path.write_text("to,txt\n14155550101,2\n")
+    code, _, err = run(["send", "--socket", str(daemon.path), "--file", str(path)], capsys)
+    assert code == 2
+    assert f"{path}:1: unknown column(s) txt; nothing was sent" in err
+    assert daemon.backend.messages == {}
+
+
 @pytest.mark.parametrize(
     "case",
     [
-        ("m.csv", "to,txt\n1,2\n", "unknown column(s) txt"),
         ("m.csv", "to,text,priority\n14155550101,x,high\n", "priority must be an integer"),
         ("m.csv", "to,text,flash\n14155550101,x,maybe\n", "flash must be true or false"),
-        ("m.jsonl", '{"to": "1", "body": "x"}\n', "m.jsonl:1: unknown field(s) body"),
-        ("m.jsonl", "not json\n", "m.jsonl:1: not a JSON object"),
+        ("m.jsonl", '{"to": "1", "body": "x"}\n', "line 1: malformed: unknown field(s) body"),
+        ("m.jsonl", "not json\n", "line 1: malformed: not a JSON object"),
     ],
 )
-def test_bad_files_are_refused_with_their_line(
+def test_malformed_rows_are_reported_with_their_line(
     daemon: Daemon,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -363,9 +373,11 @@ def test_bad_files_are_refused_with_their_line(
     name, content, error = case
     path = tmp_path / name
     path.write_text(content)
-    code, _, err = run(["send", "--socket", str(daemon.path), "--file", str(path)], capsys)
-    assert code == 2
+    code, out, err = run(["send", "--socket", str(daemon.path), "--file", str(path)], capsys)
+    assert code == 1
     assert error in err
+    assert "1 messages in" in out
+    assert "0 accepted (0 duplicates), 0 rejected, 1 malformed" in out
     assert daemon.backend.messages == {}
 
 
