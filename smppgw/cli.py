@@ -26,6 +26,7 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import dataclasses
 import importlib
 import io
 import os
@@ -829,6 +830,63 @@ def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
         setup.close()
 
 
+async def _cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from smppgw.config import ConfigError, bind_manager_settings, load_config  # noqa: PLC0415
+    from smppgw.doctor import diagnose  # noqa: PLC0415
+    from smppgw.numbers import NumberError, validate_msisdn, validate_sender  # noqa: PLC0415
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_USAGE
+    sender = None
+    try:
+        if args.to is not None:
+            validate_msisdn(args.to, field="--to")
+            sender_id = args.sender or config.defaults.sender
+            if sender_id is None:
+                raise CliError("--to needs a sender: --from or [defaults] sender", EXIT_USAGE)
+            sender = validate_sender(sender_id, field="--from")
+    except NumberError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    if args.receipt_timeout <= 0 or args.probes < 1:
+        raise CliError("--receipt-timeout must be > 0 and --probes >= 1", EXIT_USAGE)
+    if args.binds is not None and args.binds < 1:
+        raise CliError("--binds must be >= 1", EXIT_USAGE)
+    if config.simulator.enabled:
+        err.write(
+            "the servers are the simulator inside `smppgw run`: start the daemon first; its "
+            "own binds count against the account's limit (use --binds 1)\n"
+        )
+    settings = bind_manager_settings(config)
+    if args.binds is not None:
+        servers = tuple(
+            dataclasses.replace(
+                server,
+                binds=min(args.binds, server.binds),
+                bind_type=server.bind_type
+                if not isinstance(server.bind_type, tuple)
+                else server.bind_type[: args.binds],
+            )
+            for server in settings.servers
+            if server.binds > 0
+        )
+        settings = dataclasses.replace(settings, servers=servers)
+    report = await diagnose(
+        settings,
+        test_to=args.to,
+        sender=sender,
+        receipt_timeout=args.receipt_timeout,
+        probes=args.probes,
+    )
+    if args.json:
+        out.write(msgspec.json.encode(report.to_json()).decode() + "\n")
+    else:
+        out.writelines(f"{line}\n" for line in report.lines())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
 def _simulator_main() -> Callable[[Sequence[str] | None], int]:
     # The simulator's entry point lives in smppgw.simulator.cli or smppgw.simulator.__main__.
     for name in ("smppgw.simulator.cli", "smppgw.simulator.__main__"):
@@ -855,6 +913,25 @@ def _add_socket(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("daemon socket")
     group.add_argument("--socket", metavar="PATH", help="the intake socket path")
     group.add_argument("--config", metavar="PATH", help="read the socket path from a config")
+
+
+def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    doctor = commands.add_parser(
+        "doctor", help="check every configured bind slot, and optionally send a test message"
+    )
+    doctor.add_argument("--config", required=True, metavar="PATH", help="TOML configuration")
+    doctor.add_argument("--to", help="send one test message to this number, await its receipt")
+    doctor.add_argument("--from", dest="sender", help="the test message's sender")
+    doctor.add_argument(
+        "--receipt-timeout", type=float, default=60.0, help="seconds to await the receipt (60)"
+    )
+    doctor.add_argument(
+        "--probes", type=int, default=3, help="enquire_link round trips per bind (3)"
+    )
+    doctor.add_argument(
+        "--binds", type=int, help="check at most this many slots per server (default: all)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -924,11 +1001,17 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration")
     check.add_argument("--config", required=True, metavar="PATH")
 
+    _add_doctor(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
 
-_ASYNC_COMMANDS = {"send": _cmd_send, "status": _cmd_status, "events": _cmd_events}
+_ASYNC_COMMANDS = {
+    "send": _cmd_send,
+    "status": _cmd_status,
+    "events": _cmd_events,
+    "doctor": _cmd_doctor,
+}
 _SYNC_COMMANDS = {"check-config": _cmd_check_config, "run": _cmd_run, "version": _cmd_version}
 
 
