@@ -25,7 +25,9 @@ client can match replies to requests. Ops:
 
 Errors are replies, never disconnections: ``{"ok": false, "error": <code>, "message": <text
 naming the field>}`` with the codes of :class:`ErrorCode`. A line longer than ``max_line``
-bytes is discarded up to its newline and answered ``line_too_long``. Blank lines are ignored.
+bytes is discarded up to its newline and answered ``line_too_long``; a line that is not UTF-8,
+or nests deeper than :data:`MAX_DEPTH`, is ``invalid_request``. Blank lines are ignored.
+A batch's messages are decoded and judged one by one: a bad message rejects only itself.
 A connection may pipeline requests: up to ``pipeline`` are processed concurrently, and replies
 are written in request order.
 
@@ -42,6 +44,7 @@ import logging
 import re
 import shutil
 import stat
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +55,7 @@ import msgspec
 from smppgw import __version__
 from smppgw.codec.constants import DataCoding
 from smppgw.codec.errors import SmppError
+from smppgw.codec.smpp_time import SmppTimeError, format_absolute, parse_smpp_time
 from smppgw.codec.text import MessageTooLongError, split_octets
 from smppgw.events import ReceiptPayload, StatusPayload, StoredEvent, stream_line
 from smppgw.numbers import NumberError, Sender, validate_msisdn, validate_sender
@@ -100,10 +104,11 @@ class IntakeError(SmppError):
 class RequestError(SmppError):
     """A request (or one message of a batch) that cannot be accepted; becomes an error reply."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, **details: object) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details  # extra fields of the error reply (``last`` of subscribe)
         self.req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET  # the request's ``req``
 
 
@@ -242,7 +247,8 @@ class IntakeSettings:
 _Priority = Annotated[int, msgspec.Meta(ge=0, le=3)]
 _MaxParts = Annotated[int, msgspec.Meta(ge=1, le=255)]
 _Custom = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-_Cursor = Annotated[int, msgspec.Meta(ge=0)]
+# Cursors are SQLite INTEGERs: signed 64 bits.
+_Cursor = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 
 
 class _Envelope(msgspec.Struct):
@@ -282,7 +288,7 @@ class _SubmitOne(MessageFields, kw_only=True):
 
 class _SubmitBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     op: str
-    messages: list[MessageFields]
+    messages: list[msgspec.Raw]  # each decoded on its own: one bad message rejects only itself
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
@@ -323,19 +329,35 @@ _DECODERS: dict[type[_Request], msgspec.json.Decoder[_Request]] = {
     t: msgspec.json.Decoder(t)
     for t in (_SubmitOne, _SubmitBatch, _Status, _Subscribe, _Ping, _Unmatched)
 }
+_MESSAGE = msgspec.json.Decoder(MessageFields)
 _ENCODER = msgspec.json.Encoder()
+
+MAX_DEPTH = 32
+"""Arrays and objects nest at most this deep in a request line (``req`` included). The JSON
+decoder recurses on nesting; a line of ten thousand ``[`` must be a clear error, not a stack
+overflow."""
+# A JSON string, escapes included (the unrolled form: no backtracking on long strings).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+# A high surrogate escape not followed by a low one (the decoder reports it as truncation).
+_LONE_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 _AT = re.compile(r"^(?P<text>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<name>[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<name>[^`]*)`$")
 
 
-def _validation_error(exc: msgspec.ValidationError) -> RequestError:
-    """Turn msgspec's message into ours, naming the field (``messages[1].to: ...``)."""
+def _validation_error(exc: msgspec.ValidationError, where: str = "") -> RequestError:
+    """Turn msgspec's message into ours, naming the field (``messages[1].to: ...``).
+
+    ``where`` is the path of the decoded value within the request (``messages[1]``).
+    """
     match = _AT.match(str(exc))
     assert match is not None  # the pattern matches any string
     text = match["text"]
     path = (match["path"] or "").lstrip(".")
+    if where:
+        path = f"{where}.{path}" if path else where
     if unknown := _UNKNOWN.match(text):
         name = f"{path}.{unknown['name']}" if path else unknown["name"]
         return RequestError(ErrorCode.UNKNOWN_FIELD, f"{name}: unknown field")
@@ -356,12 +378,24 @@ def parse_request(line: bytes) -> tuple[_Request, msgspec.Raw | msgspec.UnsetTyp
     Raises:
         RequestError: with the ``req`` value (when readable) in its ``req`` attribute.
     """
+    _check_depth(line)
+    if not line.isascii():  # the common all-ASCII line costs one scan in C
+        try:
+            line.decode()
+        except UnicodeDecodeError as exc:
+            error = RequestError(
+                ErrorCode.INVALID_REQUEST, f"malformed JSON: invalid UTF-8 at byte {exc.start}"
+            )
+            error.req = _readable_req(line)
+            raise error from None
     try:
         envelope = _ENVELOPE.decode(line)
     except msgspec.ValidationError as exc:
         raise _validation_error(exc) from exc
     except msgspec.DecodeError as exc:
-        raise RequestError(ErrorCode.INVALID_REQUEST, f"malformed JSON: {exc}") from exc
+        raise RequestError(
+            ErrorCode.INVALID_REQUEST, f"malformed JSON: {_decode_problem(exc, line)}"
+        ) from exc
     try:
         kind = _request_kind(envelope)
         try:
@@ -371,6 +405,44 @@ def parse_request(line: bytes) -> tuple[_Request, msgspec.Raw | msgspec.UnsetTyp
     except RequestError as exc:
         exc.req = envelope.req
         raise
+
+
+def _check_depth(line: bytes) -> None:
+    """Refuse a line nesting arrays/objects deeper than :data:`MAX_DEPTH`."""
+    if line.count(b"[") + line.count(b"{") <= MAX_DEPTH:
+        return  # cannot nest deeper: the usual case, two scans in C
+    depth = 0
+    for bracket in _JSON_STRING.sub(b"", line).translate(None, _NOT_BRACKETS):
+        if bracket in b"[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST, f"request: nested deeper than {MAX_DEPTH} levels"
+                )
+        else:
+            depth -= 1
+
+
+def _decode_problem(exc: msgspec.DecodeError, line: bytes) -> str:
+    """The decoder's complaint, except that it calls a lone high surrogate escape truncation."""
+    problem = str(exc)
+    if problem == "Input data was truncated" and (lone := _LONE_SURROGATE.search(line)):
+        return f"unpaired UTF-16 surrogate escape (byte {lone.start()})"
+    return problem
+
+
+def _readable_req(line: bytes) -> msgspec.Raw | msgspec.UnsetType:
+    """The ``req`` of a line that is not valid UTF-8, if ``req`` itself is (else UNSET)."""
+    try:
+        req = _ENVELOPE.decode(line).req
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return msgspec.UNSET
+    if isinstance(req, msgspec.Raw):
+        try:
+            bytes(req).decode()
+        except UnicodeDecodeError:
+            return msgspec.UNSET
+    return req
 
 
 def _request_kind(envelope: _Envelope) -> type[_Request]:
@@ -391,7 +463,6 @@ def _request_kind(envelope: _Envelope) -> type[_Request]:
 # --- message validation ---------------------------------------------------------------------
 
 _DLT_ID = re.compile(r"[0-9]{1,64}")
-_SMPP_TIME = re.compile(r"[0-9]{12}[0-9][0-4][0-9][+\-R]")
 _MAX_RELATIVE = 99 * 86400 + 23 * 3600 + 59 * 60 + 59
 _CODINGS = {"gsm": DataCoding.DEFAULT, "latin1": DataCoding.LATIN_1, "ucs2": DataCoding.UCS2}
 _CODING_NAMES = {v: k for k, v in _CODINGS.items()}
@@ -410,15 +481,40 @@ def relative_time(seconds: int) -> str:
     return f"0000{days:02d}{hours:02d}{minutes:02d}{secs:02d}000R"
 
 
-def _smpp_time(value: int | str, name: str) -> str:
-    """Seconds from now, an SMPP time string, or an ISO 8601 time with a zone -> SMPP time."""
+def _smpp_time(value: int | str, name: str, now: dt.datetime) -> str:
+    """Seconds from now, an SMPP time string, or an ISO 8601 time with a zone -> SMPP time.
+
+    Every form is checked by the codec's parser: an absolute time must be a real date in
+    2000-2099 (the years ``YY`` can say) and after ``now``; a relative one must be positive.
+    """
     if isinstance(value, int):
         try:
             return relative_time(value)
         except ValueError as exc:
             raise RequestError(ErrorCode.INVALID_REQUEST, f"{name}: {exc}") from None
-    if _SMPP_TIME.fullmatch(value):
-        return value
+    when: dt.datetime | dt.timedelta | None
+    try:
+        if len(value) == 16 and value[15] in "+-R":  # YYMMDDhhmmsstnnp (section 7.1.1)
+            text, when = value, parse_smpp_time(value)
+        else:
+            when = _iso_time(value, name)
+            text = format_absolute(when.astimezone(dt.UTC))
+    except SmppTimeError as exc:
+        raise RequestError(ErrorCode.INVALID_REQUEST, f"{name}: {exc}") from None
+    if isinstance(when, dt.timedelta):
+        if not when:
+            raise RequestError(ErrorCode.INVALID_REQUEST, f"{name}: a relative time of zero")
+    elif when is not None and when <= now:
+        raise RequestError(
+            ErrorCode.INVALID_REQUEST,
+            f"{name}: {value!r} is in the past (now {now:%Y-%m-%dT%H:%M:%SZ})",
+        )
+    return text
+
+
+def _iso_time(value: str, name: str) -> dt.datetime:
+    """An ISO 8601 time with a zone, in 2000-2099 (checked before any conversion: years
+    at the calendar's edges overflow when moved to UTC)."""
     try:
         when = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -429,8 +525,9 @@ def _smpp_time(value: int | str, name: str) -> str:
             f"{name}: expected seconds, an SMPP time (YYMMDDhhmmsstnnp) or an ISO 8601 time "
             f"with a zone, got {value!r}",
         )
-    # Absolute SMPP time in UTC: tenths 0, offset 00 quarter hours, '+'.
-    return when.astimezone(dt.UTC).strftime("%y%m%d%H%M%S") + "000+"
+    if not 2000 <= when.year <= 2099:
+        raise SmppTimeError(f"SMPP absolute time: year {when.year} outside 2000-2099")
+    return when
 
 
 def _payload_parts(payload: bytes, coding: DataCoding) -> int:
@@ -446,8 +543,9 @@ class _Validator:
     defaults: IntakeDefaults
     coder: TextCoder
 
-    def message(self, m: MessageFields, where: str) -> SubmitRequest:
-        """Check one message's values; ``where`` prefixes field names (``messages[2].``)."""
+    def message(self, m: MessageFields, where: str, now: dt.datetime) -> SubmitRequest:
+        """Check one message's values; ``where`` prefixes field names (``messages[2].``);
+        absolute times must be after ``now``."""
         try:
             to = validate_msisdn(m.to, field=f"{where}to")
             sender_value = m.from_ if m.from_ is not None else self.defaults.sender
@@ -496,8 +594,12 @@ class _Validator:
             pe_id=dlt["pe_id"],
             template_id=dlt["template_id"],
             tm_id=dlt["tm_id"],
-            validity=None if m.validity is None else _smpp_time(m.validity, f"{where}validity"),
-            schedule=None if m.schedule is None else _smpp_time(m.schedule, f"{where}schedule"),
+            validity=(
+                None if m.validity is None else _smpp_time(m.validity, f"{where}validity", now)
+            ),
+            schedule=(
+                None if m.schedule is None else _smpp_time(m.schedule, f"{where}schedule", now)
+            ),
             priority=m.priority,
             custom=m.custom,
         )
@@ -599,8 +701,10 @@ def _reply(req: msgspec.Raw | msgspec.UnsetType, **fields: object) -> bytes:
     return _ENCODER.encode(body) + b"\n"
 
 
-def _error(req: msgspec.Raw | msgspec.UnsetType, code: ErrorCode, message: str) -> bytes:
-    return _reply(req, ok=False, error=code, message=message)
+def _error(
+    req: msgspec.Raw | msgspec.UnsetType, code: ErrorCode, message: str, **details: object
+) -> bytes:
+    return _reply(req, ok=False, error=code, message=message, **details)
 
 
 def _result_fields(result: SubmitResult) -> dict[str, object]:
@@ -634,6 +738,7 @@ class IntakeServer:
         settings: socket path, permissions and limits.
         observer: told of every answered request (``intake_request``).
         coder: text rules; :mod:`smppgw.codec.text` by default.
+        clock: the time now in seconds since the epoch (absolute times must be later).
     """
 
     def __init__(
@@ -643,8 +748,10 @@ class IntakeServer:
         *,
         observer: Observer = NULL_OBSERVER,
         coder: TextCoder | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._backend = backend
+        self._clock = clock
         self._settings = settings
         self._observer = observer
         self._validator = _Validator(settings.defaults, coder or _default_coder())
@@ -751,7 +858,7 @@ class IntakeServer:
         except RequestError as exc:
             if isinstance(req, msgspec.UnsetType):
                 req = exc.req  # the line failed to parse: its req, if readable, is here
-            return _Reply(op, _error(req, exc.code, exc.message), ok=False)
+            return _Reply(op, _error(req, exc.code, exc.message, **exc.details), ok=False)
         except BackendOverloadedError as exc:
             return _Reply(op, _error(req, ErrorCode.OVERLOADED, str(exc) or "overloaded"), ok=False)
         except Exception:
@@ -767,7 +874,7 @@ class IntakeServer:
         stream: Callable[[int, frozenset[str]], None],
     ) -> _Reply:
         if isinstance(request, _SubmitOne):
-            submit = self._validator.message(request, "")
+            submit = self._validator.message(request, "", self._now())
             (result,) = await self._submit([submit])
             return _Reply("submit", _reply(req, **_result_fields(result)), ok=True)
         if isinstance(request, _SubmitBatch):
@@ -785,6 +892,15 @@ class IntakeServer:
         if isinstance(request, _Subscribe):
             last = await self._backend.last_cursor()
             start = last if request.cursor is None else request.cursor
+            if start > last:
+                # Cursors only grow, so the client's cursor comes from another store (a
+                # restored or replaced database): waiting would skip events silently.
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"cursor: {start} is beyond the newest event ({last}); subscribe again "
+                    f"with a cursor of at most {last}",
+                    last=last,
+                )
             types = frozenset(request.events or ())
             return _Reply(
                 "subscribe",
@@ -796,6 +912,9 @@ class IntakeServer:
             count, receipts = await self._backend.unmatched(request.limit)
             return _Reply("unmatched", _reply(req, count=count, receipts=receipts), ok=True)
         return _Reply("ping", _reply(req, pong=True, version=__version__), ok=True)
+
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
 
     async def _submit(self, requests: list[SubmitRequest]) -> Sequence[SubmitResult]:
         if self._pending + len(requests) > self._settings.max_pending:
@@ -823,9 +942,15 @@ class IntakeServer:
             )
         results: list[dict[str, object] | None] = [None] * count
         valid: list[tuple[int, SubmitRequest]] = []
-        for index, message in enumerate(request.messages):
+        now = self._now()
+        for index, raw in enumerate(request.messages):
+            where = f"messages[{index}]"
             try:
-                valid.append((index, self._validator.message(message, f"messages[{index}].")))
+                try:
+                    message = _MESSAGE.decode(raw)
+                except msgspec.ValidationError as exc:
+                    raise _validation_error(exc, where) from exc
+                valid.append((index, self._validator.message(message, f"{where}.", now)))
             except RequestError as exc:
                 results[index] = {"ok": False, "error": exc.code, "message": exc.message}
         if valid:

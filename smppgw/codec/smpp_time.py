@@ -34,7 +34,14 @@ def parse_smpp_time(value: str) -> datetime | timedelta | None:
     """
     if value == "":
         return None
-    if len(value) != 16 or not value[:15].isdigit() or value[15] not in "+-R":
+    # str.isdigit() also takes non-ASCII digits (Arabic-Indic ones...), which int() reads and
+    # no SMSC would.
+    if (
+        len(value) != 16
+        or not value.isascii()
+        or not value[:15].isdigit()
+        or value[15] not in "+-R"
+    ):
         raise SmppTimeError(f"SMPP time {value!r}: expected 15 digits and '+', '-' or 'R'")
     yy, mo, dd, hh, mi, ss = (int(value[i : i + 2]) for i in range(0, 12, 2))
     tenths, quarters, sign = int(value[12]), int(value[13:15]), value[15]
