@@ -17,7 +17,8 @@ case. :func:`id_candidates` lists the forms an id may take elsewhere; the exact 
 form always comes first, so an exact match wins over a converted one.
 
 A message's state over all its parts is :func:`aggregate`: final only when every part has a
-final receipt, delivered only when every part was delivered.
+final receipt, delivered only when every part was delivered. :func:`outcome` says what the
+message-level ``status``, ``err`` and ``reason`` are then: those of the part that decided it.
 
 The store behind the correlator is the :class:`CorrelationStore` protocol (its docstrings are
 the contract other implementations follow); :class:`MemoryCorrelationStore` is the in-memory
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from smppgw.codec.constants import EsmClass, MessageState
+from smppgw.codec.dlr_status import lookup_dlr_error
 from smppgw.codec.errors import SmppError
 from smppgw.codec.pdu import DataSm, DeliverSm
 from smppgw.codec.receipt import ReceiptInfo, receipt_info
@@ -45,12 +47,14 @@ __all__ = [
     "Dlr",
     "Match",
     "MemoryCorrelationStore",
+    "Outcome",
     "PartEntry",
     "aggregate",
     "dlr_from_pdu",
     "id_candidates",
     "is_receipt",
     "normalize_message_id",
+    "outcome",
     "user_data",
 ]
 
@@ -288,6 +292,73 @@ def aggregate(dlrs: Sequence[Dlr | None]) -> DeliveryState:
 
 
 @dataclass(frozen=True, slots=True)
+class Outcome:
+    """A final message's ``status``, ``err`` and ``reason`` (see :func:`outcome`)."""
+
+    status: str
+    err: str | None
+    reason: str | None
+
+
+# Which part states make each failed outcome (see aggregate's precedence).
+_DECIDING: Final[dict[DeliveryState, frozenset[MessageState]]] = {
+    DeliveryState.REJECTED: frozenset({MessageState.REJECTED}),
+    DeliveryState.EXPIRED: frozenset({MessageState.EXPIRED}),
+    DeliveryState.FAILED: frozenset({MessageState.UNDELIVERABLE, MessageState.DELETED}),
+}
+# Our words for a receipt that carries no err code, and the stat word when it has none either.
+_STATE_WORDS: Final[dict[MessageState | None, tuple[str, str]]] = {
+    MessageState.EXPIRED: ("EXPIRED", "the validity period ran out before delivery"),
+    MessageState.DELETED: ("DELETED", "deleted by the SMSC"),
+    MessageState.UNDELIVERABLE: ("UNDELIV", "undeliverable"),
+    MessageState.REJECTED: ("REJECTD", "rejected by the SMSC or the network"),
+}
+
+
+def outcome(state: DeliveryState, dlrs: Sequence[Dlr | None]) -> Outcome | None:
+    """The message-level status, err and reason of a final state reached by receipts.
+
+    ``delivered`` is ``DELIVRD`` / ``000`` with no reason, whatever the parts' receipts wrote.
+    Otherwise the *deciding* part is the first (lowest index) whose receipt state made
+    :func:`aggregate` choose ``state`` (REJECTED over EXPIRED over undeliverable/deleted), and
+    the message takes its stat word and err. The reason puts the err code into words from the
+    provider's DLR error table (``Unknown Error (err 034 UNDELIV)``), prefixed with the part
+    when the message has several.
+
+    Args:
+        state: ``aggregate(dlrs)``.
+        dlrs: one entry per part, as for :func:`aggregate`.
+
+    Returns:
+        The outcome, or None when ``state`` is not final.
+    """
+    if state is DeliveryState.DELIVERED:
+        return Outcome("DELIVRD", "000", None)
+    deciding = _DECIDING.get(state)
+    if deciding is None:
+        return None
+    for index, dlr in enumerate(dlrs):
+        if dlr is not None and dlr.state in deciding:
+            status, reason = _receipt_words(dlr)
+            if len(dlrs) > 1:
+                reason = f"part {index} of {len(dlrs)}: {reason}"
+            return Outcome(status, dlr.err, reason)
+    return None
+
+
+def _receipt_words(dlr: Dlr) -> tuple[str, str]:
+    """The stat word (never DELIVRD for a part that was not delivered) and the reason."""
+    word, words = _STATE_WORDS.get(dlr.state, ("UNDELIV", "undeliverable"))
+    stat = dlr.stat if dlr.stat and dlr.stat != "DELIVRD" else word
+    if not dlr.err:
+        return stat, f"{words} (receipt stat {dlr.stat})" if dlr.stat else words
+    row = lookup_dlr_error(dlr.err)
+    if row is None:
+        return stat, f"{stat} with err {dlr.err}, a code the provider's error table does not list"
+    return stat, f"{row.description.rstrip('.')} (err {row.text} {row.status})"
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """A receipt matched to a part, with the message's state after it."""
 
@@ -299,6 +370,11 @@ class Match:
     """``aggregate(parts)``."""
     final: bool
     """Whether ``state`` is final."""
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The message-level status, err and reason when ``state`` is final (:func:`outcome`)."""
+        return outcome(self.state, self.parts)
 
     @property
     def applied(self) -> bool:

@@ -453,7 +453,7 @@ class Gateway:
                 message.id,
                 DeliveryState.FAILED,
                 err=status.name if isinstance(status, CommandStatus) else None,
-                reason=failed.reason or None,
+                reason=_refusal_reason(failed, _part_number(message, results.index(failed))),
                 possible_duplicate=duplicate,
             )
             state = DeliveryState.FAILED
@@ -466,13 +466,19 @@ class Gateway:
             )
             state = DeliveryState.UNKNOWN
         else:
+            # Without a receipt request nothing more will be heard of the message: its
+            # acceptance is its outcome.
+            state = (
+                DeliveryState.SUBMITTED
+                if message.request.registered_delivery
+                else DeliveryState.SENT
+            )
             cursor = await store.finish_submit(
                 message.id,
-                DeliveryState.SUBMITTED,
+                state,
+                reason=None if state is DeliveryState.SUBMITTED else _NO_RECEIPT_REASON,
                 possible_duplicate=duplicate,
-                receipt_expected=message.request.registered_delivery,
             )
-            state = DeliveryState.SUBMITTED
         if cursor is not None:
             if state.is_final:
                 self.observer.message_final(state.value)
@@ -517,7 +523,7 @@ class Gateway:
         if entry.parts == 1 and match.applied:
             # The message's only part and its receipt are all the payload needs.
             parts = (PartPayload(part=0, smsc_id=entry.smsc_id, status=dlr.stat, err=dlr.err),)
-        cursor = await store.apply_receipt(entry.message_id, match.state, dlr, parts)
+        cursor = await store.apply_receipt(entry.message_id, match.state, match.outcome, parts)
         if cursor is not None:
             self.observer.message_final(match.state.value)
             self.observer.dlr_latency(max(0.0, match.dlr.received_at - match.entry.registered_at))
@@ -634,6 +640,33 @@ def _mo_event(head_bytes: bytes, parts: list[bytes], missing: tuple[int, ...]) -
             )
         )
     )
+
+
+_NO_RECEIPT_REASON: Final = "accepted by the SMSC; no delivery receipt was requested"
+
+
+def _part_number(message: ClaimedMessage, index: int) -> tuple[int, int]:
+    """(part number, parts) of the ``index``-th part sent this time (accepted ones are not)."""
+    todo = [i for i in range(message.parts) if i not in message.accepted]
+    return (todo[index] if index < len(todo) else index), message.parts
+
+
+def _refusal_reason(failed: PartResult, where: tuple[int, int]) -> str | None:
+    """A refused part in words: the command_status name and its description from the
+    provider's table, what the bind manager adds (retries), and the part when there are
+    several."""
+    index, parts = where
+    status = failed.command_status
+    if status is None:
+        reason = failed.reason or None  # not a refusal: an encoding failure, say
+    else:
+        reason = f"{status.name}: {status.description}"
+        extra = failed.reason.removeprefix(status.name).strip()
+        if extra:
+            reason = f"{reason} ({extra})"
+    if reason is not None and parts > 1 and failed.attempts:
+        reason = f"part {index} of {parts}: {reason}"
+    return reason
 
 
 def _duration(seconds: float) -> str:

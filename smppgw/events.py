@@ -60,6 +60,9 @@ class DeliveryState(enum.StrEnum):
     """Stored, not yet accepted by an SMSC."""
     SUBMITTED = "submitted"
     """Every part was accepted by an SMSC; waiting for delivery receipts."""
+    SENT = "sent"
+    """Every part was accepted by an SMSC and no delivery receipt was asked for: final, as
+    nothing more will be heard of it."""
     DELIVERED = "delivered"
     """Every part was delivered."""
     FAILED = "failed"
@@ -89,11 +92,15 @@ class PartPayload(msgspec.Struct, frozen=True, kw_only=True):
 class StatusPayload(msgspec.Struct, frozen=True, kw_only=True):
     """The payload of ``sms:message:status`` (and of the intake ``status`` reply).
 
-    ``status`` is the provider's vocabulary where a receipt exists (``DELIVRD``, ``UNDELIV``,
-    ``EXPIRED``, ``REJECTD``, ``DND``...), else ours in upper case (``QUEUED``, ``SUBMITTED``,
-    ``FAILED``, ``UNKNOWN``). ``err`` is the receipt's error code (``000``...) or, for a submit
-    the SMSC refused, the command_status name (``ESME_RINVDSTADR``). ``cid`` repeats
-    ``custom``: the provider's pull API names the client's reference ``cid``.
+    ``status`` is the provider's vocabulary where receipts decided the state (``DELIVRD``,
+    ``UNDELIV``, ``EXPIRED``, ``REJECTD``, ``DND``...), else ours in upper case (``QUEUED``,
+    ``SUBMITTED``, ``SENT``, ``FAILED``, ``UNKNOWN``). Over several parts, ``status`` and
+    ``err`` are ``DELIVRD`` / ``000`` exactly when ``state`` is delivered, otherwise those of
+    the part that decided the state (:func:`smppgw.correlate.outcome`). ``err`` is the
+    receipt's error code (``000``...) or, for a submit the SMSC refused, the command_status
+    name (``ESME_RINVDSTADR``). ``reason`` says in words why a final message was not
+    delivered. ``cid`` repeats ``custom``: the provider's pull API names the client's
+    reference ``cid``.
     """
 
     id: str

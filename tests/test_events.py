@@ -144,6 +144,7 @@ def test_format_time_is_utc_in_the_provider_format() -> None:
 
 def test_final_states() -> None:
     assert {s for s in DeliveryState if s.is_final} == {
+        DeliveryState.SENT,
         DeliveryState.DELIVERED,
         DeliveryState.FAILED,
         DeliveryState.EXPIRED,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from smppgw.codec.constants import DataCoding, MessageState
-from smppgw.correlate import Correlator, Dlr, PartEntry
+from smppgw.correlate import Correlator, Dlr, Outcome, PartEntry
 from smppgw.events import DeliveryState, StatusEvent, decode_event
 from smppgw.intake import SubmitRequest
 from smppgw.numbers import validate_sender
@@ -137,8 +137,8 @@ async def test_a_receipt_beating_the_last_response_is_not_overwritten_by_submitt
 ) -> None:
     [result] = await store.add_messages([request(1)])
     await store.claim(1)
-    receipt = dlr("abc", "DELIVRD", MessageState.DELIVERED, clock.now)
-    assert await store.apply_receipt(result.id, DeliveryState.DELIVERED, receipt) is not None
+    delivered = Outcome("DELIVRD", "000", None)
+    assert await store.apply_receipt(result.id, DeliveryState.DELIVERED, delivered) is not None
     assert await store.finish_submit(result.id, DeliveryState.SUBMITTED) is None
     status = await store.status(message_id=result.id)
     assert status is not None
@@ -146,7 +146,8 @@ async def test_a_receipt_beating_the_last_response_is_not_overwritten_by_submitt
     assert status.status == "DELIVRD"
     assert status.final
     # A second final receipt does not write a second final event.
-    assert await store.apply_receipt(result.id, DeliveryState.FAILED, receipt) is None
+    failed = Outcome("UNDELIV", "034", "Unknown Error (err 034 UNDELIV)")
+    assert await store.apply_receipt(result.id, DeliveryState.FAILED, failed) is None
 
 
 async def test_status_events_carry_the_provider_payload(store: SqliteStore, clock: Clock) -> None:
@@ -381,7 +382,7 @@ async def test_a_message_sent_without_a_receipt_request_is_pruned_after_retentio
     try:
         silent, waiting = await store.add_messages([request(1), request(2)])
         await store.claim(2)
-        await store.finish_submit(silent.id, DeliveryState.SUBMITTED, receipt_expected=False)
+        await store.finish_submit(silent.id, DeliveryState.SENT)
         await store.finish_submit(waiting.id, DeliveryState.SUBMITTED)
         clock.now += 61
         assert await store.prune() == 1

@@ -14,8 +14,9 @@ the connection's only user and never runs two batches at once.
 
 Message life cycle (``messages.state``): ``queued`` -> ``submitting`` (claimed by the
 dispatcher) -> ``submitted`` (every part accepted by an SMSC) -> a final state from the
-receipts (``delivered``, ``failed``, ``expired``, ``rejected``), or straight to ``failed`` /
-``unknown`` when the submit itself failed. A crash leaves claimed messages in ``submitting``;
+receipts (``delivered``, ``failed``, ``expired``, ``rejected``), or straight to ``sent`` (every
+part accepted, no receipt asked for), ``failed`` or ``unknown`` when the submit itself ended.
+A crash leaves claimed messages in ``submitting``;
 :meth:`SqliteStore.requeue_claimed` puts them back in the queue at start, and their parts
 already accepted by an SMSC (a row in ``parts`` with an SMSC id) are not sent again.
 """
@@ -38,7 +39,7 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from smppgw.codec.errors import SmppError
-from smppgw.correlate import Dlr, PartEntry, normalize_message_id
+from smppgw.correlate import Dlr, Outcome, PartEntry, normalize_message_id
 from smppgw.events import (
     DeliveryState,
     PartPayload,
@@ -149,8 +150,8 @@ _FINISH_SUBMIT: Final = (
     " reason, possible_duplicate"
 )
 _APPLY_RECEIPT: Final = (
-    "UPDATE messages SET state = ?, status = ?, err = ?, deliv_at = ?, final_at = ?,"
-    " reason = NULL WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')"
+    "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, deliv_at = ?, final_at = ?"
+    " WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
     " reason, possible_duplicate"
 )
@@ -590,14 +591,12 @@ class SqliteStore:
         err: str | None = None,
         reason: str | None = None,
         possible_duplicate: bool = False,
-        receipt_expected: bool = True,
     ) -> int | None:
         """Record the outcome of submitting every part and write its event.
 
-        ``state`` is SUBMITTED (every part accepted), FAILED or UNKNOWN. Nothing changes if
-        receipts already made the message final (a receipt may beat the last response). A
-        message submitted without asking for a receipt (``receipt_expected`` False) stays
-        SUBMITTED, its last state, and is pruned with the final ones after the retention.
+        ``state`` is SUBMITTED (every part accepted, receipts awaited), SENT (every part
+        accepted, no receipt asked for: final), FAILED or UNKNOWN. Nothing changes if receipts
+        already made the message final (a receipt may beat the last response).
 
         Returns:
             The event's cursor, or None when nothing changed.
@@ -605,7 +604,7 @@ class SqliteStore:
         now = self._clock()
         db_state = state.value
         status = state.value.upper()
-        final_at = now if state.is_final or not receipt_expected else None
+        final_at = now if state.is_final else None
 
         def op(conn: sqlite3.Connection) -> int | None:
             row = conn.execute(
@@ -626,27 +625,26 @@ class SqliteStore:
         self,
         message_id: str,
         state: DeliveryState,
-        dlr: Dlr,
+        result: Outcome | None,
         parts: tuple[PartPayload, ...] | None = None,
     ) -> int | None:
         """Apply a message's aggregated state after a receipt (see :func:`correlate.aggregate`).
 
         A final state is recorded once (later receipts do not change a final message) with
-        the receipt's stat and err; a non-final one changes nothing. ``parts``, when the caller
-        knows them (a one-part message and its receipt), spares reading them back.
+        the status, err and reason of ``result`` (:func:`correlate.outcome`: the parts' roll-up);
+        a non-final one changes nothing. ``parts``, when the caller knows them (a one-part
+        message and its receipt), spares reading them back.
 
         Returns:
             The event's cursor, or None when nothing changed.
         """
-        if not state.is_final:
+        if not state.is_final or result is None:
             return None
         now = self._clock()
+        values = (state.value, result.status, result.err, result.reason, now, now, message_id)
 
         def op(conn: sqlite3.Connection) -> int | None:
-            row = conn.execute(
-                _APPLY_RECEIPT,
-                (state.value, dlr.stat or state.value.upper(), dlr.err, now, now, message_id),
-            ).fetchone()
+            row = conn.execute(_APPLY_RECEIPT, values).fetchone()
             if row is None:
                 return None
             return self._append_payload_event(conn, _payload(conn, row, parts), now)

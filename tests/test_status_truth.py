@@ -1,0 +1,352 @@
+"""What a user reads about a message says what happened to it.
+
+The daemon runs against a scripted SMSC on 127.0.0.1 that answers each submit_sm as the test
+says (at once, refused, or held and answered late) and sends the receipts the test writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smppgw import cli
+from smppgw.codec import (
+    BindTransceiverResp,
+    CommandStatus,
+    DecodeError,
+    DeliverSm,
+    DeliverSmResp,
+    EnquireLink,
+    EnquireLinkResp,
+    Framer,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+    Unbind,
+    UnbindResp,
+    decode,
+    encode,
+)
+from smppgw.codec.constants import EsmClass
+from smppgw.config import Config, parse_config
+from smppgw.daemon import Gateway, GatewayOptions
+from smppgw.observe import RecordingObserver
+
+TIMEOUT = 20.0
+LONG_TEXT = "x" * 400  # three GSM parts of at most 153 septets
+
+
+@dataclass
+class ScriptedSmsc:
+    """One bind's SMSC: answers binds and enquire_links; each submit_sm is answered with the
+    command_status ``answer`` gives (and the next id, kept in ``given``) or, when it gives
+    None, held until the test calls :meth:`respond`."""
+
+    answer: Callable[[SubmitSm], CommandStatus | None] = lambda _: CommandStatus.ESME_ROK
+    given: list[str] = field(default_factory=list)
+    submits: asyncio.Queue[SubmitSm] = field(default_factory=asyncio.Queue)
+    answered: asyncio.Queue[DeliverSmResp] = field(default_factory=asyncio.Queue)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def next_id(self) -> str:
+        return f"m{next(self.ids)}"
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        framer = Framer()
+        try:
+            while data := await reader.read(65536):
+                for frame in framer.feed(data):
+                    try:
+                        pdu = decode(frame)
+                    except DecodeError:
+                        continue
+                    reply = self._reply(pdu)
+                    if reply is not None:
+                        writer.write(encode(reply))
+        except ConnectionError:
+            pass
+        finally:
+            self.writers.remove(writer)
+            writer.close()
+
+    def _reply(self, pdu: Pdu) -> Pdu | None:  # noqa: PLR0911 - one answer per request type
+        seq = pdu.sequence_number
+        if pdu.command_id == 0x09:  # bind_transceiver
+            return BindTransceiverResp(sequence_number=seq, system_id="SCRIPT")
+        if isinstance(pdu, EnquireLink):
+            return EnquireLinkResp(sequence_number=seq)
+        if isinstance(pdu, Unbind):
+            return UnbindResp(sequence_number=seq)
+        if isinstance(pdu, DeliverSmResp):
+            self.answered.put_nowait(pdu)
+            return None
+        if isinstance(pdu, SubmitSm):
+            self.submits.put_nowait(pdu)
+            status = self.answer(pdu)
+            if status is None:
+                return None
+            message_id = self.next_id() if status == CommandStatus.ESME_ROK else ""
+            self.given.append(message_id)
+            return SubmitSmResp(sequence_number=seq, command_status=status, message_id=message_id)
+        return None
+
+    def send(self, pdu: Pdu) -> None:
+        self.writers[-1].write(encode(pdu))
+
+    def respond(self, submit: SubmitSm, message_id: str) -> None:
+        """Answer a held submit_sm with ESME_ROK and ``message_id``."""
+        self.send(SubmitSmResp(sequence_number=submit.sequence_number, message_id=message_id))
+
+    async def receipt(self, message_id: str, stat: str, err: str) -> None:
+        """Send a delivery receipt and wait until the gateway answered it (it is recorded)."""
+        text = (
+            f"id:{message_id} sub:001 dlvrd:001 submit date:2611281200 done date:2611281201"
+            f" stat:{stat} err:{err} text:"
+        )
+        self.send(
+            DeliverSm(
+                sequence_number=0x7000 + next(self.ids),
+                source_addr="919812345678",
+                destination_addr="ACME",
+                esm_class=EsmClass.DELIVERY_RECEIPT,
+                short_message=text.encode(),
+            )
+        )
+        resp = await self.answered.get()
+        assert resp.command_status == CommandStatus.ESME_ROK
+
+
+def config_for(tmp_path: Path, port: int, **gateway: Any) -> Config:
+    return parse_config(
+        {
+            "gateway": {
+                "system_id": "smppgw",
+                "password_env": "PW",
+                "response_timeout": 5,
+                "enquire_link_interval": 30,
+                "retry_delay": 0.1,
+                **gateway,
+            },
+            "servers": [{"name": "s1", "host": "127.0.0.1", "port": port, "binds": 1, "rate": 0}],
+            "store": {"path": str(tmp_path / "gw.db"), "synchronous": "normal"},
+            "intake": {"path": str(tmp_path / "gw.sock")},
+            "defaults": {"sender": "ACME"},
+            "metrics": {"enabled": False},
+        },
+        environ={"PW": "secret"},
+    )
+
+
+class Client:
+    """A newline-delimited JSON client of the intake socket."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, path: str) -> Client:
+        return cls(*await asyncio.open_unix_connection(path))
+
+    async def call(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.writer.write(json.dumps(request).encode() + b"\n")
+        await self.writer.drain()
+        return await self.read()
+
+    async def read(self) -> dict[str, Any]:
+        line = await self.reader.readline()
+        assert line, "the daemon closed the connection"
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    async def status_event(self, message_id: str, state: str) -> dict[str, Any]:
+        """Read subscribed events until ``message_id`` has one in ``state``."""
+        while True:
+            event = await self.read()
+            payload: dict[str, Any] = event["payload"]
+            if payload["id"] == message_id and payload["state"] == state:
+                return payload
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+@dataclass
+class Rig:
+    smsc: ScriptedSmsc
+    gateway: Gateway
+    observer: RecordingObserver
+    events: Client
+    client: Client
+
+    async def submit(self, **fields: Any) -> str:
+        reply = await self.client.call({"op": "submit", "to": "919812345678", **fields})
+        assert reply["ok"] is True, reply
+        message_id: str = reply["id"]
+        return message_id
+
+    async def status(self, message_id: str) -> dict[str, Any]:
+        reply = await self.client.call({"op": "status", "id": message_id})
+        status: dict[str, Any] = reply["status"]
+        return status
+
+
+@contextlib.asynccontextmanager
+async def running(
+    tmp_path: Path,
+    answer: Callable[[SubmitSm], CommandStatus | None] = lambda _: CommandStatus.ESME_ROK,
+    **gateway: Any,
+) -> AsyncIterator[Rig]:
+    """The scripted SMSC, the daemon bound to it, a subscriber from cursor 0 and a client."""
+    smsc = ScriptedSmsc(answer)
+    server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    observer = RecordingObserver()
+    gw = Gateway(
+        config_for(tmp_path, port, **gateway),
+        GatewayOptions(wait_bound=5, housekeeping_interval=0.2),
+        observer=observer,
+    )
+    async with server:
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await gw.start()
+                events = await Client.connect(gw.config.intake.path)
+                await events.call({"op": "subscribe", "cursor": 0})
+                client = await Client.connect(gw.config.intake.path)
+            async with asyncio.timeout(TIMEOUT):
+                yield Rig(smsc, gw, observer, events, client)
+                await events.close()
+                await client.close()
+        finally:
+            async with asyncio.timeout(TIMEOUT):
+                await gw.stop(2)
+
+
+# --- 1, 2: the message-level status, err and reason summarise the parts ---------------------
+
+
+async def test_a_long_message_with_one_undelivered_part_reads_undeliv_and_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Three parts: the first came back UNDELIV err 034, the two after it DELIVRD. The message
+    used to read ``status: DELIVRD, err: 000, state: failed`` because status and err were
+    copied from whichever receipt came last; and ``reason`` was always null."""
+    async with running(tmp_path) as rig:
+        message_id = await rig.submit(text=LONG_TEXT)
+        for _ in range(3):
+            await rig.smsc.submits.get()
+        first, second, third = rig.smsc.given
+        await rig.smsc.receipt(first, "UNDELIV", "034")
+        await rig.smsc.receipt(second, "DELIVRD", "000")
+        await rig.smsc.receipt(third, "DELIVRD", "000")
+        event = await rig.events.status_event(message_id, "failed")
+        status = await rig.status(message_id)
+        code = await asyncio.to_thread(
+            cli.main, ["status", "--socket", rig.gateway.config.intake.path, message_id]
+        )
+    expected = {
+        "status": "UNDELIV",
+        "err": "034",
+        "reason": "part 0 of 3: Unknown Error (err 034 UNDELIV)",
+        "final": True,
+    }
+    assert {key: event[key] for key in expected} == expected
+    assert {key: status[key] for key in expected} == expected
+    assert [p["status"] for p in status["parts"]] == ["UNDELIV", "DELIVRD", "DELIVRD"]
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert "status: UNDELIV\n" in out
+    assert "err: 034\n" in out
+    assert "reason: part 0 of 3: Unknown Error (err 034 UNDELIV)\n" in out
+
+
+async def test_a_delivered_long_message_reads_delivrd_000_whatever_the_last_receipt_wrote(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as rig:
+        message_id = await rig.submit(text=LONG_TEXT)
+        for _ in range(3):
+            await rig.smsc.submits.get()
+        ids = list(rig.smsc.given)
+        await rig.smsc.receipt(ids[0], "DELIVRD", "000")
+        await rig.smsc.receipt(ids[1], "DELIVRD", "000")
+        await rig.smsc.receipt(ids[2], "DELIVRD", "001")  # an SMSC's odd err on a delivery
+        event = await rig.events.status_event(message_id, "delivered")
+    assert (event["status"], event["err"], event["reason"]) == ("DELIVRD", "000", None)
+
+
+async def test_an_expired_part_outranks_an_undeliverable_one_and_decides_the_message(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as rig:
+        message_id = await rig.submit(text=LONG_TEXT)
+        for _ in range(3):
+            await rig.smsc.submits.get()
+        ids = list(rig.smsc.given)
+        await rig.smsc.receipt(ids[0], "UNDELIV", "034")
+        await rig.smsc.receipt(ids[1], "EXPIRED", "021")
+        await rig.smsc.receipt(ids[2], "DELIVRD", "000")
+        event = await rig.events.status_event(message_id, "expired")
+    assert (event["status"], event["err"], event["reason"]) == (
+        "EXPIRED",
+        "021",
+        "part 1 of 3: SMS timeout (err 021 EXPIRED)",
+    )
+
+
+async def test_a_receipt_with_a_code_missing_from_the_table_still_gets_a_reason(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as rig:
+        message_id = await rig.submit(text="hello")
+        await rig.smsc.submits.get()
+        await rig.smsc.receipt(rig.smsc.given[0], "UNDELIV", "123")
+        event = await rig.events.status_event(message_id, "failed")
+    assert (
+        event["reason"] == "UNDELIV with err 123, a code the provider's error table does not list"
+    )
+
+
+async def test_a_refused_submit_reads_the_command_status_in_words(tmp_path: Path) -> None:
+    async with running(tmp_path, lambda _: CommandStatus.ESME_RINVDSTADR) as rig:
+        message_id = await rig.submit(text="hello")
+        event = await rig.events.status_event(message_id, "failed")
+        status = await rig.status(message_id)
+    assert (event["status"], event["err"]) == ("FAILED", "ESME_RINVDSTADR")
+    assert event["reason"] == "ESME_RINVDSTADR: Invalid destination address"
+    assert status["reason"] == event["reason"]
+
+
+# --- 3: a message sent without a receipt request ends -----------------------------------------
+
+
+async def test_a_message_sent_without_a_receipt_request_is_final_once_accepted(
+    tmp_path: Path,
+) -> None:
+    """registered_delivery 0: no receipt will ever come. The message used to stay
+    ``submitted, final: false`` for good, and was never counted as final."""
+    async with running(tmp_path) as rig:
+        message_id = await rig.submit(text=LONG_TEXT, registered_delivery=False)
+        event = await rig.events.status_event(message_id, "sent")
+        status = await rig.status(message_id)
+        submits = [await rig.smsc.submits.get() for _ in range(3)]
+    assert [s.registered_delivery for s in submits] == [0, 0, 0]
+    assert event["final"] is True
+    assert event["status"] == "SENT"
+    assert event["reason"] == "accepted by the SMSC; no delivery receipt was requested"
+    assert [p["smsc_id"] for p in event["parts"]] == rig.smsc.given
+    assert status["state"] == "sent"
+    assert status["final"] is True
+    assert rig.observer.counts[("message_final", ("sent",))] == 1
