@@ -170,6 +170,9 @@ def _intake(args: argparse.Namespace) -> _Intake:
         found = data.get("intake", {})
         section = found if isinstance(found, dict) else {}
     path = section.get("path")
+    if isinstance(path, str) and path:
+        # Relative to the file's folder, as the daemon reads it: any working directory works.
+        path = os.path.normpath(Path(args.config).absolute().parent / path)
     if args.socket:
         path = str(args.socket)
     elif not args.config:

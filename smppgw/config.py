@@ -6,7 +6,11 @@ falls back to a default. Secrets (the SMPP password, the webhook secret) are nev
 the file: they come from an environment variable (``password_env``) or a file
 (``password_file``), and neither ``repr`` nor :func:`summary` shows them.
 
-Relative paths are relative to the working directory of the process.
+Relative paths in a configuration file are relative to the folder holding that file (so a
+daemon and its client commands agree from any working directory); :func:`resolve_path` is the
+rule. Files the daemon will open are checked as it would open them (a CA bundle must be PEM, the
+store's folder writable, the intake group must exist), so ``smppgw check-config`` refuses
+whatever ``smppgw run`` would.
 
 The builders at the end turn a :class:`Config` into the settings each layer takes
 (:class:`~smppgw.binds.BindManagerSettings`, :class:`~smppgw.intake.IntakeSettings`, ...);
@@ -15,8 +19,10 @@ layer modules never read configuration themselves.
 
 from __future__ import annotations
 
+import grp
 import math
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,6 +58,7 @@ __all__ = [
     "intake_settings",
     "load_config",
     "parse_config",
+    "resolve_path",
     "secrets",
     "servers_from_simulator",
     "simulator_settings",
@@ -254,10 +261,17 @@ class Config:
 class _Table:
     """Typed access to one TOML table, recording problems instead of raising."""
 
-    def __init__(self, data: Mapping[str, object], where: str, errors: list[str]) -> None:
+    def __init__(
+        self,
+        data: Mapping[str, object],
+        where: str,
+        errors: list[str],
+        base: str | None = None,
+    ) -> None:
         self._data = data
         self._where = where
         self._errors = errors
+        self._base = base  # relative paths are relative to this folder (the file's)
         self._seen: set[str] = set()
 
     def key(self, name: str) -> str:
@@ -290,6 +304,14 @@ class _Table:
             self.error(name, "must not be empty")
             return None
         return value
+
+    def path(self, name: str, default: str) -> str:
+        """A file path, relative to the configuration file's folder unless absolute."""
+        return resolve_path(self._base, self.text(name, default))
+
+    def opt_path(self, name: str) -> str | None:
+        value = self.opt_text(name)
+        return None if value is None else resolve_path(self._base, value)
 
     def choice(self, name: str, default: str, choices: Sequence[str]) -> str:
         value = self.text(name, default)
@@ -326,6 +348,9 @@ class _Table:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.error(name, f"expected a number, got {_show(value)}")
+            return default
+        if not math.isfinite(value):  # TOML has nan and inf; no time, rate or share is either
+            self.error(name, f"must be a finite number, got {value}")
             return default
         return float(value) if self._in_range(name, value, low, high) else default
 
@@ -370,7 +395,7 @@ class _Table:
         elif not isinstance(value, dict):
             self.error(name, f"expected a table, got {_show(value)}")
             value = {}
-        return _Table(value, self.key(name), self._errors)
+        return _Table(value, self.key(name), self._errors, self._base)
 
     def tables(self, name: str) -> list[_Table]:
         value = self._get(name)
@@ -379,7 +404,10 @@ class _Table:
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             self.error(name, "expected an array of tables ([[" + name + "]])")
             return []
-        return [_Table(v, f"{self.key(name)}[{i}]", self._errors) for i, v in enumerate(value)]
+        return [
+            _Table(v, f"{self.key(name)}[{i}]", self._errors, self._base)
+            for i, v in enumerate(value)
+        ]
 
     def _secret_from_env(
         self, key: str, variable: str, environ: Mapping[str, str]
@@ -424,7 +452,7 @@ class _Table:
                 f"secrets are not written in the file; use {name}_env or {name}_file",
             )
         env = self.opt_text(f"{name}_env")
-        path = self.opt_text(f"{name}_file")
+        path = self.opt_path(f"{name}_file")
         if env is not None and path is not None:
             self.error(f"{name}_env", f"give one of {name}_env and {name}_file, not both")
             return None, None
@@ -463,16 +491,29 @@ def load_config(
         raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], source) from exc
-    return parse_config(data, environ=environ, source=source)
+    return parse_config(
+        data, environ=environ, source=source, base=str(Path(source).absolute().parent)
+    )
 
 
 def parse_config(
-    data: Mapping[str, object], *, environ: Mapping[str, str] | None = None, source: str = ""
+    data: Mapping[str, object],
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str = "",
+    base: str | None = None,
 ) -> Config:
-    """Validate already-parsed TOML data (see :func:`load_config`)."""
+    """Validate already-parsed TOML data (see :func:`load_config`).
+
+    Args:
+        data: the parsed TOML.
+        environ: where ``*_env`` secrets are looked up (``os.environ`` by default).
+        source: the file name, to lead error messages.
+        base: the folder relative paths are relative to (None: the working directory).
+    """
     env = os.environ if environ is None else environ
     errors: list[str] = []
-    root = _Table(data, "", errors)
+    root = _Table(data, "", errors, base)
     simulator = _simulator(root.table("simulator"))
     config = Config(
         gateway=_gateway(root.table("gateway"), env, simulator=simulator.enabled),
@@ -490,9 +531,111 @@ def parse_config(
     )
     root.done()
     _check_simulator_ports(config, errors)
+    _check_files(config, errors)
     if errors:
         raise ConfigError(errors, source)
     return config
+
+
+def resolve_path(base: str | None, value: str) -> str:
+    """``value`` taken relative to the folder ``base`` (a configuration file's), unless it is
+    absolute, ``base`` is None, or it is SQLite's ``:memory:``."""
+    if base is None or value == ":memory:" or Path(value).is_absolute():
+        return value
+    return os.path.normpath(Path(base) / value)
+
+
+def _check_files(config: Config, errors: list[str]) -> None:
+    """What the daemon opens at start, checked the way it opens it, so that a configuration
+    ``check-config`` accepts does not fail at ``run``."""
+    store = config.store.path
+    if store != ":memory:" and (problem := _writable_problem(store, create_folders=True)):
+        errors.append(f"store.path: {problem}")
+    if config.log.file is not None and (problem := _writable_problem(config.log.file)):
+        errors.append(f"log.file: {problem}")
+    group = config.intake.group
+    if group is not None and (problem := _group_problem(group)):
+        errors.append(f"intake.group: {problem}")
+    t = config.tls
+    if t.ca_file is not None and (problem := _ca_problem(t.ca_file)):
+        errors.append(f"tls.ca_file: {problem}")
+    if t.cert_file is not None and t.key_file is not None:
+        problem = _file_problem(t.cert_file) or _file_problem(t.key_file)
+        if problem is None:
+            try:
+                ssl.create_default_context().load_cert_chain(t.cert_file, t.key_file)
+            except (ssl.SSLError, OSError) as exc:
+                problem = f"cannot load the certificate and key: {_ssl_reason(exc)}"
+        if problem is not None:
+            errors.append(f"tls.cert_file: {problem}")
+    hook = config.webhook
+    if hook is not None and hook.ca_file is not None and (problem := _ca_problem(hook.ca_file)):
+        errors.append(f"webhook.ca_file: {problem}")
+
+
+def _file_problem(path: str) -> str | None:
+    target = Path(path)
+    if target.is_dir():
+        return f"{path} is a directory, not a file"
+    if not target.is_file():
+        return f"no such file: {path}"
+    if not os.access(target, os.R_OK):
+        return f"{path} is not readable"
+    return None
+
+
+def _ca_problem(path: str) -> str | None:
+    """Why ``path`` is not a CA bundle TLS can load (PEM certificates), or None."""
+    problem = _file_problem(path)
+    if problem is not None:
+        return problem
+    try:
+        ssl.create_default_context(cafile=path)
+    except ssl.SSLError as exc:
+        return f"{path} holds no PEM certificate ({_ssl_reason(exc)})"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return None
+
+
+def _ssl_reason(exc: OSError) -> str:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str):
+        return reason.lower().replace("_", " ")
+    return exc.strerror or str(exc)
+
+
+def _writable_problem(path: str, *, create_folders: bool = False) -> str | None:
+    """Why the daemon could not open ``path`` for writing (creating it, and with
+    ``create_folders`` its missing folders, as the store does), or None."""
+    target = Path(path)
+    folder = target.parent
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    problem = None
+    if target.is_dir():
+        problem = f"{path} is a directory, not a file"
+    elif existing != folder and not create_folders:
+        problem = f"the folder {folder} does not exist"
+    elif not existing.is_dir():
+        problem = f"cannot create {path}: {existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"cannot create {path}: the folder {existing} is not writable"
+    elif target.exists() and not os.access(target, os.R_OK | os.W_OK):
+        problem = f"{path} is not writable"
+    return problem
+
+
+def _group_problem(group: str) -> str | None:
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return f"no such group {group!r}"
+    # Only root may give a file to a group its user is not a member of (chown(2)).
+    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
+        return f"this user is not a member of group {group!r}, so cannot give it the socket"
+    return None
 
 
 def _check_simulator_ports(config: Config, errors: list[str]) -> None:
@@ -517,12 +660,17 @@ def _gateway(t: _Table, environ: Mapping[str, str], *, simulator: bool) -> Gatew
     password, source = t.secret("password", environ, required=not simulator)
     if password is None:
         password, source = SIMULATOR_PASSWORD, "simulator default"
-    elif len(password) > 8:  # password is a C-Octet String of at most 9 octets (5.2.2)
+    else:
         key = "password_env" if (source or "").startswith("env") else "password_file"
-        t.error(key, f"the password must be at most 8 characters, got {len(password)}")
+        if len(password) > 8:  # password is a C-Octet String of at most 9 octets (5.2.2)
+            t.error(key, f"the password must be at most 8 characters, got {len(password)}")
+        if not _is_latin1(password):
+            # The codec writes C-Octet Strings as Latin-1 octets; the bind could not be sent.
+            t.error(key, "the password must be Latin-1 text (octets on the wire)")
     system_type = t.text("system_type", "smpp")
     if len(system_type) > 12:
         t.error("system_type", f"at most 12 characters, got {len(system_type)}")
+    _check_octets(t, system_id=system_id, system_type=system_type)
     reconnect_min = t.positive("reconnect_min", 1.0)
     reconnect_max = t.positive("reconnect_max", 60.0)
     if reconnect_max < reconnect_min:
@@ -554,6 +702,20 @@ def _gateway(t: _Table, environ: Mapping[str, str], *, simulator: bool) -> Gatew
         t.error("idle_timeout", "must be longer than enquire_link_interval")
     t.done()
     return config
+
+
+def _check_octets(t: _Table, **values: str) -> None:
+    for name, value in values.items():
+        if not _is_latin1(value):
+            t.error(name, f"must be Latin-1 text (octets on the wire), got {value!r}")
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _servers(root: _Table, *, simulator: bool) -> tuple[ServerConfig, ...]:
@@ -604,19 +766,15 @@ def _required(t: _Table, name: str) -> int:
 
 def _tls(t: _Table) -> TlsConfig:
     config = TlsConfig(
-        ca_file=t.opt_text("ca_file"),
-        cert_file=t.opt_text("cert_file"),
-        key_file=t.opt_text("key_file"),
+        ca_file=t.opt_path("ca_file"),
+        cert_file=t.opt_path("cert_file"),
+        key_file=t.opt_path("key_file"),
         server_name=t.opt_text("server_name"),
         verify=t.flag("verify", default=True),
         min_version=t.choice("min_version", "TLSv1.2", TLS_VERSIONS),
     )
     if (config.cert_file is None) != (config.key_file is None):
         t.error("cert_file", "cert_file and key_file go together")
-    for name in ("ca_file", "cert_file", "key_file"):
-        value = getattr(config, name)
-        if value is not None and not Path(value).is_file():
-            t.error(name, f"no such file: {value}")
     t.done()
     return config
 
@@ -630,7 +788,7 @@ def _store(t: _Table) -> StoreConfig:
         backend = "sqlite"
     config = StoreConfig(
         backend=backend,
-        path=t.text("path", "var/smppgw.db"),
+        path=t.path("path", "var/smppgw.db"),
         synchronous=t.choice("synchronous", "full", ("full", "normal")),
         retention_days=t.positive("retention_days", 7.0),
     )
@@ -640,7 +798,7 @@ def _store(t: _Table) -> StoreConfig:
 
 def _intake(t: _Table) -> IntakeConfig:
     config = IntakeConfig(
-        path=t.text("path", "/run/smppgw/smppgw.sock"),
+        path=t.path("path", "/run/smppgw/smppgw.sock"),
         mode=t.integer("mode", 0o660, 0, 0o777),
         group=t.opt_text("group"),
         max_line=t.integer("max_line", 65536, 1024, 16 * 1024 * 1024),
@@ -690,7 +848,7 @@ def _webhook(root: _Table, environ: Mapping[str, str]) -> WebhookConfig | None:
         secret_source=source,
         timeout=t.positive("timeout", 3.0),
         max_attempts=t.integer("max_attempts", 10, 1, 100),
-        ca_file=t.opt_text("ca_file"),
+        ca_file=t.opt_path("ca_file"),
         verify=t.flag("verify", default=True),
     )
     try:
@@ -718,7 +876,7 @@ def _log(t: _Table) -> LogConfig:
     config = LogConfig(
         level=t.choice("level", "info", LOG_LEVELS),
         format=t.choice("format", "text", ("text", "json")),
-        file=t.opt_text("file"),
+        file=t.opt_path("file"),
     )
     t.done()
     return config
@@ -763,7 +921,7 @@ def _simulator(t: _Table) -> SimulatorConfig:
             isinstance(raw, list)
             and len(raw) == 2
             and all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
-            and 0 <= raw[0] <= raw[1]
+            and 0 <= raw[0] <= raw[1] < math.inf
         ):
             dlr_delay = (float(raw[0]), float(raw[1]))
         else:
@@ -794,8 +952,6 @@ def _simulator(t: _Table) -> SimulatorConfig:
         mo_ucs2_share=t.number("mo_ucs2_share", 0.0, 0, 1),
         mo_destination=t.text("mo_destination", "12345"),
     )
-    if not math.isfinite(config.mo_rate):
-        t.error("mo_rate", f"must be a finite rate, got {config.mo_rate}")
     # destination_addr of deliver_sm is a C-Octet String of at most 21 octets (SMPP v3.4 4.6.1).
     if len(config.mo_destination) > 20:
         t.error("mo_destination", f"at most 20 characters, got {len(config.mo_destination)}")

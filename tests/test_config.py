@@ -72,8 +72,9 @@ def test_the_local_config_runs_the_simulator_without_secrets() -> None:
     assert config.simulator.plain_ports == (2775, 2776)
     assert [(s.host, s.port) for s in config.servers] == [("127.0.0.1", 2775), ("127.0.0.1", 2776)]
     assert config.gateway.password == SIMULATOR_PASSWORD
-    assert config.intake.path == "var/smppgw.sock"
-    assert config.store.path == "var/smppgw.db"
+    # Relative to the file's folder: var/ under the repository root, wherever make runs it.
+    assert config.intake.path == str(CONFIG_DIR.parent / "var" / "smppgw.sock")
+    assert config.store.path == str(CONFIG_DIR.parent / "var" / "smppgw.db")
     assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9108)
 
 
@@ -480,7 +481,7 @@ def test_simulator_mo_is_off_by_default() -> None:
     ("simulator", "error"),
     [
         ({"mo_rate": -1}, "simulator.mo_rate: must be >= 0, got -1"),
-        ({"mo_rate": float("inf")}, "simulator.mo_rate: must be a finite rate, got inf"),
+        ({"mo_rate": float("inf")}, "simulator.mo_rate: must be a finite number, got inf"),
         ({"mo_rate": "fast"}, "simulator.mo_rate: expected a number, got 'fast'"),
         ({"mo_long_share": 1.5}, "simulator.mo_long_share: must be 0..1, got 1.5"),
         ({"mo_ucs2_share": -0.1}, "simulator.mo_ucs2_share: must be 0..1, got -0.1"),
