@@ -26,6 +26,8 @@ import gc
 import hashlib
 import logging
 import signal
+import socket
+import struct
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -36,7 +38,7 @@ import msgspec
 
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Ton
-from smppgw.codec.errors import EncodeError
+from smppgw.codec.errors import EncodeError, SmppError
 from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
 from smppgw.codec.tlv import dlt_tlvs
@@ -73,15 +75,32 @@ from smppgw.metrics import MetricsServer, PrometheusObserver
 from smppgw.observe import Observer
 from smppgw.sdnotify import Notifier
 from smppgw.session import inbound_origin
-from smppgw.store import ClaimedMessage, SqliteStore, StoreError, StoreSettings
+from smppgw.store import (
+    ClaimedMessage,
+    LogLimiter,
+    NotAStoreError,
+    SqliteStore,
+    StoreClosedError,
+    StoreError,
+    StoreLockedError,
+    StoreSettings,
+)
 from smppgw.webhook import WebhookSender
 
 if TYPE_CHECKING:
     from smppgw.simulator import Simulator
 
-__all__ = ["Gateway", "GatewayOptions", "build_parts", "run"]
+__all__ = ["Gateway", "GatewayOptions", "InstanceConflictError", "build_parts", "run"]
 
 logger = logging.getLogger(__name__)
+
+_STORE_RETRY_MIN: Final = 0.05  # seconds before a failed store write is tried again, doubling
+_STORE_RETRY_MAX: Final = 5.0
+
+
+class InstanceConflictError(SmppError):
+    """A resource the daemon needs (intake socket, metrics port) is held by another process."""
+
 
 _DAY: Final = 86400.0
 _SEPTETS_PER_PART: Final = 153
@@ -246,13 +265,52 @@ class Gateway:
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
+        self._store_log = LogLimiter(logger)
+        # Set when a part of the daemon that must run stopped for good (the store's writer,
+        # the dispatcher): the daemon then stops with a non-zero exit rather than limp on.
+        self.failed = asyncio.Event()
+        self.failure: str | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Open the store, start the simulator (simulator mode), the binds, the dispatcher,
-        the intake socket, metrics and the webhook sender."""
+        the intake socket, metrics and the webhook sender.
+
+        Every local resource is taken or checked before any state changes and before any
+        bind opens: the store's lock (one daemon per store), the metrics port, the intake
+        socket path. A second daemon on the same store or socket stops there.
+
+        Raises:
+            StoreLockedError: another daemon has the store (its pid in the message).
+            InstanceConflictError: the socket or the metrics port is taken.
+            StoreError: the store cannot be opened (or is not a store of ours).
+        """
         config = self.config
+        webhook = webhook_settings(config)
+        self.store = await SqliteStore.open(
+            StoreSettings(
+                path=config.store.path,
+                synchronous=config.store.synchronous,
+                retention=config.store.retention_days * _DAY,
+                webhook=webhook is not None,
+            ),
+            observer=self.observer,
+            clock=self._clock,
+        )
+        self.store.add_failure_callback(self._store_failed)
+        _check_socket_free(config.intake.path)
+        if config.metrics.enabled and self._prometheus is not None:
+            self.metrics = MetricsServer(
+                self._prometheus.registry, config.metrics.host, config.metrics.port
+            )
+            try:
+                await self.metrics.start()
+            except OSError as exc:
+                self.metrics = None
+                raise InstanceConflictError(
+                    f"metrics port {config.metrics.host}:{config.metrics.port} is taken ({exc})"
+                ) from exc
         servers = config.servers
         ca_file = None
         if config.simulator.enabled:
@@ -266,20 +324,6 @@ class Gateway:
                     config, [(s.name, s.host, s.plain_port, s.tls_port) for s in simulator.servers]
                 )
             ca_file = simulator.ca_file
-        webhook = webhook_settings(config)
-        self.store = await SqliteStore.open(
-            StoreSettings(
-                path=config.store.path,
-                synchronous=config.store.synchronous,
-                retention=config.store.retention_days * _DAY,
-                webhook=webhook is not None,
-            ),
-            observer=self.observer,
-            clock=self._clock,
-        )
-        requeued = await self.store.requeue_claimed()
-        if requeued:
-            logger.info("resuming %d messages claimed before the last stop", requeued)
         self.correlator = Correlator(
             self.store,
             ttl=self.options.correlation_ttl,
@@ -299,14 +343,11 @@ class Gateway:
         )
         self._tasks.append(asyncio.create_task(self._dispatch(max(1, limit)), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
         if webhook is not None:
             self.webhook = WebhookSender(webhook, self.store, observer=self.observer)
             self._tasks.append(asyncio.create_task(self.webhook.run(), name="webhook"))
-        if config.metrics.enabled and self._prometheus is not None:
-            self.metrics = MetricsServer(
-                self._prometheus.registry, config.metrics.host, config.metrics.port
-            )
-            await self.metrics.start()
         self.intake = IntakeServer(
             _Backend(self.store, self.correlator, self._wake.set),
             intake_settings(config),
@@ -319,6 +360,22 @@ class Gateway:
             len(settings.servers),
             config.store.path,
         )
+
+    def _fail(self, reason: str) -> None:
+        if self._stopping or self.failed.is_set():
+            return
+        logger.critical("%s; the daemon stops", reason)
+        self.failure = reason
+        self.failed.set()
+
+    def _store_failed(self, error: BaseException) -> None:
+        self._fail(f"the store stopped working: {error}")
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping:
+            return
+        error = task.exception()
+        self._fail(f"{task.get_name()} ended unexpectedly: {error or 'returned'}")
 
     async def stop(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 - bounds a drain
         """Drain and stop (see the module docstring); idempotent."""
@@ -348,14 +405,38 @@ class Gateway:
 
     # --- dispatching ------------------------------------------------------------------------
 
+    async def _resume(self) -> None:
+        """Put back in the queue what a previous run left claimed, before claiming anything.
+        Retried (not fatal) while the store cannot write: a daemon restarted on a full disk
+        starts, answers ``storage_full``, and resumes once there is room."""
+        store = self.store
+        assert store is not None
+        delay = _STORE_RETRY_MIN
+        while True:
+            try:
+                requeued = await store.requeue_claimed()
+            except StoreClosedError:
+                raise
+            except StoreError as exc:
+                self._store_log.error("resuming claimed messages: %s; retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _STORE_RETRY_MAX)
+                continue
+            if requeued:
+                logger.info("resuming %d messages claimed before the last stop", requeued)
+            return
+
     async def _dispatch(self, limit: int) -> None:
+        await self._resume()
         while not self._stopping:
             try:
                 await self._dispatch_once(limit)
-            except StoreError:
+            except StoreClosedError:
+                return
+            except StoreError as exc:
                 # The disk is full or gone: nothing is lost (claims and sends wait in the
                 # store); try again in a moment rather than stop dispatching for good.
-                logger.exception("dispatcher: the store failed; retrying in 1 s")
+                self._store_log.error("dispatcher: %s; retrying every second", exc)
                 await asyncio.sleep(1.0)
 
     async def _dispatch_once(self, limit: int) -> None:
@@ -677,7 +758,31 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g} s"
 
 
+def _check_socket_free(path: str) -> None:
+    """Refuse a socket path a live server listens on, naming its pid when the kernel tells
+    (SO_PEERCRED). A stale socket file (nobody listening) is the intake's to replace.
+
+    Raises:
+        InstanceConflictError: a server accepts connections on ``path``.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            return  # nothing there, not a socket, or nobody listening
+        pid = None
+        with contextlib.suppress(OSError, AttributeError):
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid = struct.unpack("3i", creds)[0] or None
+    holder = f"pid {pid}" if pid is not None else "another process"
+    raise InstanceConflictError(f"intake socket {path} is in use by a running server ({holder})")
+
+
 # --- the command ----------------------------------------------------------------------------
+
+# Exit code of ``smppgw run`` when another daemon holds the store, the socket or the metrics
+# port, or the store file is another program's database (nothing was changed).
+EXIT_CONFLICT: Final = 2
 
 
 async def _serve(config: Config) -> int:
@@ -689,6 +794,10 @@ async def _serve(config: Config) -> int:
     notifier = Notifier()
     try:
         await gateway.start()
+    except (StoreLockedError, InstanceConflictError, NotAStoreError) as exc:
+        logger.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
+        await gateway.stop(1.0)
+        return EXIT_CONFLICT
     except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
         logger.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
         await gateway.stop(1.0)
@@ -698,7 +807,10 @@ async def _serve(config: Config) -> int:
     interval = notifier.watchdog_interval
     if interval:
         watchdog = asyncio.create_task(_watchdog(notifier, interval / 2))
-    await stop.wait()
+    waits = [asyncio.create_task(stop.wait()), asyncio.create_task(gateway.failed.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
     logger.info(
         "stopping: draining in-flight submits (up to %.0f s)", gateway.options.drain_timeout
     )
@@ -708,6 +820,9 @@ async def _serve(config: Config) -> int:
     await gateway.stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
+    if gateway.failure is not None:
+        logger.error("stopped after a failure: %s", gateway.failure)
+        return 1
     logger.info("stopped")
     return 0
 

@@ -9,20 +9,34 @@ the methods documented there; the correlation part follows
 
 from __future__ import annotations
 
+from smppgw.store.health import (
+    LogLimiter,
+    StorageFullError,
+    StoreCorruptError,
+    StoreError,
+    StoreHealth,
+)
+from smppgw.store.lock import StoreLockedError
 from smppgw.store.sqlite import (
     ClaimedMessage,
     InboundBuilder,
+    NotAStoreError,
     SqliteStore,
     StoreClosedError,
-    StoreError,
     StoreSettings,
 )
 
 __all__ = [
     "ClaimedMessage",
     "InboundBuilder",
+    "LogLimiter",
+    "NotAStoreError",
     "SqliteStore",
+    "StorageFullError",
     "StoreClosedError",
+    "StoreCorruptError",
     "StoreError",
+    "StoreHealth",
+    "StoreLockedError",
     "StoreSettings",
 ]

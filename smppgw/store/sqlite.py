@@ -51,11 +51,22 @@ from smppgw.events import (
 )
 from smppgw.intake import SubmitRequest, SubmitResult
 from smppgw.observe import NULL_OBSERVER, Observer
+from smppgw.store.health import (
+    HEALTHY,
+    LogLimiter,
+    StorageFullError,
+    StoreCorruptError,
+    StoreError,
+    StoreHealth,
+    store_error,
+)
+from smppgw.store.lock import InstanceLock
 from smppgw.webhook import PendingDelivery
 
 __all__ = [
     "ClaimedMessage",
     "InboundBuilder",
+    "NotAStoreError",
     "SqliteStore",
     "StoreClosedError",
     "StoreError",
@@ -70,6 +81,10 @@ InboundBuilder = Callable[[bytes, list[bytes], tuple[int, ...]], bytes]
 """Builds an inbound message's event body from (head, parts' data in order, missing seqnums)."""
 
 SCHEMA_VERSION: Final = 2
+# PRAGMA application_id of a store ("smpg"): a database with another id, or one without an id
+# holding tables that are not ours, is refused before anything is written to it.
+APPLICATION_ID: Final = 0x736D7067
+_TABLES: Final = frozenset({"meta", "messages", "parts", "unmatched", "events", "inbound_parts"})
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -194,8 +209,8 @@ _request_decoder = msgspec.msgpack.Decoder(SubmitRequest)
 _dlr_decoder = msgspec.msgpack.Decoder(Dlr)
 
 
-class StoreError(SmppError):
-    """The store could not do what was asked (the message says what and why)."""
+class NotAStoreError(StoreError):
+    """The file is a database, but not a store of smppgw's: it is left untouched."""
 
 
 class StoreClosedError(StoreError):
@@ -209,7 +224,8 @@ class StoreSettings:
     ``synchronous`` is SQLite's: ``full`` fsyncs every commit (survives power loss), ``normal``
     survives a process crash. ``retention`` (seconds) is how long final messages, their events
     and delivered webhook events are kept. ``webhook`` tells whether new events await a
-    webhook delivery. ``max_batch`` bounds the operations of one commit.
+    webhook delivery. ``max_batch`` bounds the operations of one commit, ``max_queue`` the
+    operations waiting for the writer (a caller beyond it waits for room).
     """
 
     path: str
@@ -217,6 +233,7 @@ class StoreSettings:
     retention: float = 7 * 86400.0
     webhook: bool = False
     max_batch: int = 2000
+    max_queue: int = 20000
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +281,15 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._queue: list[_Op] = []
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()  # set when the queue is below max_queue
+        self._room.set()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        self._lock: InstanceLock | None = None
+        self._health = HEALTHY
+        self._damaged = False
+        self._failure_log = LogLimiter(logger)
+        self._on_failure: list[Callable[[BaseException], None]] = []
         self._last_cursor = 0
         self._batch_cursor = 0  # the newest event written by the batch being run
         self._new_events = asyncio.Event()
@@ -287,9 +311,14 @@ class SqliteStore:
         observer: Observer = NULL_OBSERVER,
         clock: Callable[[], float] = time.time,
     ) -> SqliteStore:
-        """Open (creating if needed) the database and start the writer.
+        """Take the store's lock, open (creating if needed) the database and start the writer.
+
+        Nothing is written to the file before the lock is held and the file is known to be a
+        store of ours (or empty).
 
         Raises:
+            StoreLockedError: another process has the store open (its pid in the message).
+            NotAStoreError: the file is a database of something else.
             StoreError: the file cannot be opened or is not a store of this version.
         """
         store = cls(settings, observer=observer, clock=clock)
@@ -298,28 +327,51 @@ class SqliteStore:
             await loop.run_in_executor(store._executor, store._connect)
         except (sqlite3.Error, OSError) as exc:
             store._executor.shutdown(wait=False)
-            raise StoreError(f"cannot open the store at {settings.path}: {exc}") from exc
-        except StoreError:
+            raise store_error(exc, f"cannot open the store at {settings.path}") from exc
+        except SmppError:
             store._executor.shutdown(wait=False)
             raise
         store._writer = asyncio.create_task(store._write_loop(), name="smppgw-store-writer")
+        store._writer.add_done_callback(store._writer_done)
         return store
 
     def _connect(self) -> None:
         if sqlite3.sqlite_version_info < (3, 35):  # UPDATE ... RETURNING
             raise StoreError(f"SQLite 3.35 or newer is needed, this is {sqlite3.sqlite_version}")
         path = self._settings.path
-        if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
         sync = self._settings.synchronous.upper()
         if sync not in ("FULL", "NORMAL", "EXTRA"):
-            conn.close()
             raise StoreError(f"store.synchronous: must be full or normal, got {sync.lower()!r}")
-        conn.execute(f"PRAGMA synchronous={sync}")
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._lock = InstanceLock.acquire(Path(f"{path}.lock"), f"the store {path}")
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            try:
+                self._prepare(conn, path, sync)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
+        self._conn = conn
+
+    def _prepare(self, conn: sqlite3.Connection, path: str, sync: str) -> None:
+        _check_ours(conn, path)  # reads only: a file that is not ours is left as it was
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.executescript(_SCHEMA)
+        # After a checkpoint the WAL file is cut back to this size: on a small volume the space
+        # it held goes back to the disk instead of staying reserved.
+        conn.execute("PRAGMA journal_size_limit=67108864")
+        # Each of these writes only when the file is not already so: a store opened on a full
+        # disk starts (and answers storage_full) instead of failing to start.
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={sync}")
+        conn.executescript(_SCHEMA)  # IF NOT EXISTS: no write when the store has them all
+        if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         if row is not None and int(row[0]) == 1:
             # Version 2 keeps whether a part's receipt is final, its stat and err next to it,
@@ -333,14 +385,12 @@ class SqliteStore:
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) != SCHEMA_VERSION:
-            conn.close()
             raise StoreError(
                 f"the store at {path} has schema {row[0]}, this version needs {SCHEMA_VERSION}"
             )
         cursor_row = conn.execute("SELECT max(cursor) FROM events").fetchone()
         self._last_cursor = int(cursor_row[0] or 0)
         self._recount(conn)
-        self._conn = conn
 
     async def close(self) -> None:
         """Commit what is queued, then close the database."""
@@ -354,14 +404,54 @@ class SqliteStore:
         if self._conn is not None:
             await loop.run_in_executor(self._executor, self._conn.close)
         self._executor.shutdown(wait=True)
+        if self._lock is not None:
+            self._lock.release()
+
+    @property
+    def health(self) -> StoreHealth:
+        """Whether the store can write now, and if not why.
+
+        Unhealthy after a write failed for the disk's sake (full, I/O error) until a write
+        succeeds again; for good once the file is found damaged, or the writer stopped.
+        """
+        return self._health
+
+    def add_failure_callback(self, callback: Callable[[BaseException], None]) -> None:
+        """Call ``callback(error)`` if the writer stops for any reason but :meth:`close` (the
+        store is then unusable: the daemon must stop)."""
+        self._on_failure.append(callback)
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if self._closed and not task.cancelled() and task.exception() is None:
+            return
+        error: BaseException = (
+            StoreError("the store's writer was cancelled")
+            if task.cancelled()
+            else task.exception() or StoreError("the store's writer stopped")
+        )
+        self._health = StoreHealth(healthy=False, reason=f"the store's writer stopped: {error}")
+        self._closed = True
+        closed = StoreClosedError(f"the store's writer stopped: {error}")
+        for op in self._queue:
+            if not op.future.done():
+                op.future.set_exception(closed)
+        self._queue.clear()
+        self._room.set()
+        self._new_events.set()
+        for callback in self._on_failure:
+            callback(error)
 
     # --- the writer -------------------------------------------------------------------------
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        while len(self._queue) >= self._settings.max_queue and not self._closed:
+            await self._room.wait()  # bounded: the writer sets it when it takes a batch
         if self._closed:
             raise StoreClosedError("the store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append(_Op(fn, future))
+        if len(self._queue) >= self._settings.max_queue:
+            self._room.clear()
         self._wake.set()
         return await future
 
@@ -372,13 +462,36 @@ class SqliteStore:
             while self._queue:
                 batch = self._queue[: self._settings.max_batch]
                 del self._queue[: len(batch)]
-                await self._commit(batch)
+                self._room.set()
+                try:
+                    await self._commit(batch)
+                except Exception as exc:  # noqa: BLE001 - the writer outlives any one batch
+                    self._fail_batch(batch, store_error(exc, "store commit failed"))
             if self._closed and not self._queue:
                 return
+
+    def _fail_batch(self, batch: Sequence[_Op], error: StoreError) -> None:
+        self._mark_unhealthy(error)
+        self._failure_log.error("%s (%d operations failed)", error, len(batch))
+        for op in batch:
+            if not op.future.done():
+                op.future.set_exception(error)
+
+    def _mark_unhealthy(self, error: StoreError) -> None:
+        if isinstance(error, StoreCorruptError):
+            self._damaged = True
+        if self._damaged:
+            reason = "the database is damaged (restore it from a backup or repair it)"
+            self._health = StoreHealth(healthy=False, reason=reason)
+        else:
+            self._health = StoreHealth(healthy=False, reason=str(error))
 
     async def _commit(self, batch: list[_Op]) -> None:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
+        conn = self._conn
+        assert conn is not None
+        changes = conn.total_changes
         try:
             # The statements run here, on the loop's thread: each takes microseconds, and on a
             # worker thread they would contend with the loop for the GIL at every call. Only
@@ -386,13 +499,12 @@ class SqliteStore:
             results = self._run_ops(batch)
             await loop.run_in_executor(self._executor, self._commit_now)
         except (sqlite3.Error, OSError) as exc:
-            logger.exception("store commit failed")
-            error = StoreError(f"commit failed: {exc}")
-            for op in batch:
-                if not op.future.done():
-                    op.future.set_exception(error)
+            self._fail_batch(batch, store_error(exc, "store commit failed"))
             return
         self._observer.store_commit(time.perf_counter() - started, len(batch))
+        if not self._health.healthy and not self._damaged and conn.total_changes != changes:
+            self._health = HEALTHY  # a write went through: the disk has room again
+            self._failure_log.recovered("store: writes succeed again")
         for op, (ok, value) in zip(batch, results, strict=True):
             if op.future.done():  # the caller was cancelled; the effect stands
                 continue
@@ -455,15 +567,18 @@ class SqliteStore:
     def _recount(self, conn: sqlite3.Connection) -> None:
         self._unmatched_rows = int(conn.execute("SELECT count(*) FROM unmatched").fetchone()[0])
 
-    @staticmethod
-    def _run_isolated(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
+    def _run_isolated(self, conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT op")
         try:
             value = op.fn(conn)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, the batch goes on
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
-            return False, _as_store_error(exc)
+            error = _as_store_error(exc)
+            if isinstance(error, StorageFullError | StoreCorruptError):
+                self._mark_unhealthy(error)
+                self._failure_log.error("%s", error)
+            return False, error
         conn.execute("RELEASE op")
         return True, value
 
@@ -1080,6 +1195,48 @@ def _part_payloads(conn: sqlite3.Connection, message_id: str) -> Iterable[PartPa
 def _as_store_error(exc: Exception) -> Exception:
     if isinstance(exc, SmppError):
         return exc
-    error = StoreError(f"{type(exc).__name__}: {exc}")
-    error.__cause__ = exc
-    return error
+    return store_error(exc, "store")
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+
+
+def _check_ours(conn: sqlite3.Connection, path: str) -> None:
+    """Refuse a database that is not a store of ours, before anything is written to it.
+
+    Ours: our application id; or (a store written before the id was set) no id, our tables
+    only, and our schema row; or empty (a new store).
+
+    Raises:
+        NotAStoreError: another program's database, or not a database.
+    """
+    try:
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_NOTADB:
+            raise
+        raise NotAStoreError(f"{path} is not a database; left untouched") from exc
+    if app == APPLICATION_ID:
+        return
+    if app != 0:
+        raise NotAStoreError(
+            f"{path} is not an smppgw store (application_id {app:#010x}); left untouched"
+        )
+    tables = _tables(conn)
+    if not tables:
+        return
+    foreign = sorted(tables - _TABLES)
+    if foreign:
+        raise NotAStoreError(
+            f"{path} is not an smppgw store (it has tables {', '.join(foreign)}); left untouched"
+        )
+    if "meta" not in tables or (
+        conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() is None
+    ):
+        raise NotAStoreError(f"{path} is not an smppgw store (no schema version); left untouched")
