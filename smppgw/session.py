@@ -12,7 +12,8 @@ the status of the response: the caller answers ESME_ROK only after it stored the
 most ``inbound_window`` handlers run at once; while that many are unanswered the session stops
 reading from the socket, so TCP backpressure makes the SMSC wait for our responses instead of
 every queued receipt becoming a task in memory (an SMSC flushes its whole backlog at a bind).
-A non-OK submit_sm_resp is returned, not raised; a submit whose response never came raises
+A non-OK submit_sm_resp is returned, not raised (so is a generic_nack to a submit, as a response
+with its status); a submit whose response never came raises
 :class:`ResponseTimeoutError` or :class:`LinkLostError` (its outcome is unknown). No reconnect:
 that is the bind manager's job.
 """
@@ -359,6 +360,9 @@ class Session(asyncio.Protocol):
     async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
         """Send a submit_sm or data_sm and return its response, whatever its status.
 
+        A generic_nack to it is a refusal: it comes back as a response of the submit's type
+        carrying the generic_nack's status (and is logged, naming the PDU and the status).
+
         Raises:
             SessionClosedError: the session is not bound (nothing was sent).
             ResponseTimeoutError, LinkLostError: sent, but no response: outcome unknown.
@@ -372,11 +376,31 @@ class Session(asyncio.Protocol):
             await self._wait_for_room()
         resp = await self._start_request(pdu, self._response_timeout)
         if not isinstance(resp, _SUBMIT_RESPONSES):
-            raise LinkLostError(
-                f"{self.settings.endpoint} answered {type(pdu).__name__} "
-                f"with {type(resp).__name__} ({resp.command_status.name})"
-            )
+            return self._refusal(pdu, resp)
         return resp
+
+    def _refusal(self, pdu: SubmitSm | DataSm, nack: Pdu) -> SubmitSmResp | DataSmResp:
+        """A generic_nack to a submit (the connection lets no other PDU through): a refusal.
+
+        Section 4.3: the SMSC did not process the PDU, so nothing was accepted and the status
+        goes to the retry policy like any negative response. A generic_nack carrying ESME_ROK
+        contradicts itself; it is taken as ESME_RUNKNOWNERR (a bounded retry).
+        """
+        status = nack.command_status
+        if status == CommandStatus.ESME_ROK:
+            status = CommandStatus.ESME_RUNKNOWNERR
+        log.warning(
+            "%s answered %s (sequence %d) with generic_nack %s (%s)",
+            self.settings.endpoint,
+            type(pdu).__name__,
+            nack.sequence_number,
+            nack.command_status.name,
+            nack.command_status.description,
+        )
+        seq = nack.sequence_number
+        if isinstance(pdu, DataSm):
+            return DataSmResp(sequence_number=seq, command_status=status, body_omitted=True)
+        return SubmitSmResp(sequence_number=seq, command_status=status, body_omitted=True)
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send any request and return its response (a generic_nack included)."""
