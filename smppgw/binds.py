@@ -172,6 +172,9 @@ class BindManagerSettings:
     statuses and unknown outcomes (throttling is not counted: it never fails a message).
     ``inbound_window`` bounds the deliver_sm of one bind being recorded at once (see
     :class:`smppgw.session.Session`).
+    A bind lost less than ``stable_after`` seconds after it bound counts as a failed connection
+    attempt for the reconnect backoff (an SMSC that unbinds every bind at once must not get a
+    reconnect storm).
     """
 
     servers: tuple[ServerSettings, ...]
@@ -187,6 +190,7 @@ class BindManagerSettings:
     inbound_window: int = 64
     reconnect_min: float = 1.0
     reconnect_max: float = 60.0
+    stable_after: float = 10.0
     throttle_backoff: float = 1.0
     throttle_backoff_max: float = 60.0
     retry_delay: float = 5.0
@@ -217,7 +221,13 @@ class BindManagerSettings:
                 f"throttle_backoff ({self.throttle_backoff}) must be > 0 and <= "
                 f"throttle_backoff_max ({self.throttle_backoff_max})"
             )
-        for key in ("response_timeout", "connect_timeout", "bind_timeout", "retry_delay"):
+        for key in (
+            "response_timeout",
+            "connect_timeout",
+            "bind_timeout",
+            "retry_delay",
+            "stable_after",
+        ):
             if not getattr(self, key) >= 0:
                 raise BindSettingsError(f"{key} must be >= 0, got {getattr(self, key)}")
 
@@ -338,6 +348,7 @@ class _Bind:
     in_flight: int = 0  # parts handed to this bind and not yet answered
     last_error: str | None = None
     closing: bool = False  # the session refused a submit as closing: skip it until replaced
+    bound_at: float = 0.0  # clock time the current session bound
 
     def has_room(self, window: int) -> bool:
         session = self.session
@@ -356,6 +367,7 @@ class _Server:
     bucket: TokenBucket
     binds: list[_Bind] = field(default_factory=list)
     state: CircuitState = CircuitState.UP
+    failures: int = 0  # failed connects and short-lived binds since a bind last proved stable
     in_flight: int = 0
     throttle_level: int = 0
     pause_started: float = -math.inf
@@ -858,35 +870,42 @@ class BindManager:
     # --- keeping binds up -----------------------------------------------------------------
 
     async def _supervise(self, server: _Server) -> None:
-        """Keep ``server``'s binds up: reconnect drops, back off and probe when it is down."""
-        settings = self._settings
-        failures = 0
+        """Keep ``server``'s binds up: reconnect drops, back off and probe when it is down.
+
+        A failed connect and a bind lost within ``stable_after`` of binding both count as
+        failures; while there are failures and nothing is bound, one bind probes alone.
+        """
         while True:
             missing = [b for b in server.binds if b.session is None]
             if not missing:
                 server.state = CircuitState.UP
-                server.dropped.clear()
                 await server.dropped.wait()
-                # A jittered pause even for the first reconnect: when a server restarts, every
-                # client's binds drop at the same instant.
-                await self._backoff(server, self._rng.uniform(0, settings.reconnect_min))
+            if server.dropped.is_set():
+                # A bind was lost (perhaps while the others were connecting). A jittered pause
+                # even for the first reconnect: when a server restarts, every client's binds
+                # drop at the same instant. Binds that died right after binding wait the full
+                # backoff, as failed connects do.
+                server.dropped.clear()
+                await self._backoff(server, self._rng.uniform(0, self._ceiling(server)))
                 continue
-            if failures:
+            if server.failures and not server.any_bound():
                 server.state = CircuitState.PROBING
                 missing = missing[:1]
             ok = await asyncio.gather(*(self._connect(bind) for bind in missing))
             if all(ok):
-                failures = 0
                 server.state = CircuitState.UP
                 continue
-            failures += 1
+            server.failures += 1
             if not server.any_bound():
                 server.state = CircuitState.DOWN
             # Exponential backoff with full jitter.
-            ceiling = min(
-                settings.reconnect_max, settings.reconnect_min * 2 ** min(failures - 1, 30)
-            )
-            await self._backoff(server, self._rng.uniform(0, ceiling))
+            await self._backoff(server, self._rng.uniform(0, self._ceiling(server)))
+
+    def _ceiling(self, server: _Server) -> float:
+        """The longest backoff after ``server.failures`` failures (reconnect_min with none)."""
+        settings = self._settings
+        exponent = min(max(server.failures - 1, 0), 30)
+        return min(settings.reconnect_max, settings.reconnect_min * 2.0**exponent)
 
     async def _backoff(self, server: _Server, delay: float) -> None:
         for bind in server.binds:
@@ -912,6 +931,7 @@ class BindManager:
             return False
         bind.session = session
         bind.closing = False
+        bind.bound_at = self._clock()
         bind.state = BindState.BOUND
         bind.last_error = None
         self._spawn_watcher(self._watch(bind, session))
@@ -933,7 +953,21 @@ class BindManager:
         bind.state = BindState.BACKOFF
         bind.last_error = str(cause) if cause is not None else "closed by the SMSC"
         logger.warning("bind %s lost: %s", bind.name, bind.last_error)
-        bind.server.dropped.set()
+        server = bind.server
+        lived = self._clock() - bind.bound_at
+        if lived < self._settings.stable_after:
+            server.failures += 1
+            logger.warning(
+                "bind %s lived %.1f s (< %g s): counted as failure %d of server %s",
+                bind.name,
+                lived,
+                self._settings.stable_after,
+                server.failures,
+                server.name,
+            )
+        else:
+            server.failures = 0
+        server.dropped.set()
 
     def _session_settings(self, bind: _Bind) -> SessionSettings:
         settings, server = self._settings, bind.server.settings

@@ -416,7 +416,9 @@ class Session(asyncio.Protocol):
         was_bound = self._conn.bound
         self._closing = True
         self._observer.bind_state(self.settings.server, self.settings.name, "unbinding")
-        with contextlib.suppress(TimeoutError):
+        # An SMSC may close the link on our unbind before its unbind_resp reaches us (smpp34's
+        # server often does): the link is closed either way, which is all close() promises.
+        with contextlib.suppress(TimeoutError, LinkLostError, SessionClosedError):
             async with asyncio.timeout(deadline):
                 while self._pending and not self.closed:
                     await asyncio.gather(

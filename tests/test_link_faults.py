@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+import random
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -21,6 +25,7 @@ from smppgw.codec import (
     BindTransceiverResp,
     CommandStatus,
     DataSm,
+    DataSmResp,
     DeliverSm,
     EnquireLink,
     EnquireLinkResp,
@@ -34,7 +39,8 @@ from smppgw.codec import (
     decode,
     encode,
 )
-from smppgw.session import Session, SessionSettings
+from smppgw.session import LinkLostError, Session, SessionClosedError, SessionSettings
+from smppgw.simulator import FaultSettings, Simulator, SimulatorSettings
 
 Answer = Callable[[Pdu], Pdu | None]
 
@@ -48,6 +54,7 @@ class ScriptedSmsc:
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     handlers: set[asyncio.Task[object]] = field(default_factory=set)
     port: int = 0
+    close_on_unbind: bool = False  # close the link on an unbind, without an unbind_resp
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -60,6 +67,8 @@ class ScriptedSmsc:
                 for frame in framer.feed(data):
                     pdu = decode(frame)
                     self.received.append(pdu)
+                    if isinstance(pdu, Unbind) and self.close_on_unbind:
+                        return
                     reply = _default_answer(pdu) or self.answer(pdu)
                     if reply is not None:
                         writer.write(encode(reply))
@@ -84,8 +93,8 @@ def _default_answer(pdu: Pdu) -> Pdu | None:
 
 
 @contextlib.asynccontextmanager
-async def scripted_smsc(answer: Answer) -> AsyncIterator[ScriptedSmsc]:
-    smsc = ScriptedSmsc(answer)
+async def scripted_smsc(answer: Answer, **kwargs: Any) -> AsyncIterator[ScriptedSmsc]:
+    smsc = ScriptedSmsc(answer, **kwargs)
     server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
     smsc.port = server.sockets[0].getsockname()[1]
     try:
@@ -146,6 +155,16 @@ async def test_generic_nack_to_a_submit_is_a_refusal_with_its_status_and_the_bin
             session.abort()
 
 
+async def test_close_returns_when_the_smsc_closes_the_link_on_unbind_without_answering() -> None:
+    """smpp34's server often closes the link on our unbind before its unbind_resp reaches us;
+    Session.close() raised LinkLostError although the link was closed, as asked."""
+    async with scripted_smsc(lambda _pdu: None, close_on_unbind=True) as smsc:
+        session = await Session.connect(session_settings(smsc.port))
+        await session.close(5)
+        assert session.closed
+        assert isinstance(smsc.received[-1], Unbind)
+
+
 def manager_settings(*servers: ServerSettings, **kwargs: object) -> BindManagerSettings:
     base: dict[str, object] = {
         "servers": servers,
@@ -193,3 +212,134 @@ async def test_bind_manager_follows_the_retry_policy_for_a_generic_nack_status(
     assert result.possible_duplicate is False
     assert result.attempts == sends
     assert len(smsc.submits()) == sends
+
+
+# --- item: no reconnect storm against an SMSC that unbinds every bind at once -----------------
+
+
+class VirtualClock:
+    """Makes the running loop's time virtual: a wait for the next timer takes no real time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+    @contextlib.contextmanager
+    def install(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        selector = loop._selector  # type: ignore[attr-defined]
+        real_select = selector.select
+        self.now = loop.time()
+
+        def select(timeout: float | None = None) -> Any:
+            if timeout is not None and timeout > 0:
+                self.now += timeout
+            return real_select(0)
+
+        with (
+            mock.patch.object(loop, "time", self.time),
+            mock.patch.object(selector, "select", select),
+        ):
+            yield
+
+
+class ShortLivedSession:
+    """A session the SMSC unbinds right after accepting its bind."""
+
+    def __init__(self, lifetime: float) -> None:
+        self.bound = True
+        self.closed = False
+        loop = asyncio.get_running_loop()
+        self._closed: asyncio.Future[BaseException | None] = loop.create_future()
+        loop.call_later(lifetime, self.abort)
+
+    async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
+        raise SessionClosedError("unbound")
+
+    async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self.abort()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.bound, self.closed = False, True
+            self._closed.set_result(LinkLostError("unbound by the SMSC"))
+
+    async def wait_closed(self) -> BaseException | None:
+        return await self._closed
+
+
+async def binds_in(seconds: float, lifetime: float, **kwargs: object) -> list[float]:
+    """Run a manager for ``seconds`` of virtual time against binds that live ``lifetime``;
+    return the times of its bind attempts."""
+    clock = VirtualClock()
+    attempts: list[float] = []
+
+    async def connect(settings: SessionSettings, **_: object) -> ShortLivedSession:
+        attempts.append(clock.now)
+        await asyncio.sleep(0.001)
+        return ShortLivedSession(lifetime)
+
+    with clock.install():
+        manager = BindManager(
+            manager_settings(
+                ServerSettings("smpp1", "10.0.0.1", 3634, binds=1, rate=0),
+                reconnect_min=1.0,
+                reconnect_max=60.0,
+                **kwargs,
+            ),
+            on_inbound=no_inbound,
+            session_factory=connect,
+            clock=clock.time,
+            rng=random.Random(5),
+        )
+        start = clock.now
+        await manager.start()
+        await asyncio.sleep(seconds)
+        await manager.stop(1)
+    return [t - start for t in attempts]
+
+
+async def test_binds_unbound_as_soon_as_they_bind_back_off_instead_of_storming() -> None:
+    """An SMSC that accepts each bind and unbinds it at once (as smpp34's server does for an
+    account it does not know) got 199 bind cycles in 22 s: a bind that bound counted as a
+    success, so the next reconnect came after at most reconnect_min. A bind lost within
+    stable_after (10 s) of binding is now a failure, and the reconnects back off
+    exponentially (full jitter, doubling from reconnect_min)."""
+    attempts = await binds_in(20.0, lifetime=0.01)
+    assert 3 <= len(attempts) <= 8, attempts
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    ceilings = [min(60.0, 2.0**k) for k in range(len(gaps))]
+    assert all(gap <= ceiling + 0.1 for gap, ceiling in zip(gaps, ceilings, strict=True))
+
+
+async def test_a_bind_that_proved_stable_reconnects_at_once_after_a_drop() -> None:
+    """Binds living longer than stable_after are not failures: each drop gets only the short
+    jittered pause (at most reconnect_min), however many times it happens."""
+    attempts = await binds_in(120.0, lifetime=11.0)
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    assert len(gaps) >= 9
+    assert all(gap <= 11.0 + 1.0 + 0.1 for gap in gaps), gaps
+
+
+async def test_simulator_unbind_after_bind_gets_a_backed_off_trickle_of_binds() -> None:
+    """The same fault from the simulator (``--unbind-after-bind``), over loopback and real time:
+    with reconnect_min at 50 ms the old manager rebound about 40 times a second."""
+    settings = SimulatorSettings(
+        servers=1, tls=False, faults=FaultSettings(unbind_after_bind=True), seed=1
+    )
+    async with Simulator(settings) as sim:
+        manager = BindManager(
+            manager_settings(
+                ServerSettings("smpp1", "127.0.0.1", sim.servers[0].plain_port, binds=1, rate=0),
+                reconnect_min=0.05,
+                reconnect_max=2.0,
+            ),
+            on_inbound=no_inbound,
+            rng=random.Random(5),
+        )
+        await manager.start()
+        await asyncio.sleep(1.5)
+        await manager.stop(1)
+        assert 2 <= sim.stats.unbinds_after_bind == sim.stats.binds_accepted <= 12

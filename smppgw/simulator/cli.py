@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--drop-every", type=int, default=0, help="close links every N PDUs")
     parser.add_argument("--refuse-binds", action="store_true", help="refuse every bind")
     parser.add_argument(
+        "--unbind-after-bind",
+        action="store_true",
+        help="accept every bind, then unbind it at once (as some SMSCs treat an unknown account)",
+    )
+    parser.add_argument(
         "--sliding-window",
         action="store_true",
         help="enforce --rate over any 1-second window (default: per clock second)",
@@ -120,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="take server SERVER (1 = the first) down AFTER seconds from start for SECONDS, "
         "dropping its links and refusing connections, like the provider's maintenance "
         "(repeatable)",
+    )
+    parser.add_argument(
+        "--freeze",
+        type=_outage,
+        action="append",
+        default=[],
+        metavar="SERVER:AFTER:SECONDS",
+        help="freeze server SERVER (1 = the first) AFTER seconds from start for SECONDS: it "
+        "reads and answers nothing while its TCP connections stay open, like a stopped "
+        "process (repeatable)",
     )
     mo = parser.add_argument_group(
         "mobile-originated messages",
@@ -196,6 +211,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
             queue_full_ratio=args.queue_full_ratio,
             refuse_binds=args.refuse_binds,
             malformed_ratio=args.malformed_ratio,
+            unbind_after_bind=args.unbind_after_bind,
         ),
         mo=MoSettings(
             rate=args.mo_rate,
@@ -211,25 +227,39 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
     )
 
 
-async def run_outages(sim: Simulator, outages: Sequence[tuple[int, float, float]]) -> None:
+async def run_outages(
+    sim: Simulator,
+    outages: Sequence[tuple[int, float, float]],
+    freezes: Sequence[tuple[int, float, float]] = (),
+) -> None:
     async def one(server: int, after: float, seconds: float) -> None:
         await asyncio.sleep(after)
         print(f"server {server} down for {seconds:g} s", file=sys.stderr, flush=True)
         await sim.server_down_for(server - 1, seconds)
         print(f"server {server} up", file=sys.stderr, flush=True)
 
-    await asyncio.gather(*(one(*outage) for outage in outages))
+    async def freeze(server: int, after: float, seconds: float) -> None:
+        await asyncio.sleep(after)
+        print(f"server {server} frozen for {seconds:g} s", file=sys.stderr, flush=True)
+        await sim.server_frozen_for(server - 1, seconds)
+        print(f"server {server} thawed", file=sys.stderr, flush=True)
+
+    await asyncio.gather(
+        *(one(*outage) for outage in outages), *(freeze(*spell) for spell in freezes)
+    )
 
 
 async def _run(
     settings: SimulatorSettings,
     ca_out: str | None,
     outages: Sequence[tuple[int, float, float]] = (),
+    freezes: Sequence[tuple[int, float, float]] = (),
 ) -> None:
-    for server, _after, _seconds in outages:
-        if server > settings.servers:
-            msg = f"--down: server {server} does not exist ({settings.servers} servers)"
-            raise SystemExit(msg)
+    for flag, spells in (("--down", outages), ("--freeze", freezes)):
+        for server, _after, _seconds in spells:
+            if server > settings.servers:
+                msg = f"{flag}: server {server} does not exist ({settings.servers} servers)"
+                raise SystemExit(msg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -241,7 +271,7 @@ async def _run(
         if sim.ca_pem is not None and ca_out:
             Path(ca_out).write_bytes(sim.ca_pem)  # noqa: ASYNC240 - once, at start
             print(f"CA certificate written to {ca_out}", flush=True)
-        schedule = asyncio.create_task(run_outages(sim, outages))
+        schedule = asyncio.create_task(run_outages(sim, outages, freezes))
         await stop.wait()
         schedule.cancel()
         s = sim.stats
@@ -256,5 +286,5 @@ async def _run(
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings_from_args(args), args.ca_out, args.down))
+        asyncio.run(_run(settings_from_args(args), args.ca_out, args.down, args.freeze))
     return 0

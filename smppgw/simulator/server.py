@@ -105,6 +105,7 @@ class FaultSettings:
     queue_full_ratio: float = 0.0  # answer this share of submits with ESME_RMSSQFUL
     refuse_binds: bool = False  # answer every bind with ESME_RBINDFAIL
     malformed_ratio: float = 0.0  # send a malformed PDU before this share of responses
+    unbind_after_bind: bool = False  # accept each bind, then unbind it at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,8 @@ class SimulatorStats:
     dlrs_acked: int = 0
     dlrs_nacked: int = 0
     binds_refused: int = 0
+    binds_accepted: int = 0
+    unbinds_after_bind: int = 0  # binds unbound at once by FaultSettings.unbind_after_bind
     mo_messages: int = 0  # MO messages injected or generated
     mo_parts: int = 0  # their deliver_sm parts
     mo_sent: int = 0  # MO deliver_sm sent, resends included
@@ -312,6 +315,7 @@ class _Server:
         self.sim = sim
         self.name = name
         self.down = False
+        self.frozen = False  # reads nothing and answers nothing; TCP stays open
         self.listeners: list[asyncio.Server] = []
         self.connections: set[_Connection] = set()
         self.windows: dict[str, tuple[int, int]] = {}  # system_id -> (second, count)
@@ -333,6 +337,8 @@ class _Connection(asyncio.Protocol):
         self.awaiting: dict[int, _Receipt | _MoPart] = {}
         self.out: list[bytes] = []  # written at the end of this turn of the event loop
         self.in_turn = False
+        self.held: list[bytes] = []  # written while the server was frozen: sent on thaw
+        self.unbinding = False  # we sent an unbind: close on its response
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -342,6 +348,8 @@ class _Connection(asyncio.Protocol):
             self.transport.abort()
             return
         self.server.connections.add(self)
+        if self.server.frozen:
+            self.transport.pause_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -378,6 +386,9 @@ class _Connection(asyncio.Protocol):
 
     def write_bytes(self, data: bytes) -> None:
         """The first write of a loop turn goes at once, the rest together at its end."""
+        if self.server.frozen:
+            self.held.append(data)
+            return
         if self.in_turn:
             self.out.append(data)
             return
@@ -400,6 +411,19 @@ class _Connection(asyncio.Protocol):
             self.flush()
             self.transport.abort()
 
+    def freeze(self, *, frozen: bool) -> None:
+        """Stop reading (the peer's writes fill the TCP buffers), or carry on where it stopped."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if frozen:
+            self.transport.pause_reading()
+            return
+        self.last_received = time.monotonic()  # a stopped process does not see time pass
+        held, self.held = self.held, []
+        for data in held:
+            self.write_bytes(data)
+        self.transport.resume_reading()
+
     # PDUs
     def handle(self, pdu: Pdu) -> None:  # noqa: PLR0911 - one branch per PDU type
         seq = pdu.sequence_number
@@ -415,6 +439,9 @@ class _Connection(asyncio.Protocol):
             return
         if isinstance(pdu, DeliverSmResp):
             self.answered(pdu)
+            return
+        if isinstance(pdu, UnbindResp) and self.unbinding:
+            self.close()
             return
         if isinstance(pdu, EnquireLinkResp | UnbindResp | GenericNack):
             return
@@ -451,9 +478,16 @@ class _Connection(asyncio.Protocol):
             )
             return
         self.account = self.sim.accounts[pdu.system_id]
+        self.sim.stats.binds_accepted += 1
         self.transmitter = not isinstance(pdu, BindReceiver)
         self.receiver = not isinstance(pdu, BindTransmitter)
         self.write(resp_cls(sequence_number=pdu.sequence_number, system_id="SMPPGW-SIM"))
+        if self.sim.settings.faults.unbind_after_bind:
+            # As some SMSCs do with an account they do not know: bind, then unbind at once.
+            self.sim.stats.unbinds_after_bind += 1
+            self.unbinding = True
+            self.write(Unbind(sequence_number=next(self.sequence) % 0x7FFFFFFF + 1))
+            return
         if self.receiver:
             self.sim.flush_receipts(self.account.system_id)
             self.sim.flush_mo(self.account.system_id)
@@ -676,6 +710,25 @@ class Simulator:
             await asyncio.sleep(seconds)
         finally:
             self.set_server_down(index, down=False)
+
+    def set_server_frozen(self, index: int, *, frozen: bool) -> None:
+        """Freeze a server as a stopped process is frozen, or thaw it.
+
+        Frozen, it reads nothing and answers nothing (binds, submits, enquire_link), sends no
+        receipt and cuts no idle link, while every TCP connection stays open and new ones are
+        accepted; what the clients sent waits in the TCP buffers. Thawed, it reads on.
+        """
+        server = self._servers[index]
+        server.frozen = frozen
+        for conn in list(server.connections):
+            conn.freeze(frozen=frozen)
+
+    async def server_frozen_for(self, index: int, seconds: float) -> None:
+        self.set_server_frozen(index, frozen=True)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.set_server_frozen(index, frozen=False)
 
     @property
     def dlrs_pending(self) -> int:
@@ -1016,6 +1069,8 @@ class Simulator:
             await asyncio.sleep(min(limit, 30.0) / 2)
             now = time.monotonic()
             for server in self._servers:
+                if server.frozen:
+                    continue
                 for conn in list(server.connections):
                     if now - conn.last_received > limit:
                         conn.close()
