@@ -180,6 +180,7 @@ class WebhookConfig:
     secret_source: str | None = None
     timeout: float = 3.0
     max_attempts: int = 10
+    concurrency: int = 32
     ca_file: str | None = None
     verify: bool = True
 
@@ -848,6 +849,7 @@ def _webhook(root: _Table, environ: Mapping[str, str]) -> WebhookConfig | None:
         secret_source=source,
         timeout=t.positive("timeout", 3.0),
         max_attempts=t.integer("max_attempts", 10, 1, 100),
+        concurrency=t.integer("concurrency", 32, 1, 1000),
         ca_file=t.opt_path("ca_file"),
         verify=t.flag("verify", default=True),
     )
@@ -1005,6 +1007,7 @@ def webhook_settings(config: Config) -> WebhookSettings | None:
         secret=w.secret,
         timeout=w.timeout,
         max_attempts=w.max_attempts,
+        concurrency=w.concurrency,
         ca_file=w.ca_file,
         verify=w.verify,
     )

@@ -33,6 +33,7 @@ import re
 import ssl
 import time
 import urllib.parse
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -75,7 +76,8 @@ class WebhookSettings:
 
     ``timeout`` bounds one whole attempt (connect, send, status line); the provider's own
     webhooks use 3 s. ``first_delay``, ``factor`` and ``max_delay`` give the retry schedule
-    (10 s, 100 s, 1000 s... capped at 100,000 s).
+    (10 s, 100 s, 1000 s... capped at 100,000 s). ``concurrency`` bounds the attempts in
+    flight; ``batch`` is how many pending events are read from the store at a time.
     """
 
     url: str
@@ -85,7 +87,7 @@ class WebhookSettings:
     first_delay: float = 10.0
     factor: float = 10.0
     max_delay: float = 100_000.0
-    concurrency: int = 4
+    concurrency: int = 32
     batch: int = 100
     ca_file: str | None = None
     verify: bool = True
@@ -257,8 +259,14 @@ async def post_json(
 class WebhookSender:
     """Delivers the store's pending events to the webhook URL, on the retry schedule.
 
-    Drive it with :meth:`run` (a loop that sleeps until the next due attempt or until
-    :meth:`wake` is called, e.g. when an event is appended), or step it with
+    Up to ``concurrency`` attempts run at once, each on its own and each bounded by
+    ``timeout``: a new attempt starts as soon as one finishes (or an event is appended, or a
+    retry comes due), so a receiver that hangs on some requests holds only those events, for
+    at most ``timeout`` each, and never the ones behind them. Each event's next attempt is
+    scheduled from the moment its own attempt failed.
+
+    Drive it with :meth:`run` (a loop that sleeps until the next due attempt, a finished
+    attempt or :meth:`wake`, e.g. when an event is appended), or step it with
     :meth:`deliver_due` (tests, with an injected ``clock``).
     """
 
@@ -277,8 +285,11 @@ class WebhookSender:
         self._clock = clock
         self._context = settings.ssl_context()
         self._poster = poster or self._post
+        parts = urllib.parse.urlsplit(settings.url)
+        self._where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
         self._wake = asyncio.Event()
-        self._in_flight: set[int] = set()
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._errors: list[BaseException] = []
 
     async def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
         return await post_json(
@@ -301,95 +312,142 @@ class WebhookSender:
         return headers
 
     async def deliver_due(self) -> float | None:
-        """Attempt every pending event that is due now.
+        """Attempt every pending event that is due now and wait for those attempts.
+
+        At most ``concurrency`` attempts run at once; each finished one makes room for the next.
 
         Returns:
             The earliest due time among the events still pending (including the retries just
             scheduled), or None if nothing is pending.
+
+        Raises:
+            Exception: the store failed to list pending events or to record a result.
+        """
+        while True:
+            next_due = await self._start_due()
+            if not self._in_flight:
+                self._raise_errors()
+                return next_due
+            await asyncio.wait(tuple(self._in_flight.values()), return_when=FIRST_COMPLETED)
+            self._raise_errors()
+
+    def _raise_errors(self) -> None:
+        if self._errors:
+            error, self._errors = self._errors[0], []
+            raise error
+
+    async def _start_due(self) -> float | None:
+        """Start attempts of due events while there is room.
+
+        Returns:
+            When to look again: the due time of the earliest event not yet due, now when more
+            due events may wait behind the ones just read, or None when only a finished
+            attempt (which wakes the loop) or a new event can change anything.
         """
         s = self._settings
-        pending = await self._store.pending(s.batch)
+        in_flight = self._in_flight
+        room = s.concurrency - len(in_flight)
+        if room <= 0:
+            return None
+        # The events in flight are still pending in the store (earliest due first): read past
+        # them so that they never hide the events behind.
+        limit = s.batch + len(in_flight)
+        pending = await self._store.pending(limit)
         now = self._clock()
-        due = [d for d in pending if d.due_at <= now and d.cursor not in self._in_flight]
-        later = [d.due_at for d in pending if d.due_at > now]
-        semaphore = asyncio.Semaphore(s.concurrency)
+        for delivery in pending:
+            if delivery.cursor in in_flight:
+                continue
+            if delivery.due_at > now:
+                return delivery.due_at
+            if room == 0:
+                return None
+            self._start(delivery)
+            room -= 1
+        return now if len(pending) >= limit and room > 0 else None
 
-        async def one(delivery: PendingDelivery) -> float | None:
-            async with semaphore:
-                return await self._attempt(delivery)
+    def _start(self, delivery: PendingDelivery) -> None:
+        cursor = delivery.cursor
+        task = asyncio.create_task(self._attempt(delivery), name=f"webhook-{cursor}")
+        self._in_flight[cursor] = task
+        task.add_done_callback(lambda done: self._finished(cursor, done))
 
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(one(d)) for d in due]
-        nexts = [t.result() for t in tasks]
-        candidates = [t for t in (*later, *nexts) if t is not None]
-        if len(pending) >= s.batch and len(due) == len(pending):
-            # A full batch was all due: more may be waiting behind it.
-            candidates.append(now)
-        return min(candidates, default=None)
+    def _finished(self, cursor: int, task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(cursor, None)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._errors.append(error)
+        self._wake.set()
 
-    async def _attempt(self, delivery: PendingDelivery) -> float | None:
+    async def _attempt(self, delivery: PendingDelivery) -> None:
         s = self._settings
-        self._in_flight.add(delivery.cursor)
+        now = self._clock()
+        error: str | None
         try:
-            now = self._clock()
-            error: str | None
-            try:
+            # Bounds any poster, not only post_json: a hung request holds only its own event.
+            async with asyncio.timeout(s.timeout):
                 status = await self._poster(s.url, delivery.body, self.headers(delivery, now))
-            except WebhookError as exc:
-                error = str(exc)
-            else:
-                error = None if 200 <= status < 300 else f"HTTP status {status}"
-            ok = error is None
-            self._observer.webhook_delivery(ok)
-            attempts = delivery.attempts + (0 if ok else 1)
-            next_at: float | None = None
-            if not ok and attempts < s.max_attempts:
-                delay = retry_delay(attempts, first=s.first_delay, factor=s.factor, cap=s.max_delay)
-                next_at = self._clock() + delay
-            if ok:
-                logger.debug("webhook: event %d delivered", delivery.cursor)
-            elif next_at is None:
-                logger.warning(
-                    "webhook: event %d given up after %d attempts: %s",
-                    delivery.cursor,
-                    attempts,
-                    error,
-                )
-            else:
-                logger.info(
-                    "webhook: event %d attempt %d failed (%s); next in %.0f s",
-                    delivery.cursor,
-                    attempts,
-                    error,
-                    next_at - self._clock(),
-                )
-            await self._store.result(
+        except TimeoutError:
+            error = f"POST to {self._where}: no answer within {s.timeout} s"
+        except WebhookError as exc:
+            error = str(exc)
+        else:
+            error = None if 200 <= status < 300 else f"HTTP status {status}"
+        ok = error is None
+        self._observer.webhook_delivery(ok)
+        attempts = delivery.attempts + (0 if ok else 1)
+        next_at: float | None = None
+        if not ok and attempts < s.max_attempts:
+            delay = retry_delay(attempts, first=s.first_delay, factor=s.factor, cap=s.max_delay)
+            next_at = self._clock() + delay
+        if ok:
+            logger.debug("webhook: event %d delivered", delivery.cursor)
+        elif next_at is None:
+            logger.warning(
+                "webhook: event %d given up after %d attempts: %s",
                 delivery.cursor,
-                delivered=ok,
-                attempts=attempts,
-                next_attempt_at=next_at,
-                error=error,
+                attempts,
+                error,
             )
-            return next_at
-        finally:
-            self._in_flight.discard(delivery.cursor)
+        else:
+            logger.info(
+                "webhook: event %d attempt %d failed (%s); next in %.0f s",
+                delivery.cursor,
+                attempts,
+                error,
+                next_at - self._clock(),
+            )
+        await self._store.result(
+            delivery.cursor,
+            delivered=ok,
+            attempts=attempts,
+            next_attempt_at=next_at,
+            error=error,
+        )
 
     async def run(self) -> None:
-        """Deliver forever: sleep until the next due attempt or a :meth:`wake`; cancel to stop.
+        """Deliver forever: sleep until the next due attempt, a finished attempt or a
+        :meth:`wake`; cancel to stop (attempts in flight are cancelled and stay pending).
 
         A store error is logged and retried after ``first_delay`` so a transient failure does
         not stop deliveries for good.
         """
-        while True:
-            self._wake.clear()
-            try:
-                next_due = await self.deliver_due()
-            except Exception:
-                logger.exception("webhook: delivery round failed")
-                next_due = self._clock() + self._settings.first_delay
-            timeout = None if next_due is None else max(0.0, next_due - self._clock())
-            if timeout == 0:
-                continue
-            with suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    self._raise_errors()
+                    next_due = await self._start_due()
+                except Exception:
+                    logger.exception("webhook: delivery round failed")
+                    next_due = self._clock() + self._settings.first_delay
+                timeout = None if next_due is None else max(0.0, next_due - self._clock())
+                if timeout == 0:
+                    await asyncio.sleep(0)  # let the attempts just started run
+                    continue
+                with suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
+        finally:
+            tasks = tuple(self._in_flight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
