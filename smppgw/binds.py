@@ -19,7 +19,8 @@ of the account. So the manager:
 * treats a submit whose response never came (timeout, link lost) as UNKNOWN: the SMSC may have
   accepted it. By default (:attr:`UnknownPolicy.RESUBMIT_ONCE`) it is resubmitted once and the
   result flagged ``possible_duplicate``; the session always reports it
-  (``observer.submit_unknown``, once per unanswered submit).
+  (``observer.submit_unknown``, once per unanswered submit). A response that still comes after
+  the timeout is handed to the caller through ``PartResult.late``.
 
 Parts of one message go out one after another, each only after the previous one's response:
 a throttled or retried part can never be overtaken by a later part of the same message. Waiting
@@ -41,7 +42,7 @@ from typing import Any, Protocol
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import EncodeError, SmppError
-from smppgw.codec.pdu import DataSm, DataSmResp, SubmitSm, SubmitSmResp
+from smppgw.codec.pdu import DataSm, DataSmResp, Pdu, SubmitSm, SubmitSmResp
 from smppgw.observe import NULL_OBSERVER, Observer
 from smppgw.ratelimit import TokenBucket
 from smppgw.retry_policy import StatusClass, StatusPolicy, UnknownPolicy
@@ -260,6 +261,9 @@ class PartResult:
     attempts: int = 0
     possible_duplicate: bool = False
     reason: str = ""
+    late: tuple[asyncio.Future[Pdu], ...] = ()
+    """One future per attempt that timed out: it gets the response if it still comes (the
+    SMSC decided that attempt after all), and is cancelled if its link closes first."""
 
 
 OnPart = Callable[[int, PartResult], Awaitable[None]]
@@ -558,6 +562,7 @@ class _Run:
     resent_after_unknown: bool = False
     last: _Grant | None = None
     status: CommandStatus | None = None
+    late: list[asyncio.Future[Pdu]] = field(default_factory=list)
 
     def result(self, status: PartStatus, reason: str, message_id: str | None = None) -> PartResult:
         # An earlier attempt with an unknown outcome may have been accepted: unless this one
@@ -574,6 +579,7 @@ class _Run:
             attempts=self.sent,
             possible_duplicate=self.resent_after_unknown,
             reason=reason,
+            late=tuple(self.late),
         )
 
 
@@ -799,6 +805,8 @@ class BindManager:
         except (ResponseTimeoutError, LinkLostError) as exc:
             run.unknown += 1
             run.charged += 1
+            if isinstance(exc, ResponseTimeoutError) and exc.late is not None:
+                run.late.append(exc.late)
             # The session has reported it (observer.submit_unknown): not again here, or every
             # unanswered submit would be counted twice.
             reason = "timeout" if isinstance(exc, ResponseTimeoutError) else "link_lost"

@@ -404,13 +404,16 @@ class CorrelationStore(Protocol):
     """
 
     async def register_part(
-        self, entry: PartEntry, keys: Sequence[str]
+        self, entry: PartEntry, keys: Sequence[str], *, keep_previous: bool = False
     ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
         """Store a part under ``normalize_message_id(entry.smsc_id)``, then take the unmatched
         receipts kept under any of ``keys`` and record each as the part's receipt.
 
         An entry already stored under the same normalised id is replaced (the SMSC reused the
-        id; the newest registration wins).
+        id; the newest registration wins). With ``keep_previous``, an id the same part was
+        registered under before stays matchable too: two attempts of the part were both
+        accepted (a late response to one that timed out), so two copies are at the SMSC and
+        either may send a receipt; the message is then flagged ``possible_duplicate``.
 
         Returns:
             Each receipt taken, oldest first, with the latest receipt of every part of the
@@ -472,8 +475,10 @@ class MemoryCorrelationStore:
         self._next = 0
 
     async def register_part(
-        self, entry: PartEntry, keys: Sequence[str]
+        self, entry: PartEntry, keys: Sequence[str], *, keep_previous: bool = False
     ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
+        # Entries are keyed by SMSC id, so an earlier id of the same part stays matchable
+        # whatever keep_previous says.
         self.add_part(entry)
         return [(dlr, self._record(entry, dlr)) for dlr in self._take(keys)]
 
@@ -590,7 +595,9 @@ class Correlator:
         self._unmatched_ttl = unmatched_ttl
         self._clock = clock
 
-    async def register(self, message_id: str, part: int, parts: int, smsc_id: str) -> list[Match]:
+    async def register(
+        self, message_id: str, part: int, parts: int, smsc_id: str, *, keep_previous: bool = False
+    ) -> list[Match]:
         """Record a part's SMSC id (from its submit_sm_resp) and match receipts parked for it.
 
         Args:
@@ -598,6 +605,9 @@ class Correlator:
             part: the part's index, 0-based.
             parts: the message's number of parts.
             smsc_id: the message_id of the submit_sm_resp.
+            keep_previous: another attempt of the part may have been (or be) accepted under
+                another id: keep every id of the part matchable (see
+                :meth:`CorrelationStore.register_part`).
 
         Returns:
             The matches of receipts that had arrived before this call, in arrival order.
@@ -612,7 +622,7 @@ class Correlator:
             raise CorrelationError(f"message {message_id!r}: part {part} not in 0..{parts - 1}")
         now = self._clock()
         entry = PartEntry(message_id, part, parts, smsc_id, now, now + self._ttl)
-        taken = await self._store.register_part(entry, keys)
+        taken = await self._store.register_part(entry, keys, keep_previous=keep_previous)
         return [_match(entry, dlr, latest) for dlr, latest in taken]
 
     async def on_dlr(self, dlr: Dlr) -> Match | None:

@@ -39,7 +39,7 @@ import msgspec
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Ton
 from smppgw.codec.errors import EncodeError, SmppError
-from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
+from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, Pdu, SubmitSm, SubmitSmResp
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
 from smppgw.codec.tlv import dlt_tlvs
 from smppgw.config import (
@@ -262,6 +262,7 @@ class Gateway:
         self.webhook: WebhookSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._late: set[asyncio.Task[None]] = set()  # waiting for responses past the timeout
         self._wake = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
@@ -392,9 +393,13 @@ class Gateway:
         # Every submit returned (done, or ManagerStoppedError -> released to the queue).
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=timeout)
-        for task in self._tasks:
+        # The binds are closed: late responses still awaited will not come; record those
+        # that did.
+        if self._late:
+            await asyncio.wait(self._late, timeout=timeout)
+        for task in (*self._tasks, *self._late):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._late, return_exceptions=True)
         if self.metrics is not None:
             await self.metrics.stop()
         if self.store is not None:
@@ -497,6 +502,10 @@ class Gateway:
     async def _part_done(
         self, message: ClaimedMessage, part: int, parts: int, result: PartResult
     ) -> None:
+        for late in result.late:
+            task = asyncio.create_task(self._late_response(message, part, parts, late))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
         if result.status is not PartStatus.ACCEPTED:
             return
         correlator, store = self.correlator, self.store
@@ -507,8 +516,57 @@ class Gateway:
             now = self._clock()
             await store.add_part(PartEntry(message.id, part, parts, "", now, now))
             return
-        for match in await correlator.register(message.id, part, parts, result.smsc_message_id):
+        # An earlier attempt that timed out may still be answered: keep both ids matchable.
+        matches = await correlator.register(
+            message.id, part, parts, result.smsc_message_id, keep_previous=bool(result.late)
+        )
+        for match in matches:
             await self._apply(match)
+
+    async def _late_response(
+        self, message: ClaimedMessage, part: int, parts: int, late: asyncio.Future[Pdu]
+    ) -> None:
+        """A part's submit timed out; if its response still comes and accepts it, the part is
+        registered under that id all the same (its receipt then matches), and a message that
+        had ended ``unknown`` for want of it is resolved."""
+        await asyncio.wait([late])
+        if late.cancelled():
+            return  # the link closed first: the outcome stays unknown
+        resp = late.result()
+        if not isinstance(resp, SubmitSmResp | DataSmResp):
+            return
+        if resp.command_status != CommandStatus.ESME_ROK or not resp.message_id:
+            logger.warning(
+                "message %s part %d: a late response refused an attempt that timed out (%s)",
+                message.id,
+                part,
+                resp.command_status.name,
+            )
+            return
+        correlator, store = self.correlator, self.store
+        assert correlator is not None
+        assert store is not None
+        logger.warning(
+            "message %s part %d: accepted as %s by a response after the timeout",
+            message.id,
+            part,
+            resp.message_id,
+        )
+        try:
+            matches = await correlator.register(
+                message.id, part, parts, resp.message_id, keep_previous=True
+            )
+            for match in matches:
+                await self._apply(match)
+            if not message.request.registered_delivery:
+                cursor = await store.resolve_unknown(
+                    message.id, DeliveryState.SENT, _NO_RECEIPT_REASON
+                )
+                if cursor is not None:
+                    self.observer.message_final(DeliveryState.SENT.value)
+                    self._event_written()
+        except StoreError:
+            logger.exception("message %s: recording a late response failed", message.id)
 
     async def _finish(self, message: ClaimedMessage, results: Sequence[PartResult]) -> None:
         store = self.store
@@ -539,26 +597,21 @@ class Gateway:
             )
             state = DeliveryState.FAILED
         elif unknown is not None:
+            # A late response may have registered the part meanwhile: the store then records
+            # the state an accepted message has instead.
             cursor = await store.finish_submit(
                 message.id,
                 DeliveryState.UNKNOWN,
                 reason=unknown.reason or None,
                 possible_duplicate=duplicate,
+                accepted=_accepted_state(message),
             )
-            state = DeliveryState.UNKNOWN
+            recorded = await store.status(message_id=message.id) if cursor is not None else None
+            state = DeliveryState.UNKNOWN if recorded is None else recorded.state
         else:
-            # Without a receipt request nothing more will be heard of the message: its
-            # acceptance is its outcome.
-            state = (
-                DeliveryState.SUBMITTED
-                if message.request.registered_delivery
-                else DeliveryState.SENT
-            )
+            state, reason = _accepted_state(message)
             cursor = await store.finish_submit(
-                message.id,
-                state,
-                reason=None if state is DeliveryState.SUBMITTED else _NO_RECEIPT_REASON,
-                possible_duplicate=duplicate,
+                message.id, state, reason=reason, possible_duplicate=duplicate
             )
         if cursor is not None:
             if state.is_final:
@@ -724,6 +777,14 @@ def _mo_event(head_bytes: bytes, parts: list[bytes], missing: tuple[int, ...]) -
 
 
 _NO_RECEIPT_REASON: Final = "accepted by the SMSC; no delivery receipt was requested"
+
+
+def _accepted_state(message: ClaimedMessage) -> tuple[DeliveryState, str | None]:
+    """The state and reason of a message whose every part the SMSC accepted. Without a
+    receipt request nothing more will be heard of it: its acceptance is its outcome."""
+    if message.request.registered_delivery:
+        return DeliveryState.SUBMITTED, None
+    return DeliveryState.SENT, _NO_RECEIPT_REASON
 
 
 def _part_number(message: ClaimedMessage, index: int) -> tuple[int, int]:

@@ -13,9 +13,10 @@ most ``inbound_window`` handlers run at once; while that many are unanswered the
 reading from the socket, so TCP backpressure makes the SMSC wait for our responses instead of
 every queued receipt becoming a task in memory (an SMSC flushes its whole backlog at a bind).
 A non-OK submit_sm_resp is returned, not raised (so is a generic_nack to a submit, as a response
-with its status); a submit whose response never came raises
-:class:`ResponseTimeoutError` or :class:`LinkLostError` (its outcome is unknown). No reconnect:
-that is the bind manager's job.
+with its status); a submit whose response never came raises :class:`ResponseTimeoutError` or
+:class:`LinkLostError` (its outcome is unknown); a response that comes after the timeout
+resolves the error's ``late`` future instead of being dropped. No reconnect: that is the bind
+manager's job.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from smppgw.observe import NULL_OBSERVER, Observer
 from smppgw.tls import TlsSettings
 
 __all__ = [
+    "MAX_LATE",
     "BindError",
     "BindType",
     "ConnectError",
@@ -83,6 +85,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+MAX_LATE = 1024
+"""Timed-out requests whose late response a session still takes, per session (the oldest
+beyond it stop waiting). Sequence numbers are not reused before they wrap (2**31), so a
+late response is never mistaken for another request's."""
 
 # Hot-path constants: a tuple for isinstance (a union would be built on every call) and the
 # status names by value (Enum.name is a descriptor, slower than a dict lookup).
@@ -134,7 +141,17 @@ class SessionClosedError(SessionError):
 
 
 class ResponseTimeoutError(SessionError):
-    """The request was sent but its response did not come in time: the outcome is unknown."""
+    """The request was sent but its response did not come in time: the outcome is unknown.
+
+    Attributes:
+        late: resolved with the response if it still comes on this link (an SMSC slower than
+            ``response_timeout`` still decided the request); cancelled when the link closes
+            first, or when :data:`MAX_LATE` later timeouts push it out.
+    """
+
+    def __init__(self, message: str, late: asyncio.Future[Pdu] | None = None) -> None:
+        super().__init__(message)
+        self.late = late
 
 
 class LinkLostError(SessionError):
@@ -220,6 +237,8 @@ class Session(asyncio.Protocol):
         # connection; this maps each outstanding sequence number to its future and send time.
         self._conn = Connection(Role.ESME, window=settings.window)
         self._pending: dict[int, tuple[asyncio.Future[Pdu], float]] = {}
+        # Requests that timed out, by sequence number: their response may still come.
+        self._late: dict[int, asyncio.Future[Pdu]] = {}
         # Looked up once rather than on every PDU (settings are frozen).
         self._server = settings.server
         self._name = settings.name
@@ -541,8 +560,10 @@ class Session(asyncio.Protocol):
         entry = self._pending.pop(pdu.sequence_number, None)
         if event is None or entry is None:
             # The connection ignores a response that awaits nothing: one to a request that
-            # already timed out, or to an enquire_link given up on.
-            if pdu.sequence_number != self._enquire_seq:
+            # already timed out (whoever still waits for it gets it), or to an enquire_link
+            # given up on.
+            taken = bool(self._late) and self._take_late(pdu)
+            if not taken and pdu.sequence_number != self._enquire_seq:
                 log.warning(
                     "%s: response for unknown sequence %d dropped",
                     self.settings.endpoint,
@@ -706,7 +727,8 @@ class Session(asyncio.Protocol):
             if not future.done():
                 future.set_exception(
                     ResponseTimeoutError(
-                        f"no response from {s.endpoint} in {s.response_timeout:g} s"
+                        f"no response from {s.endpoint} in {s.response_timeout:g} s",
+                        self._await_late(seq),
                     )
                 )
                 self._observer.submit_unknown(s.server, s.name, "timeout")
@@ -718,6 +740,28 @@ class Session(asyncio.Protocol):
         ):
             self._send_enquire_link(now)
         self._arm_timer()
+
+    def _take_late(self, pdu: Pdu) -> bool:
+        """Hand a response that came after its request's timeout to whoever waits for it."""
+        late = self._late.pop(pdu.sequence_number, None)
+        if late is None:
+            return False
+        log.warning(
+            "%s: response to sequence %d came after the response timeout",
+            self.settings.endpoint,
+            pdu.sequence_number,
+        )
+        if not late.done():
+            late.set_result(pdu)
+        return True
+
+    def _await_late(self, seq: int) -> asyncio.Future[Pdu]:
+        """A future for the response to ``seq`` should it come after its timeout."""
+        late: asyncio.Future[Pdu] = self._loop.create_future()
+        self._late[seq] = late
+        if len(self._late) > MAX_LATE:
+            self._late.pop(next(iter(self._late))).cancel()
+        return late
 
     def _send_enquire_link(self, now: float) -> None:
         transport = self._transport
@@ -753,6 +797,9 @@ class Session(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
+        late, self._late = self._late, {}
+        for future in late.values():
+            future.cancel()  # no response can come on a closed link
         self._observe_window(self.settings.server, self.settings.name, 0)
         for seq, (future, _) in pending.items():
             if not future.done():

@@ -250,10 +250,10 @@ class YieldingStore(MemoryCorrelationStore):
     __slots__ = ()
 
     async def register_part(
-        self, entry: PartEntry, keys: Sequence[str]
+        self, entry: PartEntry, keys: Sequence[str], *, keep_previous: bool = False
     ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
         await asyncio.sleep(0)
-        return await super().register_part(entry, keys)
+        return await super().register_part(entry, keys, keep_previous=keep_previous)
 
     async def match_dlr(
         self, keys: Sequence[str], dlr: Dlr, now: float, unmatched_expires: float

@@ -35,10 +35,15 @@ from smppgw.codec import (
     decode,
     encode,
 )
-from smppgw.codec.constants import EsmClass
+from smppgw.codec.constants import DataCoding, EsmClass, MessageState
 from smppgw.config import Config, parse_config
+from smppgw.correlate import Correlator, Dlr
 from smppgw.daemon import Gateway, GatewayOptions
+from smppgw.intake import SubmitRequest
+from smppgw.numbers import validate_sender
 from smppgw.observe import RecordingObserver
+from smppgw.session import ResponseTimeoutError, Session, SessionSettings
+from smppgw.store import SqliteStore, StoreSettings
 
 TIMEOUT = 20.0
 LONG_TEXT = "x" * 400  # three GSM parts of at most 153 septets
@@ -126,7 +131,9 @@ class ScriptedSmsc:
         assert resp.command_status == CommandStatus.ESME_ROK
 
 
-def config_for(tmp_path: Path, port: int, **gateway: Any) -> Config:
+def config_for(
+    tmp_path: Path, port: int, retry: dict[str, Any] | None = None, **gateway: Any
+) -> Config:
     return parse_config(
         {
             "gateway": {
@@ -142,6 +149,7 @@ def config_for(tmp_path: Path, port: int, **gateway: Any) -> Config:
             "intake": {"path": str(tmp_path / "gw.sock")},
             "defaults": {"sender": "ACME"},
             "metrics": {"enabled": False},
+            "retry": retry or {},
         },
         environ={"PW": "secret"},
     )
@@ -196,6 +204,16 @@ class Rig:
         message_id: str = reply["id"]
         return message_id
 
+    async def unmatched(self) -> int:
+        reply = await self.client.call({"op": "unmatched"})
+        count: int = reply["count"]
+        return count
+
+    async def eventually(self, message_id: str, check: Callable[[dict[str, Any]], bool]) -> None:
+        """Poll the message's status until ``check`` holds (bounded by the test's timeout)."""
+        while not check(await self.status(message_id)):  # noqa: ASYNC110 - no event says it
+            await asyncio.sleep(0.01)
+
     async def status(self, message_id: str) -> dict[str, Any]:
         reply = await self.client.call({"op": "status", "id": message_id})
         status: dict[str, Any] = reply["status"]
@@ -206,6 +224,7 @@ class Rig:
 async def running(
     tmp_path: Path,
     answer: Callable[[SubmitSm], CommandStatus | None] = lambda _: CommandStatus.ESME_ROK,
+    retry: dict[str, Any] | None = None,
     **gateway: Any,
 ) -> AsyncIterator[Rig]:
     """The scripted SMSC, the daemon bound to it, a subscriber from cursor 0 and a client."""
@@ -214,7 +233,7 @@ async def running(
     port = server.sockets[0].getsockname()[1]
     observer = RecordingObserver()
     gw = Gateway(
-        config_for(tmp_path, port, **gateway),
+        config_for(tmp_path, port, retry, **gateway),
         GatewayOptions(wait_bound=5, housekeeping_interval=0.2),
         observer=observer,
     )
@@ -350,3 +369,193 @@ async def test_a_message_sent_without_a_receipt_request_is_final_once_accepted(
     assert status["state"] == "sent"
     assert status["final"] is True
     assert rig.observer.counts[("message_final", ("sent",))] == 1
+
+
+# --- 4: a submit_sm_resp that comes after the response timeout still counts ------------------
+
+
+def hold_first(count: int = 1) -> Callable[[SubmitSm], CommandStatus | None]:
+    """Hold the first ``count`` submit_sm (the test answers them late), accept the others."""
+    seen = itertools.count()
+    return lambda _: None if next(seen) < count else CommandStatus.ESME_ROK
+
+
+async def test_a_late_response_resolves_an_unknown_message_and_its_receipt_matches(
+    tmp_path: Path,
+) -> None:
+    """The SMSC answered a submit after the response timeout. The response was logged and its
+    message id dropped: the message stayed ``unknown`` and its receipt went unmatched (81 of
+    them in one run against a slow SMSC)."""
+    async with running(
+        tmp_path, hold_first(), {"unknown_policy": "never"}, response_timeout=0.3
+    ) as rig:
+        message_id = await rig.submit(text="hello")
+        submit = await rig.smsc.submits.get()
+        unknown = await rig.events.status_event(message_id, "unknown")
+        rig.smsc.respond(submit, "late1")
+        await rig.smsc.receipt("late1", "DELIVRD", "000")
+        delivered = await rig.events.status_event(message_id, "delivered")
+        assert await rig.unmatched() == 0
+    assert unknown["final"] is True
+    assert unknown["reason"] == "no response (timeout)"
+    assert delivered["final"] is True
+    assert (delivered["status"], delivered["err"], delivered["reason"]) == ("DELIVRD", "000", None)
+    assert delivered["parts"] == [
+        {"part": 0, "smsc_id": "late1", "status": "DELIVRD", "err": "000"}
+    ]
+
+
+async def test_a_late_response_to_a_resubmitted_part_makes_both_copies_receipts_match(
+    tmp_path: Path,
+) -> None:
+    """The part timed out and was resubmitted (accepted as m1); then the first attempt's
+    response came (late1): the SMSC holds two copies. Both ids name the part, either copy's
+    receipt matches it, and the message says possible_duplicate."""
+    async with running(tmp_path, hold_first(), response_timeout=0.3) as rig:
+        message_id = await rig.submit(text="hello")
+        first = await rig.smsc.submits.get()
+        await rig.smsc.submits.get()  # the resubmission, accepted at once
+        submitted = await rig.events.status_event(message_id, "submitted")
+        [resubmitted] = rig.smsc.given
+        rig.smsc.respond(first, "late1")
+        await rig.eventually(message_id, lambda s: s["parts"][0]["smsc_id"] == "late1")
+        await rig.smsc.receipt(resubmitted, "DELIVRD", "000")
+        delivered = await rig.events.status_event(message_id, "delivered")
+        await rig.smsc.receipt("late1", "DELIVRD", "000")
+        assert await rig.unmatched() == 0
+        status = await rig.status(message_id)
+    assert submitted["possible_duplicate"] is True
+    assert delivered["possible_duplicate"] is True
+    assert status["state"] == "delivered"
+    assert status["possible_duplicate"] is True
+
+
+async def test_a_late_response_before_the_message_ends_keeps_it_from_ending_unknown(
+    tmp_path: Path,
+) -> None:
+    """Two parts, no resubmission: part 0 times out, and its late response comes while part 1
+    is still with the SMSC. The message must not end ``unknown`` once part 1 is accepted: every
+    part is, and it waits for its receipts like any other."""
+    async with running(
+        tmp_path, hold_first(2), {"unknown_policy": "never"}, response_timeout=0.3
+    ) as rig:
+        message_id = await rig.submit(text=LONG_TEXT[:200])
+        part0 = await rig.smsc.submits.get()
+        part1 = await rig.smsc.submits.get()  # sent after part 0 timed out
+        rig.smsc.respond(part0, "late0")
+        await rig.eventually(message_id, lambda s: s["parts"][0]["smsc_id"] == "late0")
+        rig.smsc.respond(part1, "p1")
+        submitted = await rig.events.status_event(message_id, "submitted")
+        await rig.smsc.receipt("late0", "DELIVRD", "000")
+        await rig.smsc.receipt("p1", "DELIVRD", "000")
+        delivered = await rig.events.status_event(message_id, "delivered")
+    assert submitted["final"] is False
+    assert submitted["reason"] is None
+    assert [p["smsc_id"] for p in delivered["parts"]] == ["late0", "p1"]
+
+
+async def test_a_late_response_makes_an_unknown_message_without_receipt_request_sent(
+    tmp_path: Path,
+) -> None:
+    async with running(
+        tmp_path, hold_first(), {"unknown_policy": "never"}, response_timeout=0.3
+    ) as rig:
+        message_id = await rig.submit(text="hello", registered_delivery=False)
+        submit = await rig.smsc.submits.get()
+        await rig.events.status_event(message_id, "unknown")
+        rig.smsc.respond(submit, "late1")
+        sent = await rig.events.status_event(message_id, "sent")
+    assert sent["final"] is True
+    assert sent["reason"] == "accepted by the SMSC; no delivery receipt was requested"
+    assert sent["parts"][0]["smsc_id"] == "late1"
+    assert rig.observer.counts[("message_final", ("unknown",))] == 1
+    assert rig.observer.counts[("message_final", ("sent",))] == 1
+
+
+@contextlib.asynccontextmanager
+async def bound_session(smsc: ScriptedSmsc) -> AsyncIterator[Session]:
+    server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        session = await Session.connect(
+            SessionSettings(
+                host="127.0.0.1",
+                port=port,
+                system_id="smppgw",
+                password="secret",
+                response_timeout=0.2,
+            )
+        )
+        try:
+            yield session
+        finally:
+            await session.close(1)
+
+
+async def test_a_session_hands_a_response_after_the_timeout_to_the_timed_out_submit() -> None:
+    smsc = ScriptedSmsc(hold_first())
+    async with asyncio.timeout(TIMEOUT), bound_session(smsc) as session:
+        with pytest.raises(ResponseTimeoutError) as info:
+            await session.submit(SubmitSm(destination_addr="919812345678", short_message=b"x"))
+        late = info.value.late
+        assert late is not None
+        assert not late.done()
+        smsc.respond(await smsc.submits.get(), "late1")
+        resp = await late
+        assert isinstance(resp, SubmitSmResp)
+        assert resp.message_id == "late1"
+        # The session goes on as before.
+        assert (await session.submit(SubmitSm(destination_addr="1"))).message_id == "m1"
+
+
+async def test_a_late_response_awaited_on_a_link_that_closes_is_cancelled() -> None:
+    smsc = ScriptedSmsc(hold_first())
+    async with asyncio.timeout(TIMEOUT), bound_session(smsc) as session:
+        with pytest.raises(ResponseTimeoutError) as info:
+            await session.submit(SubmitSm(destination_addr="919812345678", short_message=b"x"))
+        late = info.value.late
+        assert late is not None
+        session.abort()
+        assert late.cancelled()
+
+
+async def test_both_ids_of_a_part_match_until_the_correlation_ttl_and_go_with_the_message(
+    tmp_path: Path,
+) -> None:
+    now = [1_700_000_000.0]
+    store = await SqliteStore.open(
+        StoreSettings(str(tmp_path / "s.db"), retention=100), clock=lambda: now[0]
+    )
+    correlator = Correlator(store, ttl=50, unmatched_ttl=50, clock=lambda: now[0])
+    try:
+        [result] = await store.add_messages(
+            [
+                SubmitRequest(
+                    to="919812345678",
+                    sender=validate_sender("ACME"),
+                    text="hello",
+                    payload=None,
+                    data_coding=DataCoding.DEFAULT,
+                    parts=1,
+                    priority=0,
+                )
+            ]
+        )
+        await store.claim(1)
+        await correlator.register(result.id, 0, 1, "A1")
+        await correlator.register(result.id, 0, 1, "B2", keep_previous=True)
+
+        def receipt(smsc_id: str) -> Dlr:
+            return Dlr(smsc_id, "ENROUTE", MessageState.ENROUTE, None, None, now[0])
+
+        assert (await correlator.on_dlr(receipt("a1"))) is not None  # the earlier id
+        assert (await correlator.on_dlr(receipt("B2"))) is not None  # the newer one
+        status = await store.status(message_id=result.id)
+        assert status is not None
+        assert status.possible_duplicate is True
+        now[0] += 50
+        assert await correlator.expire() == (1, 0)
+        assert await correlator.on_dlr(receipt("A1")) is None  # expired with its part
+        assert await correlator.count_unmatched() == 1
+    finally:
+        await store.close()

@@ -125,6 +125,16 @@ CREATE TABLE IF NOT EXISTS parts (
     PRIMARY KEY (message_id, part)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parts_key ON parts (smsc_key);
+CREATE TABLE IF NOT EXISTS part_aliases (
+    smsc_key TEXT PRIMARY KEY,
+    message_id TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    smsc_id TEXT NOT NULL,
+    registered_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS part_aliases_message ON part_aliases (message_id);
 CREATE TABLE IF NOT EXISTS unmatched (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL,
@@ -166,7 +176,14 @@ _FINISH_SUBMIT: Final = (
 )
 _APPLY_RECEIPT: Final = (
     "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, deliv_at = ?, final_at = ?"
-    " WHERE id = ? AND state IN ('queued', 'submitting', 'submitted')"
+    " WHERE id = ? AND state IN ('queued', 'submitting', 'submitted', 'unknown')"
+    " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
+    " reason, possible_duplicate"
+)
+
+_RESOLVE_UNKNOWN: Final = (
+    "UPDATE messages SET state = ?, status = ?, err = NULL, reason = ?, final_at = ?"
+    " WHERE id = ? AND state = 'unknown'"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
     " reason, possible_duplicate"
 )
@@ -706,31 +723,71 @@ class SqliteStore:
         err: str | None = None,
         reason: str | None = None,
         possible_duplicate: bool = False,
+        accepted: tuple[DeliveryState, str | None] | None = None,
     ) -> int | None:
         """Record the outcome of submitting every part and write its event.
 
         ``state`` is SUBMITTED (every part accepted, receipts awaited), SENT (every part
         accepted, no receipt asked for: final), FAILED or UNKNOWN. Nothing changes if receipts
-        already made the message final (a receipt may beat the last response).
+        already made the message final (a receipt may beat the last response). An UNKNOWN
+        message whose parts all turn out accepted (a late response registered the one that
+        timed out) takes the state and reason of ``accepted`` instead, when given.
 
         Returns:
             The event's cursor, or None when nothing changed.
         """
         now = self._clock()
-        db_state = state.value
-        status = state.value.upper()
-        final_at = now if state.is_final else None
 
         def op(conn: sqlite3.Connection) -> int | None:
+            final, why = state, reason
+            if (
+                state is DeliveryState.UNKNOWN
+                and accepted is not None
+                and _all_accepted(conn, message_id)
+            ):
+                final, why = accepted
             row = conn.execute(
                 _FINISH_SUBMIT,
-                (db_state, status, err, reason, now, final_at, possible_duplicate, message_id),
+                (
+                    final.value,
+                    final.value.upper(),
+                    err,
+                    why,
+                    now,
+                    now if final.is_final else None,
+                    possible_duplicate,
+                    message_id,
+                ),
             ).fetchone()
             if row is None:
                 conn.execute(
                     "UPDATE messages SET sent_at = coalesce(sent_at, ?) WHERE id = ?",
                     (now, message_id),
                 )
+                return None
+            return self._append_payload_event(conn, _payload(conn, row), now)
+
+        return await self._call(op)
+
+    async def resolve_unknown(
+        self, message_id: str, state: DeliveryState, reason: str | None
+    ) -> int | None:
+        """An ``unknown`` message whose parts all turn out accepted (a late response registered
+        the one that timed out) takes ``state`` and ``reason``, with its event.
+
+        Returns:
+            The event's cursor, or None when nothing changed (not unknown, or a part still
+            without an SMSC id).
+        """
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> int | None:
+            if not _all_accepted(conn, message_id):
+                return None
+            row = conn.execute(
+                _RESOLVE_UNKNOWN, (state.value, state.value.upper(), reason, now, message_id)
+            ).fetchone()
+            if row is None:
                 return None
             return self._append_payload_event(conn, _payload(conn, row), now)
 
@@ -778,13 +835,19 @@ class SqliteStore:
         await self._call(op)
 
     async def register_part(
-        self, entry: PartEntry, keys: Sequence[str]
+        self, entry: PartEntry, keys: Sequence[str], *, keep_previous: bool = False
     ) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
-        """Record an accepted part and match the receipts that came before it (one step)."""
+        """Record an accepted part and match the receipts that came before it (one step).
+
+        With ``keep_previous`` an earlier id of the part stays matchable, in ``part_aliases``.
+        """
         row = _part_row(entry)
         keys = tuple(dict.fromkeys(keys))
+        key = normalize_message_id(entry.smsc_id)
 
         def op(conn: sqlite3.Connection) -> list[tuple[Dlr, tuple[Dlr | None, ...]]]:
+            if keep_previous:
+                _keep_previous_id(conn, entry, key)
             conn.execute(_UPSERT_PART, row)
             if not self._unmatched_rows:
                 return []
@@ -806,6 +869,15 @@ class SqliteStore:
                     "SELECT message_id, part, parts, smsc_id, registered_at, expires_at"
                     " FROM parts WHERE smsc_key = ? AND expires_at > ?"
                     " ORDER BY registered_at DESC LIMIT 1",
+                    (key, now),
+                ).fetchone()
+                if row is not None:
+                    entry = PartEntry(*row)
+                    return entry, _record_dlr(conn, entry, dlr)
+            for key in keys:  # an earlier accepted attempt of a part (see register_part)
+                row = conn.execute(
+                    "SELECT message_id, part, parts, smsc_id, registered_at, expires_at"
+                    " FROM part_aliases WHERE smsc_key = ? AND expires_at > ?",
                     (key, now),
                 ).fetchone()
                 if row is not None:
@@ -850,6 +922,7 @@ class SqliteStore:
                 "UPDATE parts SET smsc_key = NULL WHERE smsc_key IS NOT NULL AND expires_at <= ?",
                 (now,),
             ).rowcount
+            conn.execute("DELETE FROM part_aliases WHERE expires_at <= ?", (now,))
             unmatched = conn.execute("DELETE FROM unmatched WHERE expires_at <= ?", (now,)).rowcount
             self._unmatched_rows -= unmatched
             return parts, unmatched
@@ -1059,6 +1132,7 @@ class SqliteStore:
                 )
             ]
             conn.executemany("DELETE FROM parts WHERE message_id = ?", [(i,) for i in ids])
+            conn.executemany("DELETE FROM part_aliases WHERE message_id = ?", [(i,) for i in ids])
             conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
             conn.execute(
                 "DELETE FROM events WHERE created_at < ? AND hook_state != ?",
@@ -1110,6 +1184,34 @@ def _part_row(entry: PartEntry) -> tuple[object, ...]:
         entry.registered_at,
         entry.expires_at,
     )
+
+
+def _all_accepted(conn: sqlite3.Connection, message_id: str) -> bool:
+    """Whether every part of a message was accepted by an SMSC (has a row with an id)."""
+    row = conn.execute(
+        "SELECT m.parts, (SELECT count(*) FROM parts p WHERE p.message_id = m.id"
+        " AND p.smsc_id IS NOT NULL) FROM messages m WHERE m.id = ?",
+        (message_id,),
+    ).fetchone()
+    return row is not None and row[1] >= row[0]
+
+
+def _keep_previous_id(conn: sqlite3.Connection, entry: PartEntry, key: str) -> None:
+    """Before a part is registered under ``key``: keep the id it was registered under before
+    (another accepted attempt) matchable as an alias, and flag the message."""
+    prev = conn.execute(
+        "SELECT smsc_id, smsc_key, registered_at, expires_at FROM parts"
+        " WHERE message_id = ? AND part = ?",
+        (entry.message_id, entry.part),
+    ).fetchone()
+    if prev is None or not prev[1] or prev[1] == key:
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO part_aliases (smsc_key, message_id, part, parts, smsc_id,"
+        " registered_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (prev[1], entry.message_id, entry.part, entry.parts, prev[0], prev[2], prev[3]),
+    )
+    conn.execute("UPDATE messages SET possible_duplicate = 1 WHERE id = ?", (entry.message_id,))
 
 
 def _take_unmatched(conn: sqlite3.Connection, keys: Sequence[str]) -> list[Dlr]:
