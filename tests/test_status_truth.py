@@ -132,7 +132,7 @@ class ScriptedSmsc:
 
 
 def config_for(
-    tmp_path: Path, port: int, retry: dict[str, Any] | None = None, **gateway: Any
+    tmp_path: Path, port: int, hook_port: int, retry: dict[str, Any] | None, **gateway: Any
 ) -> Config:
     return parse_config(
         {
@@ -150,6 +150,7 @@ def config_for(
             "defaults": {"sender": "ACME"},
             "metrics": {"enabled": False},
             "retry": retry or {},
+            "webhook": {"url": f"http://127.0.0.1:{hook_port}/hook"},
         },
         environ={"PW": "secret"},
     )
@@ -197,6 +198,8 @@ class Rig:
     observer: RecordingObserver
     events: Client
     client: Client
+    hooks: asyncio.Queue[dict[str, Any]]
+    """The payloads the webhook receiver got, in order."""
 
     async def submit(self, **fields: Any) -> str:
         reply = await self.client.call({"op": "submit", "to": "919812345678", **fields})
@@ -227,17 +230,30 @@ async def running(
     retry: dict[str, Any] | None = None,
     **gateway: Any,
 ) -> AsyncIterator[Rig]:
-    """The scripted SMSC, the daemon bound to it, a subscriber from cursor 0 and a client."""
+    """The scripted SMSC, the daemon bound to it, a subscriber from cursor 0, a client, and a
+    webhook receiver."""
     smsc = ScriptedSmsc(answer)
     server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
+    hooks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+        length = int(head.split("content-length:")[1].split("\r\n")[0])
+        hooks.put_nowait(json.loads(await reader.readexactly(length))["payload"])
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    hook_server = await asyncio.start_server(receive, "127.0.0.1", 0)
+    hook_port = hook_server.sockets[0].getsockname()[1]
     observer = RecordingObserver()
     gw = Gateway(
-        config_for(tmp_path, port, retry, **gateway),
+        config_for(tmp_path, port, hook_port, retry, **gateway),
         GatewayOptions(wait_bound=5, housekeeping_interval=0.2),
         observer=observer,
     )
-    async with server:
+    async with server, hook_server:
         try:
             async with asyncio.timeout(TIMEOUT):
                 await gw.start()
@@ -245,7 +261,7 @@ async def running(
                 await events.call({"op": "subscribe", "cursor": 0})
                 client = await Client.connect(gw.config.intake.path)
             async with asyncio.timeout(TIMEOUT):
-                yield Rig(smsc, gw, observer, events, client)
+                yield Rig(smsc, gw, observer, events, client, hooks)
                 await events.close()
                 await client.close()
         finally:
@@ -272,6 +288,9 @@ async def test_a_long_message_with_one_undelivered_part_reads_undeliv_and_why(
         await rig.smsc.receipt(third, "DELIVRD", "000")
         event = await rig.events.status_event(message_id, "failed")
         status = await rig.status(message_id)
+        hook = await rig.hooks.get()
+        while not hook["final"]:
+            hook = await rig.hooks.get()
         code = await asyncio.to_thread(
             cli.main, ["status", "--socket", rig.gateway.config.intake.path, message_id]
         )
@@ -283,6 +302,7 @@ async def test_a_long_message_with_one_undelivered_part_reads_undeliv_and_why(
     }
     assert {key: event[key] for key in expected} == expected
     assert {key: status[key] for key in expected} == expected
+    assert {key: hook[key] for key in expected} == expected
     assert [p["status"] for p in status["parts"]] == ["UNDELIV", "DELIVRD", "DELIVRD"]
     out, _ = capsys.readouterr()
     assert code == 0
