@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import EncodeError, SmppError
@@ -75,6 +75,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_BIND_TYPE_NAMES: Final = {
+    BindType.TRANSMITTER: "transmitter",
+    BindType.RECEIVER: "receiver",
+    BindType.TRANSCEIVER: "transceiver",
+}
 
 
 # --- errors ---------------------------------------------------------------------------------
@@ -353,6 +359,7 @@ class _Bind:
     last_error: str | None = None
     closing: bool = False  # the session refused a submit as closing: skip it until replaced
     bound_at: float = 0.0  # clock time the current session bound
+    lost_at: float | None = None  # when it was last lost (None: never bound yet)
 
     def has_room(self, window: int) -> bool:
         session = self.session
@@ -632,6 +639,8 @@ class BindManager:
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = asyncio.Event()
+        self._none_bound = asyncio.Event()  # set while no bind is up
+        self._none_bound.set()
         self._bound_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -669,9 +678,11 @@ class BindManager:
         self._lifecycle = _Lifecycle.DRAINING
         try:
             async with asyncio.timeout(timeout):
-                await self._idle.wait()
+                await self._drained()
         except TimeoutError:
             logger.warning("stop: %d submits still in progress after %.1f s", self._active, timeout)
+        if self._active and self._none_bound.is_set():
+            logger.info("stop: no bind is up; %d submits waiting for one go back", self._active)
         self._lifecycle = _Lifecycle.STOPPED
         self._stopping.set()
         self._dispatcher.close("bind manager stopped")
@@ -688,6 +699,18 @@ class BindManager:
         for task in list(self._watchers):
             task.cancel()
         await asyncio.gather(*self._watchers, return_exceptions=True)
+
+    async def _drained(self) -> None:
+        """Until no submit is in progress, or no bind is up: then nothing in progress can be
+        answered, and waiting the whole drain time would only delay the stop."""
+        if self._idle.is_set() or self._none_bound.is_set():
+            return
+        waits = [asyncio.ensure_future(e.wait()) for e in (self._idle, self._none_bound)]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def wait_bound(
         self,
@@ -935,13 +958,25 @@ class BindManager:
         except (SmppError, OSError) as exc:
             bind.state = BindState.BACKOFF
             bind.last_error = str(exc)
-            logger.warning("bind %s: %s", bind.name, exc)
+            logger.warning("bind %s: %s", bind.name, exc, extra=self._log_fields(bind))
             return False
         bind.session = session
         bind.closing = False
         bind.bound_at = self._clock()
         bind.state = BindState.BOUND
         bind.last_error = None
+        self._none_bound.clear()
+        peer = self._peer(bind)
+        if bind.lost_at is None:
+            logger.info("bind %s up: %s", bind.name, peer, extra=self._log_fields(bind))
+        else:
+            logger.info(
+                "bind %s back up after %.0f s: %s",
+                bind.name,
+                self._clock() - bind.lost_at,
+                peer,
+                extra=self._log_fields(bind),
+            )
         self._spawn_watcher(self._watch(bind, session))
         self._notify_bound()
         self._dispatcher.pump()
@@ -960,7 +995,16 @@ class BindManager:
             return
         bind.state = BindState.BACKOFF
         bind.last_error = str(cause) if cause is not None else "closed by the SMSC"
-        logger.warning("bind %s lost: %s", bind.name, bind.last_error)
+        bind.lost_at = self._clock()
+        if not self._bound_count():
+            self._none_bound.set()
+        logger.warning(
+            "bind %s lost: %s (%s)",
+            bind.name,
+            bind.last_error,
+            self._peer(bind),
+            extra=self._log_fields(bind),
+        )
         server = bind.server
         lived = self._clock() - bind.bound_at
         if lived < self._settings.stable_after:
@@ -976,6 +1020,27 @@ class BindManager:
         else:
             server.failures = 0
         server.dropped.set()
+
+    @staticmethod
+    def _peer(bind: _Bind) -> str:
+        """``transceiver to host:port (TLS), server NAME``, for log lines."""
+        server = bind.server.settings
+        tls = " (TLS)" if server.tls is not None else ""
+        return (
+            f"{_BIND_TYPE_NAMES[bind.bind_type]} to {server.host}:{server.port}{tls}, "
+            f"server {server.name}"
+        )
+
+    @staticmethod
+    def _log_fields(bind: _Bind) -> dict[str, object]:
+        """The ``extra`` fields of a bind's log lines (JSON logs carry them as keys)."""
+        server = bind.server.settings
+        return {
+            "server": server.name,
+            "bind": bind.name,
+            "bind_type": bind.bind_type.value,
+            "peer": f"{server.host}:{server.port}",
+        }
 
     def _session_settings(self, bind: _Bind) -> SessionSettings:
         settings, server = self._settings, bind.server.settings

@@ -29,6 +29,7 @@ import csv
 import dataclasses
 import importlib
 import io
+import logging
 import os
 import platform
 import re
@@ -804,7 +805,13 @@ def _cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
-    from smppgw.config import ConfigError, load_config, secrets  # noqa: PLC0415
+    from smppgw.codec.errors import SmppError  # noqa: PLC0415
+    from smppgw.config import (  # noqa: PLC0415
+        ConfigError,
+        load_config,
+        secrets,
+        startup_warnings,
+    )
     from smppgw.logs import install_sighup, setup_logging  # noqa: PLC0415
 
     try:
@@ -825,9 +832,19 @@ def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
     restore = install_sighup(setup)
     try:
+        for warning in startup_warnings(config):
+            logging.getLogger("smppgw").warning("%s", warning)
         daemon = importlib.import_module("smppgw.daemon")
         run: Callable[[object], int] = daemon.run
         return run(config)
+    except SmppError as exc:  # the daemon's StartupError, logged already
+        if config.log.file is not None:
+            # A log file is not where someone starting the daemon looks first.
+            err.write(f"smppgw run: {exc}\n")
+        if isinstance(exc.__cause__, ConfigError):
+            return EXIT_USAGE
+        code = getattr(exc, "exit_code", EXIT_FAILED)
+        return code if isinstance(code, int) else EXIT_FAILED
     finally:
         restore()
         setup.close()

@@ -62,6 +62,7 @@ __all__ = [
     "secrets",
     "servers_from_simulator",
     "simulator_settings",
+    "startup_warnings",
     "summary",
     "webhook_settings",
 ]
@@ -637,6 +638,25 @@ def _group_problem(group: str) -> str | None:
     if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
         return f"this user is not a member of group {group!r}, so cannot give it the socket"
     return None
+
+
+def startup_warnings(config: Config) -> list[str]:
+    """What the daemon warns about at start: settings that weaken security on purpose."""
+    warnings = []
+    tls_servers = [s.name for s in config.servers if s.tls]
+    if config.simulator.enabled and config.simulator.tls and not config.servers:
+        tls_servers = ["the simulator's"]
+    if tls_servers and not config.tls.verify:
+        warnings.append(
+            "[tls] verify = false: the certificates and host names of "
+            f"{', '.join(tls_servers)} servers are not checked"
+        )
+    hook = config.webhook
+    if hook is not None and not hook.verify and hook.url.startswith("https:"):
+        warnings.append(
+            "[webhook] verify = false: the certificate of the webhook server is not checked"
+        )
+    return warnings
 
 
 def _check_simulator_ports(config: Config, errors: list[str]) -> None:

@@ -90,7 +90,14 @@ from smppgw.webhook import WebhookSender
 if TYPE_CHECKING:
     from smppgw.simulator import Simulator
 
-__all__ = ["Gateway", "GatewayOptions", "InstanceConflictError", "build_parts", "run"]
+__all__ = [
+    "Gateway",
+    "GatewayOptions",
+    "InstanceConflictError",
+    "StartupError",
+    "build_parts",
+    "run",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +113,15 @@ _DAY: Final = 86400.0
 _SEPTETS_PER_PART: Final = 153
 _OCTETS_PER_PART: Final = 134
 _REQUEUE_STATUSES: Final = frozenset({CommandStatus.ESME_RMSSQFUL, CommandStatus.ESME_RTHROTTLED})
+
+
+class StartupError(SmppError):
+    """The daemon could not start; the cause (a store, socket or port problem) is chained,
+    ``exit_code`` is what ``smppgw run`` exits with."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -858,11 +874,11 @@ async def _serve(config: Config) -> int:
     except (StoreLockedError, InstanceConflictError, NotAStoreError) as exc:
         logger.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
         await gateway.stop(1.0)
-        return EXIT_CONFLICT
-    except Exception as exc:  # noqa: BLE001 - any failure to start is reported the same way
+        raise StartupError(f"cannot start: {exc}", EXIT_CONFLICT) from exc
+    except Exception as exc:
         logger.error("cannot start: %s", exc)  # noqa: TRY400 - the message is the whole story
         await gateway.stop(1.0)
-        return 1
+        raise StartupError(f"cannot start: {exc}") from exc
     notifier.ready("serving")
     watchdog: asyncio.Task[None] | None = None
     interval = notifier.watchdog_interval
@@ -901,7 +917,11 @@ _GC_THRESHOLDS: Final = (50_000, 50, 100)
 
 
 def run(config: Config) -> int:
-    """Run the daemon until SIGTERM/SIGINT; returns the exit code."""
+    """Run the daemon until SIGTERM/SIGINT; returns the exit code.
+
+    Raises:
+        StartupError: it could not start (logged already).
+    """
     gc.freeze()  # what is loaded so far lives as long as the process: never scan it again
     gc.set_threshold(*_GC_THRESHOLDS)
     try:

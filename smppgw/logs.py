@@ -8,6 +8,12 @@ rules. Secret values (the SMPP password, the webhook secret) are replaced by ``*
 they would appear in a message; the configuration's ``repr`` already hides them, this is the
 second line of defence.
 
+Repeated warnings: a bind that cannot connect, or a store that keeps failing, would write the
+same line again and again. :class:`RepeatFilter` lets the first through, holds back identical
+ones (same logger, level and text) for a minute, and the next one after that carries the count:
+``bind smpp1/trx-0: connect to ... refused (repeated 37 times in the last 60 s)``; counts still
+held back at exit are written then.
+
 Log rotation: ``logrotate`` moves the file and sends SIGHUP; the handler then reopens its path
 on the next record (the signal handler only sets a flag, because reopening inside a signal
 handler could interrupt a write in progress on the same stream).
@@ -19,6 +25,7 @@ import datetime as dt
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -31,6 +38,7 @@ __all__ = [
     "LogSetup",
     "RedactingFilter",
     "ReopenableFileHandler",
+    "RepeatFilter",
     "install_sighup",
     "setup_logging",
 ]
@@ -98,6 +106,95 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+@dataclass(slots=True)
+class _Repeat:
+    since: float  # when the line was last let through
+    held: int = 0  # identical lines held back since
+
+
+class RepeatFilter(logging.Filter):
+    """Holds back repeats of identical records at ``level`` or above for ``window`` seconds.
+
+    The first record goes through; identical ones (same logger, level and message) within
+    ``window`` seconds of it are counted, not written; the first one after that goes through
+    with `` (repeated N times in the last S s)`` appended (and ``repeated`` as an extra field).
+
+    Args:
+        window: seconds during which repeats are held back.
+        level: records below this level always go through.
+        clock: a monotonic clock (tests pass a fake one).
+        max_lines: distinct lines remembered; beyond it, lines with nothing held back and
+            past their window are forgotten first.
+    """
+
+    def __init__(
+        self,
+        window: float = 60.0,
+        *,
+        level: int = logging.WARNING,
+        clock: Callable[[], float] = time.monotonic,
+        max_lines: int = 1024,
+    ) -> None:
+        super().__init__()
+        self._window = window
+        self._level = level
+        self._clock = clock
+        self._max_lines = max_lines
+        self._lines: dict[tuple[str, int, str], _Repeat] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < self._level:
+            return True
+        message = record.getMessage()
+        key = (record.name, record.levelno, message)
+        now = self._clock()
+        line = self._lines.get(key)
+        if line is not None and now - line.since < self._window:
+            line.held += 1
+            return False
+        if line is not None and line.held:
+            record.msg = f"{message} {_repeated(line, now)}"
+            record.args = None
+            record.repeated = line.held
+        self._lines[key] = _Repeat(now)
+        if len(self._lines) > self._max_lines:
+            self._forget(now)
+        return True
+
+    def held_back(self) -> list[logging.LogRecord]:
+        """A record for each line with repeats still held back (written at exit), and forget
+        them."""
+        now = self._clock()
+        records = []
+        for (name, level, message), line in self._lines.items():
+            if line.held:
+                record = logging.makeLogRecord(
+                    {
+                        "name": name,
+                        "levelno": level,
+                        "levelname": logging.getLevelName(level),
+                        "msg": f"{message} {_repeated(line, now)}",
+                        "repeated": line.held,
+                    }
+                )
+                records.append(record)
+        self._lines.clear()
+        return records
+
+    def _forget(self, now: float) -> None:
+        stale = [k for k, v in self._lines.items() if not v.held and now - v.since >= self._window]
+        for key in stale:
+            del self._lines[key]
+        if len(self._lines) > self._max_lines:  # all busy: forget the oldest half
+            for key in list(self._lines)[: len(self._lines) // 2]:
+                del self._lines[key]
+
+
+def _repeated(line: _Repeat, now: float) -> str:
+    times = "once" if line.held == 1 else f"{line.held} times"
+    return f"(repeated {times} in the last {now - line.since:.0f} s)"
+
+
 class ReopenableFileHandler(logging.FileHandler):
     """A file handler that reopens its path after :meth:`request_reopen` (SIGHUP)."""
 
@@ -129,6 +226,7 @@ class LogSetup:
     handler: logging.Handler
     file_handler: ReopenableFileHandler | None = None
     _root_level: int = field(default=logging.WARNING)
+    repeats: RepeatFilter | None = None
 
     def reopen(self) -> None:
         """Reopen the log file (if logging to a file) before the next record."""
@@ -136,7 +234,11 @@ class LogSetup:
             self.file_handler.request_reopen()
 
     def close(self) -> None:
-        """Remove the handler from the root logger and close it."""
+        """Write the repeats still held back, remove the handler from the root logger and
+        close it."""
+        if self.repeats is not None:
+            for record in self.repeats.held_back():
+                self.handler.handle(record)
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self._root_level)
@@ -150,6 +252,7 @@ def setup_logging(
     *,
     secrets: Sequence[str] = (),
     stream: TextIO | None = None,
+    repeats: RepeatFilter | None = None,
 ) -> LogSetup:
     """Send every log record at ``level`` or above to ``file`` (or ``stream``/stderr).
 
@@ -160,6 +263,8 @@ def setup_logging(
         secrets: values never to appear in a message.
         stream: the stream when ``file`` is None (stderr by default; systemd's journal and
             Docker collect it).
+        repeats: how repeated warnings are held back (default: a :class:`RepeatFilter` with a
+            60 s window).
 
     Returns:
         The installed setup; :meth:`LogSetup.close` removes it.
@@ -176,9 +281,11 @@ def setup_logging(
     file_handler = ReopenableFileHandler(file) if file is not None else None
     handler: logging.Handler = file_handler or logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    repeats = repeats or RepeatFilter()
+    handler.addFilter(repeats)  # first: a line held back costs no redaction
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()
-    setup = LogSetup(handler, file_handler, root.level)
+    setup = LogSetup(handler, file_handler, root.level, repeats)
     root.addHandler(handler)
     root.setLevel(numeric)
     return setup

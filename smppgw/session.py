@@ -65,7 +65,7 @@ from smppgw.codec.connection import (
     State,
 )
 from smppgw.observe import NULL_OBSERVER, Observer
-from smppgw.tls import TlsSettings
+from smppgw.tls import TlsSettings, is_handshake_failure
 
 __all__ = [
     "MAX_LATE",
@@ -301,6 +301,13 @@ class Session(asyncio.Protocol):
                 )
         except (OSError, TimeoutError) as exc:
             observer.bind_state(settings.server, settings.name, "closed")
+            if settings.tls is not None and is_handshake_failure(exc):
+                reason = await settings.tls.explain_failure(
+                    exc, settings.host, settings.port, settings.connect_timeout
+                )
+                raise ConnectError(
+                    f"TLS handshake with {settings.host}:{settings.port} failed: {reason}"
+                ) from exc
             cause = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
             raise ConnectError(f"connect to {settings.endpoint} failed: {cause}") from exc
         await session._bind()

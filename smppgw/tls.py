@@ -1,16 +1,20 @@
 """TLS settings for SMPP sessions: verification on by default, TLS 1.0 or better accepted.
 
 The provider accepts "TLS1.0 or better"; the minimum is configurable so an operator can raise it.
+A failed handshake is explained in words (:meth:`TlsSettings.explain_failure`): OpenSSL's reason
+when the server sent an alert, and when it only dropped the connection, the version it speaks.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ssl
 import warnings
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["TLS_VERSIONS", "TlsSettings"]
+__all__ = ["TLS_VERSIONS", "TlsSettings", "is_handshake_failure"]
 
 TLS_VERSIONS: Final[dict[str, ssl.TLSVersion]] = {
     "TLSv1": ssl.TLSVersion.TLSv1,
@@ -18,6 +22,26 @@ TLS_VERSIONS: Final[dict[str, ssl.TLSVersion]] = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
+
+# OpenSSL reasons meaning the two sides share no protocol version.
+_VERSION_REASONS: Final = frozenset(
+    {
+        "TLSV1_ALERT_PROTOCOL_VERSION",
+        "UNSUPPORTED_PROTOCOL",
+        "NO_PROTOCOLS_AVAILABLE",
+        "VERSION_TOO_LOW",
+        "VERSION_TOO_HIGH",
+    }
+)
+
+
+def is_handshake_failure(exc: BaseException) -> bool:
+    """Whether an error opening a TLS connection came from the handshake, after TCP connected.
+
+    A refused or unreachable TCP connect raises ConnectionRefusedError or another OSError; a
+    reset or abort can only come once connected, so during the handshake.
+    """
+    return isinstance(exc, ssl.SSLError | ConnectionResetError | ConnectionAbortedError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +90,59 @@ class TlsSettings:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
         return context
+
+    async def explain_failure(
+        self,
+        exc: BaseException,
+        host: str,
+        port: int,
+        timeout: float,  # noqa: ASYNC109 - bounds the one probe connection
+    ) -> str:
+        """Why a handshake failed, in words (``unsupported protocol version: ...``).
+
+        A server that drops the connection without a TLS alert (a reset) says nothing: then one
+        more connection, offering every version and verifying nothing, asks it which version
+        it speaks, and the answer is compared with ``minimum_version``.
+        """
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {exc.verify_message}"
+        if isinstance(exc, ssl.SSLError):
+            reason = exc.reason or ""
+            if reason in _VERSION_REASONS:
+                return f"unsupported protocol version (min_version {self.minimum_version})"
+            if reason == "WRONG_VERSION_NUMBER":  # the answer is not TLS at all
+                return "the server does not speak TLS (a plain port?)"
+            return reason.lower().replace("_", " ") if reason else str(exc)
+        spoken = None
+        if self.minimum_version != "TLSv1":
+            spoken = await self._version_spoken(host, port, timeout)
+        if spoken in TLS_VERSIONS and TLS_VERSIONS[spoken] < TLS_VERSIONS[self.minimum_version]:
+            return (
+                f"unsupported protocol version: the server speaks {spoken}, "
+                f"min_version is {self.minimum_version}"
+            )
+        return "the server closed the connection during the handshake"
+
+    async def _version_spoken(self, host: str, port: int, timeout: float) -> str | None:  # noqa: ASYNC109
+        """The TLS version the server negotiates when offered all of them (None: no answer)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # only the version is read; nothing is sent
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+        try:
+            async with asyncio.timeout(timeout):
+                _, writer = await asyncio.open_connection(
+                    host, port, ssl=context, server_hostname=self.server_name or host
+                )
+        except (OSError, TimeoutError):
+            return None
+        ssl_object = writer.get_extra_info("ssl_object")
+        version = ssl_object.version() if isinstance(ssl_object, ssl.SSLObject) else None
+        writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(timeout):
+                await writer.wait_closed()
+        return version

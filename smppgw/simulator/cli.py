@@ -268,6 +268,8 @@ async def _run(
         for info in sim.servers:
             tls = f", TLS port {info.tls_port}" if info.tls_port else ""
             print(f"{info.name}: {info.host} plain port {info.plain_port}{tls}", flush=True)
+        for account in settings.accounts:  # its system_id; the password stays unsaid
+            print(f"account: system_id {account.system_id}", flush=True)
         if sim.ca_pem is not None and ca_out:
             Path(ca_out).write_bytes(sim.ca_pem)  # noqa: ASYNC240 - once, at start
             print(f"CA certificate written to {ca_out}", flush=True)

@@ -668,6 +668,23 @@ class Simulator:
                 ServerInfo(server.name, s.host, plain.sockets[0].getsockname()[1], tls_port)
             )
         self.servers = tuple(infos)
+        for info in infos:
+            tls = f", TLS port {info.tls_port}" if info.tls_port is not None else ""
+            log.info(
+                "simulator %s listening on %s: plain port %d%s",
+                info.name,
+                info.host,
+                info.plain_port,
+                tls,
+            )
+        for account in s.accounts:  # never the password
+            rate = f"{account.rate_per_server:g}/s" if account.rate_per_server else "unlimited"
+            log.info(
+                "simulator account %s: %d binds and %s submits per server",
+                account.system_id,
+                account.max_binds_per_server,
+                rate,
+            )
         self._idle_task = loop.create_task(self._cut_idle_links())
         mo = self.settings.mo
         if mo.rate > 0:
