@@ -12,8 +12,12 @@ of the account. So the manager:
   bind with window room, which spreads load over all servers and keeps going at the surviving
   servers' rate when one is down. Every part of a long message takes its own token;
 * reacts to the response status as classified by :mod:`smppgw.retry_policy`:
-  ESME_RTHROTTLED pauses *that* server (exponential, from ``throttle_backoff``) and requeues the
-  part first in line; transient statuses retry after ``retry_delay`` up to ``max_attempts``;
+  ESME_RTHROTTLED requeues the part first in line and slows *that* server down: to just under
+  the rate the SMSC accepted in the last second, probing back up toward the configured rate
+  afterwards (:class:`smppgw.ratelimit.AdaptiveRate`); a server that accepted nothing in the
+  last second is paused instead (exponential, from ``throttle_backoff``). Throttles are logged
+  as one WARNING per server and ``throttle_report_interval`` with their count; transient
+  statuses retry after ``retry_delay`` up to ``max_attempts``;
   permanent ones fail the part, and the message's remaining parts are not sent (a partial long
   message is useless to the reader and still costs money);
 * treats a submit whose response never came (timeout, link lost) as UNKNOWN: the SMSC may have
@@ -44,7 +48,7 @@ from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import EncodeError, SmppError
 from smppgw.codec.pdu import DataSm, DataSmResp, Pdu, SubmitSm, SubmitSmResp
 from smppgw.observe import NULL_OBSERVER, Observer
-from smppgw.ratelimit import TokenBucket
+from smppgw.ratelimit import AdaptiveRate, TokenBucket
 from smppgw.retry_policy import StatusClass, StatusPolicy, UnknownPolicy
 from smppgw.session import (
     BindType,
@@ -157,6 +161,10 @@ class ServerSettings:
             return self.bind_type
         return (self.bind_type,) * self.binds
 
+    def adaptive_rate(self, bucket: TokenBucket) -> AdaptiveRate:
+        """What learns the server's real limit, starting at (and never above) ``bucket``'s rate."""
+        return AdaptiveRate(bucket.rate, floor=min(bucket.rate, 1.0))
+
     def token_bucket(self, clock: Callable[[], float] = time.monotonic) -> TokenBucket:
         """The server's bucket, with the jitter allowance applied (see the class docstring)."""
         if self.rate == 0:
@@ -200,6 +208,7 @@ class BindManagerSettings:
     stable_after: float = 10.0
     throttle_backoff: float = 1.0
     throttle_backoff_max: float = 60.0
+    throttle_report_interval: float = 10.0
     retry_delay: float = 5.0
     max_attempts: int = 10
     unknown_policy: UnknownPolicy = UnknownPolicy.RESUBMIT_ONCE
@@ -212,12 +221,6 @@ class BindManagerSettings:
         names = [s.name for s in self.servers]
         if len(set(names)) != len(names):
             raise BindSettingsError(f"servers: names must be unique, got {names}")
-        if self.window < 1:
-            raise BindSettingsError(f"window must be >= 1, got {self.window}")
-        if self.inbound_window < 1:
-            raise BindSettingsError(f"inbound_window must be >= 1, got {self.inbound_window}")
-        if self.max_attempts < 1:
-            raise BindSettingsError(f"max_attempts must be >= 1, got {self.max_attempts}")
         if not 0 < self.reconnect_min <= self.reconnect_max:
             raise BindSettingsError(
                 f"reconnect_min ({self.reconnect_min}) must be > 0 and <= reconnect_max "
@@ -228,6 +231,9 @@ class BindManagerSettings:
                 f"throttle_backoff ({self.throttle_backoff}) must be > 0 and <= "
                 f"throttle_backoff_max ({self.throttle_backoff_max})"
             )
+        for key in ("window", "max_attempts", "inbound_window", "throttle_report_interval"):
+            if not 0 < getattr(self, key) < math.inf:  # the counts are ints: >= 1
+                raise BindSettingsError(f"{key} must be > 0, got {getattr(self, key)}")
         for key in (
             "response_timeout",
             "connect_timeout",
@@ -376,12 +382,15 @@ class _Bind:
 class _Server:
     settings: ServerSettings
     bucket: TokenBucket
+    adaptive: AdaptiveRate
     binds: list[_Bind] = field(default_factory=list)
     state: CircuitState = CircuitState.UP
     failures: int = 0  # failed connects and short-lived binds since a bind last proved stable
     in_flight: int = 0
     throttle_level: int = 0
     pause_started: float = -math.inf
+    throttles: int = 0  # ESME_RTHROTTLED answers not yet logged
+    report: asyncio.TimerHandle | None = None  # ends the current throttle-report interval
     rotation: int = 0  # where free_bind starts looking
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -403,23 +412,34 @@ class _Server:
         return any(b.session is not None and b.session.bound for b in self.binds)
 
     def throttled(self, dispatched_at: float, now: float, first: float, cap: float) -> bool:
-        """Pause after an ESME_RTHROTTLED; False if the pause already covers that submit.
+        """Slow down or pause after an ESME_RTHROTTLED; False if that submit is old news.
 
-        A submit sent before the current pause began is no news (the window's worth of
-        requests in flight when the server throttled all come back throttled); only one sent
-        after it doubles the pause.
+        A submit sent before the last change is no news (the window's worth of requests in
+        flight when the server throttled all come back throttled). Otherwise the rate drops to
+        what the server accepted in the last second and sending resumes when it has room; a
+        server that accepted nothing in that second is paused, the pause doubling with each
+        further throttle.
         """
-        if dispatched_at < self.pause_started:
+        change = self.adaptive.throttled(dispatched_at, now)
+        if change is None:
             return False
-        self.throttle_level += 1
-        pause = min(cap, first * 2 ** min(self.throttle_level - 1, 30))
         self.pause_started = now
-        self.bucket.pause_until(now + pause)
+        if change.resume_at is None:
+            self.throttle_level += 1
+            pause = min(cap, first * 2 ** min(self.throttle_level - 1, 30))
+            self.bucket.pause_until(now + pause)
+            return True
+        self.throttle_level = 0
+        self.bucket.set_rate(change.rate, now)
+        self.bucket.pause_until(change.resume_at)
         return True
 
-    def accepted(self, dispatched_at: float) -> None:
+    def accepted(self, dispatched_at: float, now: float) -> None:
         if dispatched_at >= self.pause_started:
             self.throttle_level = 0
+        rate = self.adaptive.accepted(dispatched_at, now)
+        if rate is not None:
+            self.bucket.set_rate(rate, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,7 +645,8 @@ class BindManager:
         self._policy = StatusPolicy(settings.status_overrides, settings.unknown_status)
         self._servers: list[_Server] = []
         for server_settings in settings.servers:
-            server = _Server(server_settings, server_settings.token_bucket(clock))
+            bucket = server_settings.token_bucket(clock)
+            server = _Server(server_settings, bucket, server_settings.adaptive_rate(bucket))
             server.binds = [
                 _Bind(server, f"{server_settings.name}/{bind_type.value}-{i}", bind_type)
                 for i, bind_type in enumerate(server_settings.bind_types)
@@ -689,6 +710,10 @@ class BindManager:
         for task in self._supervisors:
             task.cancel()
         await asyncio.gather(*self._supervisors, return_exceptions=True)
+        for server in self._servers:
+            if server.report is not None:
+                server.report.cancel()
+                self._report_throttles(server)  # the last interval's count, if any
         sessions = [b.session for s in self._servers for b in s.binds if b.session is not None]
         remaining = max(0.0, deadline - loop.time())
         await asyncio.gather(*(s.close(remaining) for s in sessions), return_exceptions=True)
@@ -846,7 +871,7 @@ class BindManager:
         run.status = response.command_status
         verdict = self._policy.classify(response.command_status)
         if verdict is StatusClass.OK:
-            grant.bind.server.accepted(grant.at)
+            grant.bind.server.accepted(grant.at, self._clock())
             return run.result(PartStatus.ACCEPTED, "", response.message_id or None)
         if verdict is StatusClass.THROTTLED:
             self._throttled(grant)
@@ -882,13 +907,38 @@ class BindManager:
         server = grant.bind.server
         self._observer.throttled(server.name)
         settings = self._settings
-        if server.throttled(
+        server.throttled(
             grant.at, self._clock(), settings.throttle_backoff, settings.throttle_backoff_max
-        ):
-            logger.warning(
-                "server %s throttled us (ESME_RTHROTTLED): pausing it until %.3f",
-                server.name,
-                server.bucket.paused_until,
+        )
+        server.throttles += 1
+        if server.report is None:
+            self._report_throttles(server)
+
+    def _report_throttles(self, server: _Server) -> None:
+        """One WARNING for the throttles since the last one, then a quiet interval: a server
+        below its configured rate answers ESME_RTHROTTLED many times a minute, and a line for
+        each would drown the log."""
+        server.report = None
+        if not server.throttles:
+            return
+        rate = server.adaptive.rate
+        configured = server.settings.rate
+        logger.warning(
+            "server %s answered ESME_RTHROTTLED to %d submit%s since the last report; "
+            "sending at %s msg/s (configured: %s)",
+            server.name,
+            server.throttles,
+            "" if server.throttles == 1 else "s",
+            f"{rate * (1 + server.settings.jitter_allowance):.1f}"
+            if math.isfinite(rate)
+            else "unlimited",
+            f"{configured:g}" if configured else "unlimited",
+        )
+        server.throttles = 0
+        interval = self._settings.throttle_report_interval
+        if self._lifecycle is not _Lifecycle.STOPPED:
+            server.report = asyncio.get_running_loop().call_later(
+                interval, self._report_throttles, server
             )
 
     async def _sleep_unless_stopping(self, delay: float) -> None:

@@ -26,6 +26,13 @@ message into the SMSC's window.
 
 The bucket is pure: :meth:`TokenBucket.try_take` takes ``now`` and never sleeps. The async
 :meth:`TokenBucket.acquire` wraps it for callers that just want to wait their turn.
+
+An account's real limit is sometimes below the configured one (a provider's "50/s" that is 20/s
+on a bad day). :class:`AdaptiveRate` learns it from the ESME_RTHROTTLED answers, AIMD-style: on
+a throttle it drops the rate to just under what the SMSC accepted in the second before, waits
+until the SMSC's window has room again, then probes back up toward the configured rate, slowly
+near the rate it learnt and faster the longer no throttle comes. Throttles then cost a few
+percent of the real limit instead of a pause of a second or more each.
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from smppgw.codec.errors import SmppError
 
-__all__ = ["RateLimitSettingsError", "TokenBucket"]
+__all__ = ["AdaptiveRate", "RateChange", "RateLimitSettingsError", "TokenBucket"]
 
 
 class RateLimitSettingsError(SmppError, ValueError):
@@ -153,6 +162,26 @@ class TokenBucket:
             self._count += 1
         return 0.0
 
+    def set_rate(self, rate: float, now: float) -> None:
+        """Grant ``rate`` tokens per second from ``now`` on, keeping the schedule so far.
+
+        Tokens already granted keep their slots; the next one is due when it was due before, and
+        the ones after it follow at the new rate. An idle bucket stays idle.
+
+        Raises:
+            RateLimitSettingsError: ``rate`` is not positive.
+        """
+        if not rate > 0:
+            raise RateLimitSettingsError(f"token bucket rate must be > 0, got {rate!r}")
+        if rate == self._rate:
+            return
+        tat = self._anchor + self._count / self._rate
+        if tat > now:
+            # Rebase: TAT = anchor + count / rate holds for the new rate with count 0.
+            self._anchor = tat
+            self._count = 0
+        self._rate = rate
+
     def pause_until(self, until: float) -> None:
         """Grant nothing before ``until`` (the server answered ESME_RTHROTTLED).
 
@@ -182,3 +211,166 @@ class TokenBucket:
                     break
                 await self._sleep(wait)
         return self._clock() - start
+
+
+@dataclass(frozen=True, slots=True)
+class RateChange:
+    """What to do after an ESME_RTHROTTLED (see :meth:`AdaptiveRate.throttled`)."""
+
+    rate: float
+    """The rate to send at from now on."""
+    resume_at: float | None
+    """When the SMSC will have room again; None when nothing was accepted in the last window,
+    so that the SMSC refuses everything (overloaded, not rate-limited) and the caller backs off
+    on its own schedule (exponentially)."""
+
+
+class AdaptiveRate:
+    """The rate a server really accepts, learnt from its ESME_RTHROTTLED answers (pure: the
+    caller passes the send time of each answered submit and ``now``).
+
+    * :meth:`accepted` records each submit the SMSC accepted (its send time); while the rate is
+      below ``ceiling`` it climbs: by ``probe`` of the learnt rate per second at first, the climb
+      doubling every ``double_every`` seconds without a throttle;
+    * :meth:`throttled` on a throttled submit sent after the last change: the SMSC counts per
+      ``window``, so what it accepted from us in the last window is its limit. The rate drops
+      to ``decrease`` times that, and sending resumes when the oldest of those acceptances
+      leaves the window (a sliding window has room then). A further throttle within a window
+      of that drop learns nothing new (the SMSC's counting period has not rolled yet, which is
+      how a per-clock-second SMSC answers): the rate stays and the wait doubles from one slot.
+      Throttles of submits sent before the last change are old news and ignored.
+
+    Args:
+        ceiling: the configured rate (tokens per second; ``math.inf`` = unlimited).
+        window: the SMSC's counting period in seconds.
+        decrease: the share of the measured limit to drop to (below 1, so the SMSC has slack).
+        probe: the first climb per second, as a share of the learnt rate.
+        double_every: seconds without a throttle after which the climb doubles.
+        floor: the rate never goes below this.
+
+    Raises:
+        RateLimitSettingsError: a parameter out of its range.
+    """
+
+    __slots__ = (
+        "_accepted",
+        "_adjusted_at",
+        "_base",
+        "_ceiling",
+        "_decrease",
+        "_double_every",
+        "_floor",
+        "_holds",
+        "_news_after",
+        "_probe",
+        "_rate",
+        "_step",
+        "_window",
+    )
+
+    def __init__(
+        self,
+        ceiling: float,
+        *,
+        window: float = 1.0,
+        decrease: float = 0.95,
+        probe: float = 0.025,
+        double_every: float = 5.0,
+        floor: float = 1.0,
+    ) -> None:
+        if not ceiling > 0:
+            raise RateLimitSettingsError(f"adaptive rate ceiling must be > 0, got {ceiling!r}")
+        if not 0 < window < math.inf:
+            raise RateLimitSettingsError(f"adaptive rate window must be > 0, got {window!r}")
+        if not 0 < decrease < 1:
+            raise RateLimitSettingsError(
+                f"adaptive rate decrease must be in (0, 1), got {decrease!r}"
+            )
+        if not 0 < probe < math.inf or not 0 < double_every < math.inf:
+            raise RateLimitSettingsError("adaptive rate probe and double_every must be > 0")
+        if not 0 < floor <= ceiling:
+            raise RateLimitSettingsError(
+                f"adaptive rate floor must be in (0, ceiling], got {floor!r}"
+            )
+        self._ceiling = ceiling
+        self._rate = ceiling
+        self._base = ceiling
+        self._window = window
+        self._decrease = decrease
+        self._probe = probe
+        self._double_every = double_every
+        self._floor = floor
+        self._step = 0.0
+        self._accepted: deque[float] = deque()  # send times of acceptances in the last window
+        self._adjusted_at = -math.inf  # when the rate was last lowered
+        self._news_after = -math.inf  # throttles of submits sent before this are old news
+        self._holds = 0
+
+    @property
+    def rate(self) -> float:
+        """The rate to send at now."""
+        return self._rate
+
+    @property
+    def ceiling(self) -> float:
+        """The configured rate."""
+        return self._ceiling
+
+    def accepted(self, sent_at: float, now: float) -> float | None:
+        """Record a submit sent at ``sent_at`` that the SMSC accepted.
+
+        Returns:
+            The new rate when the climb raised it (by at least half a percent, or back to the
+            ceiling), else None.
+        """
+        accepted = self._accepted
+        accepted.append(sent_at)
+        horizon = now - self._window
+        while accepted and accepted[0] <= horizon:
+            accepted.popleft()
+        if sent_at >= self._news_after:
+            self._holds = 0
+        rate = self._rate
+        if rate >= self._ceiling:
+            return None
+        new = min(self._ceiling, self._base + self._climb(now - self._adjusted_at))
+        if new < self._ceiling and new < rate * 1.005:
+            return None
+        self._rate = new
+        return new
+
+    def throttled(self, sent_at: float, now: float) -> RateChange | None:
+        """Learn from a submit sent at ``sent_at`` that the SMSC throttled.
+
+        Returns:
+            None when the submit was sent before the last change (old news), else the rate to
+            send at and when to resume (see :class:`RateChange`).
+        """
+        if sent_at < self._news_after:
+            return None
+        self._news_after = now
+        accepted = self._accepted
+        horizon = now - self._window
+        while accepted and accepted[0] <= horizon:
+            accepted.popleft()
+        if not accepted:
+            return RateChange(self._rate, None)
+        if now - self._adjusted_at < self._window:
+            self._holds += 1
+            wait = min(self._window, 2 ** min(self._holds, 30) / self._rate)
+            return RateChange(self._rate, now + wait)
+        learnt = max(self._floor, min(self._rate, len(accepted) / self._window) * self._decrease)
+        self._rate = self._base = learnt
+        self._step = learnt * self._probe
+        self._adjusted_at = now
+        self._holds = 0
+        return RateChange(learnt, max(now, accepted[0] + self._window))
+
+    def _climb(self, elapsed: float) -> float:
+        """How far the rate has climbed ``elapsed`` seconds after the last drop."""
+        if elapsed <= 0:
+            return 0.0
+        period = self._double_every
+        doublings = min(int(elapsed // period), 60)
+        factor = 2.0**doublings
+        return self._step * (period * (factor - 1) + factor * (elapsed - doublings * period))
