@@ -46,6 +46,9 @@ from smppgw.session import ResponseTimeoutError, Session, SessionSettings
 from smppgw.store import SqliteStore, StoreSettings
 
 TIMEOUT = 20.0
+# The scripted SMSC holds some submits past this; the others it answers at once, so only a
+# loop stalled this long (a loaded machine) could time one of those out too.
+RESPONSE_TIMEOUT = 1.0
 LONG_TEXT = "x" * 400  # three GSM parts of at most 153 septets
 
 
@@ -407,7 +410,7 @@ async def test_a_late_response_resolves_an_unknown_message_and_its_receipt_match
     message id dropped: the message stayed ``unknown`` and its receipt went unmatched (81 of
     them in one run against a slow SMSC)."""
     async with running(
-        tmp_path, hold_first(), {"unknown_policy": "never"}, response_timeout=0.3
+        tmp_path, hold_first(), {"unknown_policy": "never"}, response_timeout=RESPONSE_TIMEOUT
     ) as rig:
         message_id = await rig.submit(text="hello")
         submit = await rig.smsc.submits.get()
@@ -431,7 +434,7 @@ async def test_a_late_response_to_a_resubmitted_part_makes_both_copies_receipts_
     """The part timed out and was resubmitted (accepted as m1); then the first attempt's
     response came (late1): the SMSC holds two copies. Both ids name the part, either copy's
     receipt matches it, and the message says possible_duplicate."""
-    async with running(tmp_path, hold_first(), response_timeout=0.3) as rig:
+    async with running(tmp_path, hold_first(), response_timeout=RESPONSE_TIMEOUT) as rig:
         message_id = await rig.submit(text="hello")
         first = await rig.smsc.submits.get()
         await rig.smsc.submits.get()  # the resubmission, accepted at once
@@ -457,7 +460,7 @@ async def test_a_late_response_before_the_message_ends_keeps_it_from_ending_unkn
     is still with the SMSC. The message must not end ``unknown`` once part 1 is accepted: every
     part is, and it waits for its receipts like any other."""
     async with running(
-        tmp_path, hold_first(2), {"unknown_policy": "never"}, response_timeout=0.3
+        tmp_path, hold_first(2), {"unknown_policy": "never"}, response_timeout=2 * RESPONSE_TIMEOUT
     ) as rig:
         message_id = await rig.submit(text=LONG_TEXT[:200])
         part0 = await rig.smsc.submits.get()
@@ -478,7 +481,7 @@ async def test_a_late_response_makes_an_unknown_message_without_receipt_request_
     tmp_path: Path,
 ) -> None:
     async with running(
-        tmp_path, hold_first(), {"unknown_policy": "never"}, response_timeout=0.3
+        tmp_path, hold_first(), {"unknown_policy": "never"}, response_timeout=RESPONSE_TIMEOUT
     ) as rig:
         message_id = await rig.submit(text="hello", registered_delivery=False)
         submit = await rig.smsc.submits.get()
@@ -503,7 +506,7 @@ async def bound_session(smsc: ScriptedSmsc) -> AsyncIterator[Session]:
                 port=port,
                 system_id="smppgw",
                 password="secret",
-                response_timeout=0.2,
+                response_timeout=RESPONSE_TIMEOUT,
             )
         )
         try:
