@@ -158,6 +158,9 @@ class IntakeConfig:
     max_line: int = 65536
     max_batch: int = 1000
     max_pending: int = 10000
+    max_clients: int = 256
+    line_timeout: float = 30.0
+    max_connection_buffer: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -825,6 +828,11 @@ def _intake(t: _Table) -> IntakeConfig:
         max_line=t.integer("max_line", 65536, 1024, 16 * 1024 * 1024),
         max_batch=t.integer("max_batch", 1000, 1, 100_000),
         max_pending=t.integer("max_pending", 10000, 1, 10_000_000),
+        max_clients=t.integer("max_clients", 256, 1, 100_000),
+        line_timeout=t.number("line_timeout", 30.0, 0.1, 86400),
+        max_connection_buffer=t.integer(
+            "max_connection_buffer", 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024
+        ),
     )
     # sockaddr_un.sun_path holds 108 bytes including the NUL (unix(7)).
     if len(os.fsencode(config.path)) > 107:
@@ -1006,6 +1014,9 @@ def intake_settings(config: Config) -> IntakeSettings:
         max_line=i.max_line,
         max_batch=i.max_batch,
         max_pending=i.max_pending,
+        max_clients=i.max_clients,
+        line_timeout=i.line_timeout,
+        max_connection_buffer=i.max_connection_buffer,
         defaults=IntakeDefaults(
             sender=d.sender,
             pe_id=d.pe_id,

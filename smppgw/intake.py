@@ -29,7 +29,9 @@ bytes is discarded up to its newline and answered ``line_too_long``; a line that
 or nests deeper than :data:`MAX_DEPTH`, is ``invalid_request``. Blank lines are ignored.
 A batch's messages are decoded and judged one by one: a bad message rejects only itself.
 A connection may pipeline requests: up to ``pipeline`` are processed concurrently, and replies
-are written in request order.
+are written in request order. Connections are bounded in number (``max_clients``), in the
+bytes each holds (``max_connection_buffer``: beyond it the connection is not read) and in the
+time a started line may take (``line_timeout``).
 
 The intake knows nothing of the store or SMPP sessions: it calls a :class:`Backend`.
 """
@@ -43,6 +45,7 @@ import enum
 import logging
 import re
 import shutil
+import socket
 import stat
 import time
 from collections.abc import Callable, Sequence
@@ -93,6 +96,8 @@ class ErrorCode(enum.StrEnum):
     OVERLOADED = "overloaded"  # too many messages awaiting storage: retry later
     UNKNOWN_OP = "unknown_op"
     LINE_TOO_LONG = "line_too_long"
+    LINE_TIMEOUT = "line_timeout"  # a line left unfinished for line_timeout: connection closed
+    TOO_MANY_CLIENTS = "too_many_clients"  # max_clients are connected: connection closed
     NOT_FOUND = "not_found"  # status of an unknown id/custom
     INTERNAL = "internal"  # the backend failed; nothing was accepted
 
@@ -227,8 +232,11 @@ class IntakeSettings:
 
     ``max_line`` bounds one request line in bytes (newline excluded); ``max_pending`` bounds
     the messages awaiting storage over all connections (beyond it: ``overloaded``);
-    ``pipeline`` bounds the requests of one connection processed at once (beyond it the
-    connection is not read: back-pressure).
+    ``pipeline`` bounds the requests of one connection processed at once, and
+    ``max_connection_buffer`` the bytes of its requests not yet answered plus its replies not
+    yet written (beyond either the connection is not read: back-pressure). ``max_clients``
+    bounds the connections (one more is told ``too_many_clients`` and closed);
+    ``line_timeout`` is how long a line may stay unfinished (seconds from its first byte).
     """
 
     path: str
@@ -238,6 +246,9 @@ class IntakeSettings:
     max_batch: int = 1000
     max_pending: int = 10000
     pipeline: int = 64
+    max_connection_buffer: int = 1024 * 1024
+    max_clients: int = 256
+    line_timeout: float = 30.0
     event_batch: int = 500
     defaults: IntakeDefaults = field(default_factory=IntakeDefaults)
 
@@ -720,6 +731,32 @@ _EVENT_HEAD = msgspec.json.Decoder(_EventHead)
 
 class _Read(enum.Enum):
     LINE_TOO_LONG = "line_too_long"  # a line over max_line was read and discarded
+    LINE_TIMEOUT = "line_timeout"  # a line stayed unfinished for line_timeout seconds
+
+
+_BACKLOG = 100  # the listen queue
+_CHUNK = 65536  # bytes read from a client at a time
+_ACCEPT_RETRY = 0.1  # seconds between accepts while file descriptors are exhausted
+_REPORT_EVERY = 60.0  # seconds between two warnings about the same condition
+
+
+@dataclass(slots=True)
+class _Reported:
+    """A warning logged at most once per :data:`_REPORT_EVERY`, counting the times between."""
+
+    what: str
+    total: int = 0
+    _unreported: int = 0
+    _last: float | None = None
+
+    def add(self, now: float, detail: str) -> None:
+        self.total += 1
+        self._unreported += 1
+        if self._last is not None and now - self._last < _REPORT_EVERY:
+            return
+        logger.warning("%s: %s (%d since the last report)", self.what, detail, self._unreported)
+        self._last = now
+        self._unreported = 0
 
 
 @dataclass(slots=True)
@@ -755,10 +792,17 @@ class IntakeServer:
         self._settings = settings
         self._observer = observer
         self._validator = _Validator(settings.defaults, coder or _default_coder())
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._pending = 0
-        self._stopping = False
+        self._refused = _Reported("intake: refused clients over max_clients")
+        self._accept_failed = _Reported("intake: cannot accept clients")
+
+    @property
+    def accept_errors(self) -> int:
+        """How many accepts failed (out of file descriptors, most likely) since start."""
+        return self._accept_failed.total
 
     @property
     def path(self) -> str:
@@ -781,11 +825,17 @@ class IntakeServer:
         if _existing_socket(path) and await _accepts_connections(path):
             raise IntakeError(f"intake socket {path} is in use by a running server")
         _remove_stale(path)
-        self._stopping = False
-        self._server = await asyncio.start_unix_server(
-            self._accept, path=str(path), limit=self._settings.max_line
-        )
-        _set_permissions(path, self._settings.mode, self._settings.group)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(path))
+            listener.listen(_BACKLOG)
+            listener.setblocking(False)  # noqa: FBT003 - the socket API
+            _set_permissions(path, self._settings.mode, self._settings.group)
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        self._accepting = asyncio.create_task(self._accept_loop(listener))
         logger.info("intake: listening on %s (mode %04o)", path, self._settings.mode)
 
     async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounds a drain
@@ -795,17 +845,12 @@ class IntakeServer:
         finish (they are committed either way) for up to ``timeout`` seconds, then the rest
         is cancelled.
         """
-        if self._server is None:
+        if self._listener is None or self._accepting is None:
             return
-        # Connections already waiting in the listen queue are accepted by the loop over the
-        # next iterations (and aborted in _accept()). Closing the server first would leak
-        # them: Python 3.11 fails to attach a transport to a closed server and never closes
-        # its socket.
-        self._stopping = True
-        for _ in range(3):
-            await asyncio.sleep(0)
-        self._server.close()
-        self._server = None
+        self._accepting.cancel()
+        await asyncio.gather(self._accepting, return_exceptions=True)
+        self._listener.close()  # clients still in the listen queue see the connection reset
+        self._listener = self._accepting = None
         for writer in self._connections.values():
             writer.transport.abort()
         tasks = list(self._connections)
@@ -824,13 +869,55 @@ class IntakeServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        """Accept clients until cancelled.
+
+        Our own loop rather than the event loop's server: when file descriptors run out, the
+        asyncio loop logs a traceback a second and uvloop closes the clients unseen; here the
+        client waits in the listen queue and one warning a minute says why.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(listener)
+            except OSError as exc:
+                self._accept_failed.add(
+                    loop.time(),
+                    f"{exc.strerror or exc} ({len(self._connections)} clients connected); "
+                    f"raise the file limit (LimitNOFILE) or lower [intake] max_clients",
+                )
+                await asyncio.sleep(_ACCEPT_RETRY)
+                continue
+            if len(self._connections) >= self._settings.max_clients:
+                self._refuse(conn, loop.time())
+                continue
+            try:
+                await self._connect(loop, conn)
+            except OSError:
+                conn.close()
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+        conn.setblocking(False)  # noqa: FBT003 - the socket API
+        # The stream buffers at most 2 * _CHUNK before it stops reading the socket.
+        protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=_CHUNK), self._accept)
+        await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+
+    def _refuse(self, conn: socket.socket, now: float) -> None:
+        limit = self._settings.max_clients
+        line = _error(
+            msgspec.UNSET,
+            ErrorCode.TOO_MANY_CLIENTS,
+            f"{limit} clients are connected, the most this gateway serves; retry later",
+        )
+        with contextlib.suppress(OSError):
+            conn.send(line)  # a new socket's buffer has room for one line: never blocks
+        conn.close()
+        self._refused.add(now, f"{limit} clients are connected (max_clients)")
+
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain (not async) callback: the stream protocol calls it from connection_made, so
         # each connection is registered the moment it is accepted and stop() can close it
         # even before its task first runs.
-        if self._stopping:
-            writer.transport.abort()
-            return
         task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
         self._connections[task] = writer
         task.add_done_callback(self._connections.pop)
@@ -985,16 +1072,25 @@ class IntakeServer:
 
 
 class _Connection:
-    """One client: reads lines, answers them in order, streams events once subscribed."""
+    """One client: reads lines, answers them in order, streams events once subscribed.
+
+    Memory is bounded per connection: at most ``pipeline`` requests in flight, and reading
+    pauses while the bytes of unanswered requests plus unwritten replies exceed
+    ``max_connection_buffer`` (a client that pipelines without reading its replies is simply
+    not read any more; the kernel's socket buffers then stop it).
+    """
 
     def __init__(
         self, server: IntakeServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         self._server = server
-        self._reader = reader
         self._writer = writer
-        self._settings = server._settings  # noqa: SLF001 - the connection is part of the server
+        self._settings = settings = server._settings  # noqa: SLF001 - part of the server
+        self._lines = _LineReader(reader, settings.max_line, settings.line_timeout)
         self._stream: asyncio.Task[None] | None = None
+        self._held = 0  # bytes of requests read and not answered, and of replies not written
+        self._room = asyncio.Event()
+        self._room.set()
 
     async def run(self) -> None:
         replies: asyncio.Queue[asyncio.Task[_Reply] | None] = asyncio.Queue(self._settings.pipeline)
@@ -1002,18 +1098,22 @@ class _Connection:
         in_flight: set[asyncio.Task[_Reply]] = set()
         try:
             while True:
-                line = await self._read_line()
+                await self._room.wait()
+                line = await self._lines.next_line()
                 if line is None:
                     break
-                if line is _Read.LINE_TOO_LONG:
-                    task = asyncio.create_task(self._too_long())
+                if isinstance(line, _Read):
+                    task = asyncio.create_task(self._refuse(line))
                 else:
                     if not line.strip():
                         continue
-                    task = asyncio.create_task(self._server.answer(line, self._start_stream))
+                    self._hold(len(line))  # released once answered
+                    task = asyncio.create_task(self._answer(line))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
                 await replies.put(task)
+                if line is _Read.LINE_TIMEOUT:
+                    break  # what comes next is the rest of a line, or nothing: stop reading
             await replies.put(None)
             await writer_task
         finally:
@@ -1026,10 +1126,34 @@ class _Connection:
             if self._stream is not None:
                 await asyncio.gather(self._stream, return_exceptions=True)
 
-    async def _too_long(self) -> _Reply:
-        limit = self._settings.max_line
-        message = f"line longer than {limit} bytes; discarded"
-        return _Reply("invalid", _error(msgspec.UNSET, ErrorCode.LINE_TOO_LONG, message), ok=False)
+    def _hold(self, size: int) -> None:
+        self._held += size
+        if self._held > self._settings.max_connection_buffer:
+            self._room.clear()
+        elif not self._room.is_set():
+            self._room.set()
+
+    async def _answer(self, line: bytes) -> _Reply:
+        try:
+            reply = await self._server.answer(line, self._start_stream)
+        finally:
+            self._hold(-len(line))
+        self._hold(len(reply.data))  # released once written
+        return reply
+
+    async def _refuse(self, problem: _Read) -> _Reply:
+        if problem is _Read.LINE_TOO_LONG:
+            code = ErrorCode.LINE_TOO_LONG
+            message = f"line longer than {self._settings.max_line} bytes; discarded"
+        else:
+            code = ErrorCode.LINE_TIMEOUT
+            message = (
+                f"no end of line {self._settings.line_timeout:g} s after the line began; "
+                "closing the connection"
+            )
+        data = _error(msgspec.UNSET, code, message)
+        self._hold(len(data))
+        return _Reply("invalid", data, ok=False)
 
     async def _write_replies(self, replies: asyncio.Queue[asyncio.Task[_Reply] | None]) -> None:
         observer = self._server._observer  # noqa: SLF001
@@ -1038,6 +1162,7 @@ class _Connection:
             reply = await task
             observer.intake_request(reply.op, reply.ok)
             if broken:
+                self._hold(-len(reply.data))
                 continue  # keep consuming, so the reading side never blocks on a full queue
             try:
                 self._writer.write(reply.data)
@@ -1048,6 +1173,8 @@ class _Connection:
                 broken = True
                 self._writer.transport.abort()
                 continue
+            finally:
+                self._hold(-len(reply.data))
             if reply.after is not None:
                 reply.after()
 
@@ -1068,23 +1195,73 @@ class _Connection:
             )
             self._writer.close()
 
-    async def _read_line(self) -> bytes | _Read | None:
-        """The next line without its newline; LINE_TOO_LONG after discarding one; None at EOF."""
-        reader = self._reader
-        try:
-            return (await reader.readuntil(b"\n"))[:-1]
-        except asyncio.IncompleteReadError as exc:
-            return exc.partial or None  # a last line without newline still counts
-        except asyncio.LimitOverrunError as exc:
-            consumed = exc.consumed
-        # Discard up to and including the newline, never buffering more than the limit.
+
+class _LineReader:
+    """Newline-delimited lines from a stream, with a bound on their length and on the time a
+    line may stay unfinished (an idle connection between lines has no deadline)."""
+
+    def __init__(self, reader: asyncio.StreamReader, max_line: int, timeout: float) -> None:
+        self._reader = reader
+        self._max_line = max_line
+        self._timeout = timeout
+        self._buffer = bytearray()
+        self._discarding = False  # inside a line over max_line: dropping it up to its newline
+        self._began = 0.0  # loop time the unfinished line's first byte was read
+        self._last_read = 0.0
+        self._eof = False
+
+    async def next_line(self) -> bytes | _Read | None:
+        """The next line without its newline; LINE_TOO_LONG after discarding one;
+        LINE_TIMEOUT when a line stayed unfinished too long; None at EOF."""
+        buffer = self._buffer
         while True:
-            await reader.readexactly(consumed)
+            if (line := self._take_line()) is not None:
+                return line
+            if len(buffer) > self._max_line:
+                self._discarding = True  # never buffer more than a line's worth
+                buffer.clear()
+            if self._eof:
+                return self._at_eof()
+            unfinished = bool(buffer) or self._discarding
             try:
-                await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError:
-                return _Read.LINE_TOO_LONG  # EOF inside the long line: still answer it
-            except asyncio.LimitOverrunError as exc:
-                consumed = exc.consumed
-            else:
-                return _Read.LINE_TOO_LONG
+                if unfinished:
+                    async with asyncio.timeout_at(self._began + self._timeout):
+                        chunk = await self._reader.read(_CHUNK)
+                else:
+                    chunk = await self._reader.read(_CHUNK)
+            except TimeoutError:
+                buffer.clear()
+                self._discarding = False
+                self._eof = True  # the stream is out of step: read no more
+                return _Read.LINE_TIMEOUT
+            self._last_read = asyncio.get_running_loop().time()
+            if not chunk:
+                self._eof = True
+                continue
+            if not unfinished:
+                self._began = self._last_read
+            buffer += chunk
+
+    def _take_line(self) -> bytes | _Read | None:
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        if end < 0:
+            return None
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        if buffer:
+            self._began = self._last_read  # the next line began in the last read
+        if self._discarding or end > self._max_line:
+            self._discarding = False
+            return _Read.LINE_TOO_LONG
+        return line
+
+    def _at_eof(self) -> bytes | _Read | None:
+        if self._discarding:
+            self._discarding = False
+            return _Read.LINE_TOO_LONG  # EOF inside the long line: still answer it
+        if self._buffer:
+            line = bytes(self._buffer)  # a last line without newline still counts
+            self._buffer.clear()
+            return line
+        return None
