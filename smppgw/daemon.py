@@ -72,7 +72,7 @@ from smppgw.events import (
 )
 from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult
 from smppgw.metrics import MetricsServer, PrometheusObserver
-from smppgw.observe import Observer
+from smppgw.observe import UNMATCHED_AFTER, Observer, ReceiptTally
 from smppgw.sdnotify import Notifier
 from smppgw.session import inbound_origin
 from smppgw.store import (
@@ -269,6 +269,10 @@ class Gateway:
             observer = self._prometheus
         self.observer: Observer = observer
         self._clock = clock
+        # A receipt waits for its submit_sm_resp at least as long as the submit may.
+        self._receipts = ReceiptTally(
+            observer, max(UNMATCHED_AFTER, config.gateway.response_timeout)
+        )
         self.simulator: Simulator | None = None
         self.store: SqliteStore | None = None
         self.manager: BindManager | None = None
@@ -537,6 +541,7 @@ class Gateway:
             message.id, part, parts, result.smsc_message_id, keep_previous=bool(result.late)
         )
         for match in matches:
+            self._receipts.matched_later(_receipt_key(match.dlr))
             await self._apply(match)
 
     async def _late_response(
@@ -573,6 +578,7 @@ class Gateway:
                 message.id, part, parts, resp.message_id, keep_previous=True
             )
             for match in matches:
+                self._receipts.matched_later(_receipt_key(match.dlr))
                 await self._apply(match)
             if not message.request.registered_delivery:
                 cursor = await store.resolve_unknown(
@@ -661,7 +667,9 @@ class Gateway:
         correlator = self.correlator
         assert correlator is not None
         match = await correlator.on_dlr(dlr)
-        self.observer.dlr_received(dlr.stat or "", match is not None)
+        self._receipts.arrived(
+            _receipt_key(dlr), dlr.stat or "", matched=match is not None, now=dlr.received_at
+        )
         if match is not None:
             await self._apply(match)
 
@@ -718,7 +726,9 @@ class Gateway:
                 for state, count in (await store.counts()).items():
                     self.observer.queue_depth(state, count)
                 await correlator.expire()
-                self.observer.unmatched_dlrs(await correlator.count_unmatched())
+                self._receipts.sweep(self._clock())
+                held = await correlator.count_unmatched()
+                self.observer.unmatched_dlrs(max(0, held - self._receipts.parked))
                 await self._end_waits()
                 incomplete = await store.expire_inbound(
                     self._clock() - self.options.mo_parts_wait, _mo_event
@@ -761,6 +771,11 @@ class _MoHead(msgspec.Struct, array_like=True, frozen=True):
 
 _mo_head_encoder = msgspec.msgpack.Encoder()
 _mo_head_decoder = msgspec.msgpack.Decoder(_MoHead)
+
+
+def _receipt_key(dlr: Dlr) -> tuple[str, float, str | None]:
+    """What tells one receipt from another while it is parked (the store returns a copy)."""
+    return (dlr.smsc_id, dlr.received_at, dlr.stat)
 
 
 def _mo_event(head_bytes: bytes, parts: list[bytes], missing: tuple[int, ...]) -> bytes:

@@ -89,7 +89,8 @@ class PrometheusObserver:
         )
         self._dlrs = Counter(
             "smppgw_dlrs",
-            "Delivery receipts by stat and whether they matched a message.",
+            "Delivery receipts by stat and fate: matched a message, or not (no id, or none "
+            "after the grace).",
             ["stat", "matched"],
             registry=r,
         )
@@ -100,7 +101,19 @@ class PrometheusObserver:
             registry=r,
         )
         self._unmatched = Gauge(
-            "smppgw_unmatched_dlrs", "Receipts held without a matching message.", registry=r
+            "smppgw_unmatched_dlrs",
+            "Receipts held without a matching message past their grace.",
+            registry=r,
+        )
+        self._parked_total = Counter(
+            "smppgw_dlrs_parked",
+            "Receipts that found no message at arrival and were parked for their resp.",
+            registry=r,
+        )
+        self._parked = Gauge(
+            "smppgw_parked_dlrs",
+            "Receipts parked for their submit_sm_resp, still within their grace.",
+            registry=r,
         )
         self._binds = Gauge(
             "smppgw_binds",
@@ -203,6 +216,12 @@ class PrometheusObserver:
     # --- delivery receipts and MO -------------------------------------------------------------
     def dlr_received(self, stat: str, matched: bool) -> None:
         self._child(self._dlrs, stat, "true" if matched else "false").inc()
+
+    def dlr_parked(self) -> None:
+        self._parked_total.inc()
+
+    def parked_dlrs(self, count: int) -> None:
+        self._parked.set(count)
 
     def dlr_latency(self, seconds: float) -> None:
         self._dlr_latency.observe(seconds)

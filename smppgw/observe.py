@@ -8,10 +8,18 @@ prometheus-client; tests use :class:`RecordingObserver`. Nothing here imports Pr
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Final, Protocol
 
-__all__ = ["NULL_OBSERVER", "NullObserver", "Observer", "RecordingObserver"]
+__all__ = [
+    "NULL_OBSERVER",
+    "UNMATCHED_AFTER",
+    "NullObserver",
+    "Observer",
+    "ReceiptTally",
+    "RecordingObserver",
+]
 
 
 class Observer(Protocol):
@@ -48,13 +56,21 @@ class Observer(Protocol):
 
     # --- delivery receipts and MO -------------------------------------------------------------
     def dlr_received(self, stat: str, matched: bool) -> None:
-        """A delivery receipt arrived; ``matched`` tells whether it found its message."""
+        """A delivery receipt's fate is known (once per receipt): it found its message, at
+        arrival or once its submit_sm_resp came (``matched``), or it had no id or stayed
+        without a message for the grace of :class:`ReceiptTally` (not ``matched``)."""
+
+    def dlr_parked(self) -> None:
+        """A receipt found no message yet and was parked (its submit_sm_resp may follow)."""
+
+    def parked_dlrs(self, count: int) -> None:
+        """The number of receipts parked and still within their grace."""
 
     def dlr_latency(self, seconds: float) -> None:
         """Time from submit to the final delivery receipt of a message."""
 
     def unmatched_dlrs(self, count: int) -> None:
-        """The number of receipts currently held without a matching message."""
+        """The number of receipts held without a matching message past their grace."""
 
     def mo_received(self) -> None:
         """A mobile-originated message arrived."""
@@ -105,6 +121,12 @@ class NullObserver:
     def dlr_received(self, stat: str, matched: bool) -> None:
         pass
 
+    def dlr_parked(self) -> None:
+        pass
+
+    def parked_dlrs(self, count: int) -> None:
+        pass
+
     def dlr_latency(self, seconds: float) -> None:
         pass
 
@@ -131,6 +153,69 @@ class NullObserver:
 
 
 NULL_OBSERVER: Observer = NullObserver()
+
+UNMATCHED_AFTER: Final = 60.0
+"""Seconds a parked receipt may wait for its submit_sm_resp before it counts as unmatched.
+
+A receipt can overtake the resp of its own submit (SMPP v3.4 does not order them across binds,
+and some SMSCs send the receipt first); the resp comes within the response timeout or never."""
+
+
+class ReceiptTally:
+    """Counts each delivery receipt once, by its fate, for an :class:`Observer`.
+
+    A receipt that finds its message at arrival is matched. One that does not is *parked*
+    (:meth:`Observer.dlr_parked`): when its submit_sm_resp arrives within ``grace`` seconds it
+    is matched too (:meth:`matched_later`); if ``grace`` passes first it is counted unmatched
+    (:meth:`sweep`). A receipt matched after it was counted unmatched, or parked before this
+    process started, is not counted again. Only receipts within their grace are held here, so
+    the tally stays as small as the receipts of one grace period.
+
+    Args:
+        observer: where the counts go.
+        grace: seconds a parked receipt waits before it counts as unmatched.
+    """
+
+    __slots__ = ("_grace", "_observer", "_parked")
+
+    def __init__(self, observer: Observer, grace: float = UNMATCHED_AFTER) -> None:
+        self._observer = observer
+        self._grace = grace
+        self._parked: dict[Hashable, tuple[float, str]] = {}
+
+    @property
+    def parked(self) -> int:
+        """Receipts parked and still within their grace."""
+        return len(self._parked)
+
+    def arrived(self, key: Hashable, stat: str, *, matched: bool, now: float) -> None:
+        """A receipt arrived and found its message (``matched``) or was parked under ``key``."""
+        if matched:
+            self._observer.dlr_received(stat, matched=True)
+            return
+        self._observer.dlr_parked()
+        self._parked[key] = (now, stat)
+        self._observer.parked_dlrs(len(self._parked))
+
+    def matched_later(self, key: Hashable) -> None:
+        """The receipt parked under ``key`` found its message (its submit_sm_resp came)."""
+        entry = self._parked.pop(key, None)
+        if entry is not None:
+            self._observer.dlr_received(entry[1], matched=True)
+            self._observer.parked_dlrs(len(self._parked))
+
+    def sweep(self, now: float) -> None:
+        """Count the receipts parked for ``grace`` or longer as unmatched."""
+        limit = now - self._grace
+        expired = []
+        for key, (since, _) in self._parked.items():  # in arrival order
+            if since > limit:
+                break
+            expired.append(key)
+        for key in expired:
+            _, stat = self._parked.pop(key)
+            self._observer.dlr_received(stat, matched=False)
+        self._observer.parked_dlrs(len(self._parked))
 
 
 @dataclass(slots=True)
@@ -171,6 +256,12 @@ class RecordingObserver:
 
     def dlr_received(self, stat: str, matched: bool) -> None:
         self._count("dlr_received", stat, matched)
+
+    def dlr_parked(self) -> None:
+        self._count("dlr_parked")
+
+    def parked_dlrs(self, count: int) -> None:
+        self._count("parked_dlrs", count)
 
     def dlr_latency(self, seconds: float) -> None:
         self._count("dlr_latency")
