@@ -300,6 +300,7 @@ class Outcome:
     reason: str | None
 
 
+_DELIVERED: Final = Outcome("DELIVRD", "000", None)
 # Which part states make each failed outcome (see aggregate's precedence).
 _DECIDING: Final[dict[DeliveryState, frozenset[MessageState]]] = {
     DeliveryState.REJECTED: frozenset({MessageState.REJECTED}),
@@ -333,7 +334,7 @@ def outcome(state: DeliveryState, dlrs: Sequence[Dlr | None]) -> Outcome | None:
         The outcome, or None when ``state`` is not final.
     """
     if state is DeliveryState.DELIVERED:
-        return Outcome("DELIVRD", "000", None)
+        return _DELIVERED
     deciding = _DECIDING.get(state)
     if deciding is None:
         return None

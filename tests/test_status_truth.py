@@ -37,8 +37,9 @@ from smppgw.codec import (
 )
 from smppgw.codec.constants import DataCoding, EsmClass, MessageState
 from smppgw.config import Config, parse_config
-from smppgw.correlate import Correlator, Dlr
+from smppgw.correlate import Correlator, Dlr, aggregate, outcome
 from smppgw.daemon import Gateway, GatewayOptions
+from smppgw.events import DeliveryState
 from smppgw.intake import SubmitRequest
 from smppgw.numbers import validate_sender
 from smppgw.observe import RecordingObserver
@@ -582,3 +583,73 @@ async def test_both_ids_of_a_part_match_until_the_correlation_ttl_and_go_with_th
         assert await correlator.count_unmatched() == 1
     finally:
         await store.close()
+
+
+def part(state: MessageState, stat: str | None, err: str | None) -> Dlr:
+    return Dlr("x", stat, state, err, None, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("parts", "expected"),
+    [
+        # Delivered: DELIVRD 000 whatever the receipts wrote.
+        (
+            [
+                part(MessageState.DELIVERED, "DELIVRD", "001"),
+                part(MessageState.DELIVERED, None, None),
+            ],
+            (DeliveryState.DELIVERED, "DELIVRD", "000", None),
+        ),
+        # Rejected outranks expired, which outranks undeliverable, whatever the part order.
+        (
+            [
+                part(MessageState.UNDELIVERABLE, "UNDELIV", "034"),
+                part(MessageState.EXPIRED, "EXPIRED", "021"),
+                part(MessageState.REJECTED, "DNDNUMB", "408"),
+            ],
+            (
+                DeliveryState.REJECTED,
+                "DNDNUMB",
+                "408",
+                "part 2 of 3: Number registered in the DND database (err 408 DNDNUMB)",
+            ),
+        ),
+        # Among equals the first part decides.
+        (
+            [
+                part(MessageState.DELIVERED, "DELIVRD", "000"),
+                part(MessageState.DELIVERED, "DELIVRD", "000"),
+                part(MessageState.UNDELIVERABLE, "MOB-OFF", "013"),
+                part(MessageState.DELETED, "DELETED", None),
+            ],
+            (
+                DeliveryState.FAILED,
+                "MOB-OFF",
+                "013",
+                "part 2 of 4: Mobile handset switched off (err 013 MOB-OFF)",
+            ),
+        ),
+        # A state from the TLV alone: our word for it, never DELIVRD for a failure.
+        (
+            [part(MessageState.UNDELIVERABLE, "DELIVRD", None)],
+            (DeliveryState.FAILED, "UNDELIV", None, "undeliverable (receipt stat DELIVRD)"),
+        ),
+        (
+            [part(MessageState.EXPIRED, None, None)],
+            (DeliveryState.EXPIRED, "EXPIRED", None, "the validity period ran out before delivery"),
+        ),
+    ],
+)
+def test_the_deciding_part_gives_the_message_its_status_err_and_reason(
+    parts: list[Dlr], expected: tuple[DeliveryState, str, str | None, str | None]
+) -> None:
+    state = aggregate(parts)
+    result = outcome(state, parts)
+    assert result is not None
+    assert (state, result.status, result.err, result.reason) == expected
+
+
+def test_a_message_still_waiting_for_a_receipt_has_no_outcome_yet() -> None:
+    parts = [part(MessageState.UNDELIVERABLE, "UNDELIV", "034"), None]
+    assert aggregate(parts) is DeliveryState.SUBMITTED
+    assert outcome(DeliveryState.SUBMITTED, parts) is None
