@@ -752,9 +752,14 @@ class _Reported:
     def add(self, now: float, detail: str) -> None:
         self.total += 1
         self._unreported += 1
-        if self._last is not None and now - self._last < _REPORT_EVERY:
+        if self._last is None:
+            logger.warning("%s: %s", self.what, detail)
+        elif now - self._last >= _REPORT_EVERY:
+            logger.warning(
+                "%s: %s (%d times since the last warning)", self.what, detail, self._unreported
+            )
+        else:
             return
-        logger.warning("%s: %s (%d since the last report)", self.what, detail, self._unreported)
         self._last = now
         self._unreported = 0
 
@@ -912,7 +917,7 @@ class IntakeServer:
         with contextlib.suppress(OSError):
             conn.send(line)  # a new socket's buffer has room for one line: never blocks
         conn.close()
-        self._refused.add(now, f"{limit} clients are connected (max_clients)")
+        self._refused.add(now, f"{limit} clients are connected")
 
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # A plain (not async) callback: the stream protocol calls it from connection_made, so

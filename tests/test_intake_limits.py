@@ -18,7 +18,7 @@ from test_config import ENV, minimal
 from test_intake import TIMEOUT, Client, FakeBackend, FakeCoder, connect, settings
 
 from smppgw.config import ConfigError, intake_settings, parse_config
-from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult
+from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult, _Reported
 
 
 class CountingBackend(FakeBackend):
@@ -51,7 +51,7 @@ async def read_until_closed(client: Client) -> list[dict[str, Any]]:
     return lines
 
 
-async def settle(condition: Any, rounds: int = 200) -> None:
+async def settle(condition: Any, rounds: int = 500) -> None:
     """Let the loop run (socket IO included) until ``condition()`` holds, a bounded number of
     short rounds."""
     for _ in range(rounds):
@@ -174,7 +174,7 @@ async def test_running_out_of_file_descriptors_is_logged_once_and_clients_wait(
     async with serve(tmp_path, backend) as server:
         socks = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3)]
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        lowest_free = os.dup(0)
+        lowest_free = os.open(os.devnull, os.O_RDONLY)  # the lowest free descriptor number
         os.close(lowest_free)
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
@@ -221,3 +221,16 @@ def test_limits_out_of_range_are_refused_by_key() -> None:
         "intake.line_timeout: must be 0.1..86400, got 0",
         "intake.max_connection_buffer: must be 65536..1073741824, got 1024",
     )
+
+
+def test_a_repeated_warning_is_logged_once_a_minute_with_its_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reported = _Reported("intake: cannot accept clients")
+    for now in (0.0, 1.0, 30.0, 59.9, 60.0, 61.0):
+        reported.add(now, "Too many open files")
+    assert [r.getMessage() for r in caplog.records] == [
+        "intake: cannot accept clients: Too many open files",
+        "intake: cannot accept clients: Too many open files (4 times since the last warning)",
+    ]
+    assert reported.total == 6
