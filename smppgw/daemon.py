@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hashlib
 import logging
@@ -30,9 +31,9 @@ import socket
 import struct
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import msgspec
 
@@ -70,7 +71,7 @@ from smppgw.events import (
     encode_event,
     format_time,
 )
-from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult
+from smppgw.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
 from smppgw.metrics import MetricsServer, PrometheusObserver
 from smppgw.observe import UNMATCHED_AFTER, Observer, ReceiptTally
 from smppgw.sdnotify import Notifier
@@ -80,6 +81,7 @@ from smppgw.store import (
     LogLimiter,
     NotAStoreError,
     SqliteStore,
+    StorageFullError,
     StoreClosedError,
     StoreError,
     StoreLockedError,
@@ -100,6 +102,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _STORE_RETRY_MIN: Final = 0.05  # seconds before a failed store write is tried again, doubling
 _STORE_RETRY_MAX: Final = 5.0
@@ -207,7 +211,12 @@ class _Backend:
         self._on_new = on_new
 
     async def submit(self, requests: Sequence[SubmitRequest]) -> Sequence[SubmitResult]:
-        results = await self._store.add_messages(requests)
+        try:
+            results = await self._store.add_messages(requests)
+        except StorageFullError as exc:
+            raise BackendStorageFullError(
+                "the gateway's disk is full: nothing was stored; retry later"
+            ) from exc
         self._on_new()
         return results
 
@@ -373,6 +382,7 @@ class Gateway:
             _Backend(self.store, self.correlator, self._wake.set),
             intake_settings(config),
             observer=self.observer,
+            health=self.health,
         )
         await self.intake.start()
         logger.info(
@@ -381,6 +391,29 @@ class Gateway:
             len(settings.servers),
             config.store.path,
         )
+
+    def health(self) -> str | None:
+        """None while the daemon can take and keep messages, else why not (a full disk, a
+        damaged store, a part of the daemon that stopped)."""
+        if self.failure is not None:
+            return self.failure
+        if self.store is None:
+            return "the store is not open"
+        health = self.store.health
+        return None if health.healthy else f"store: {health.reason}"
+
+    async def alive(self) -> bool:
+        """Whether the store's writer answers a round trip (a write failing for a full disk
+        counts: the writer is alive); False when it is stuck or stopped."""
+        if self.store is None or self.failure is not None:
+            return False
+        try:
+            await self.store.probe()
+        except StoreClosedError:
+            return False
+        except StoreError:
+            return True
+        return True
 
     def _fail(self, reason: str) -> None:
         if self._stopping or self.failed.is_set():
@@ -502,7 +535,11 @@ class Gateway:
         try:
             pdus = build_parts(message.id, message.request)
         except EncodeError as exc:
-            await store.finish_submit(message.id, DeliveryState.FAILED, reason=str(exc))
+            reason = str(exc)
+            await self._durably(
+                "recording a message that cannot be encoded",
+                lambda: store.finish_submit(message.id, DeliveryState.FAILED, reason=reason),
+            )
             self.observer.message_final(DeliveryState.FAILED.value)
             return
         todo = [i for i in range(len(pdus)) if i not in message.accepted]
@@ -515,7 +552,7 @@ class Gateway:
         except ManagerStoppedError as exc:
             results = list(exc.results)
             if not any(r.status is not PartStatus.ACCEPTED for r in results):
-                await store.release(message.id)
+                await self._durably("releasing a message", lambda: store.release(message.id))
                 return
         await self._finish(message, results)
 
@@ -534,15 +571,42 @@ class Gateway:
         if not result.smsc_message_id:
             # Accepted without an id: remember the part as sent; no receipt can match it.
             now = self._clock()
-            await store.add_part(PartEntry(message.id, part, parts, "", now, now))
+            entry = PartEntry(message.id, part, parts, "", now, now)
+            await self._durably("recording an accepted part", lambda: store.add_part(entry))
             return
-        # An earlier attempt that timed out may still be answered: keep both ids matchable.
-        matches = await correlator.register(
-            message.id, part, parts, result.smsc_message_id, keep_previous=bool(result.late)
+        # The SMSC accepted the part: its answer is kept here until the store has it (a part
+        # whose acceptance is not recorded would be sent again after a restart). An earlier
+        # attempt that timed out may still be answered: keep both ids matchable.
+        smsc_id, keep_previous = result.smsc_message_id, bool(result.late)
+        matches = await self._durably(
+            "recording an accepted part",
+            lambda: correlator.register(
+                message.id, part, parts, smsc_id, keep_previous=keep_previous
+            ),
         )
         for match in matches:
             self._receipts.matched_later(_receipt_key(match.dlr))
-            await self._apply(match)
+            await self._durably("applying a receipt", functools.partial(self._apply, match))
+
+    async def _durably(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """``await call()``, again and again (with back-off) while the store fails: what the
+        SMSC answered is kept in memory until the store has it, never lost to a full disk
+        and never sent again for it. Only a closed store (shutdown) ends the retries.
+
+        Raises:
+            StoreClosedError: the store closed before the write went through.
+        """
+        delay = _STORE_RETRY_MIN
+        while True:
+            try:
+                return await call()
+            except StoreClosedError:
+                logger.error("%s: the store closed before it could be written", what)  # noqa: TRY400
+                raise
+            except StoreError as exc:
+                self._store_log.error("%s: %s; retrying until the store takes it", what, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _STORE_RETRY_MAX)
 
     async def _late_response(
         self, message: ClaimedMessage, part: int, parts: int, late: asyncio.Future[Pdu]
@@ -606,34 +670,48 @@ class Gateway:
                 failed.reason,
                 delay,
             )
-            await store.release(message.id, delay)
+            await self._durably("releasing a message", lambda: store.release(message.id, delay))
             return
         if failed is not None:
             status = failed.command_status
-            cursor = await store.finish_submit(
-                message.id,
-                DeliveryState.FAILED,
-                err=status.name if isinstance(status, CommandStatus) else None,
-                reason=_refusal_reason(failed, _part_number(message, results.index(failed))),
-                possible_duplicate=duplicate,
-            )
             state = DeliveryState.FAILED
+            err = status.name if isinstance(status, CommandStatus) else None
+            reason = _refusal_reason(failed, _part_number(message, results.index(failed)))
+            cursor = await self._durably(
+                "recording a submit's outcome",
+                lambda: store.finish_submit(
+                    message.id, state, err=err, reason=reason, possible_duplicate=duplicate
+                ),
+            )
         elif unknown is not None:
             # A late response may have registered the part meanwhile: the store then records
             # the state an accepted message has instead.
-            cursor = await store.finish_submit(
-                message.id,
-                DeliveryState.UNKNOWN,
-                reason=unknown.reason or None,
-                possible_duplicate=duplicate,
-                accepted=_accepted_state(message),
+            unknown_reason = unknown.reason or None
+            cursor = await self._durably(
+                "recording a submit's outcome",
+                lambda: store.finish_submit(
+                    message.id,
+                    DeliveryState.UNKNOWN,
+                    reason=unknown_reason,
+                    possible_duplicate=duplicate,
+                    accepted=_accepted_state(message),
+                ),
             )
-            recorded = await store.status(message_id=message.id) if cursor is not None else None
+            recorded = (
+                await self._durably(
+                    "reading a message's state", lambda: store.status(message_id=message.id)
+                )
+                if cursor is not None
+                else None
+            )
             state = DeliveryState.UNKNOWN if recorded is None else recorded.state
         else:
             state, reason = _accepted_state(message)
-            cursor = await store.finish_submit(
-                message.id, state, reason=reason, possible_duplicate=duplicate
+            cursor = await self._durably(
+                "recording a submit's outcome",
+                lambda: store.finish_submit(
+                    message.id, state, reason=reason, possible_duplicate=duplicate
+                ),
             )
         if cursor is not None:
             if state.is_final:
@@ -658,6 +736,11 @@ class Gateway:
                 self.observer.dlr_received("", matched=False)
                 return CommandStatus.ESME_ROK
             await self._mo(pdu, now, server)
+        except StoreError as exc:
+            self._store_log.error(
+                "recording an inbound message failed (%s); the SMSC will resend it", exc
+            )
+            return CommandStatus.ESME_RX_T_APPN
         except Exception:
             logger.exception("recording an inbound message failed; the SMSC will resend it")
             return CommandStatus.ESME_RX_T_APPN
@@ -898,7 +981,7 @@ async def _serve(config: Config) -> int:
     watchdog: asyncio.Task[None] | None = None
     interval = notifier.watchdog_interval
     if interval:
-        watchdog = asyncio.create_task(_watchdog(notifier, interval / 2))
+        watchdog = asyncio.create_task(_watchdog(notifier, interval / 2, gateway))
     waits = [asyncio.create_task(stop.wait()), asyncio.create_task(gateway.failed.wait())]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
     for task in waits:
@@ -919,9 +1002,20 @@ async def _serve(config: Config) -> int:
     return 0
 
 
-async def _watchdog(notifier: Notifier, every: float) -> None:
+async def _watchdog(notifier: Notifier, every: float, gateway: Gateway) -> None:
+    """``WATCHDOG=1`` only while the store's writer answers within ``every`` seconds (a hung
+    disk gets the daemon restarted); ``STATUS=`` tells the store's health (a full disk is not
+    cured by a restart: the daemon waits for space and says so)."""
+    reported: str | None = None
     while True:
-        notifier.watchdog()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every):
+                if await gateway.alive():
+                    notifier.watchdog()
+        unhealthy = gateway.health()
+        if unhealthy != reported:
+            notifier.status("serving" if unhealthy is None else f"unhealthy: {unhealthy}")
+            reported = unhealthy
         await asyncio.sleep(every)
 
 

@@ -18,7 +18,8 @@ client can match replies to requests. Ops:
     ``{"cursor": n, "event": ..., "payload": {...}}``. A client that reconnects with the last
     cursor it saw misses nothing the store still holds.
 ``ping``
-    ``{"ok": true, "pong": true}``.
+    ``{"ok": true, "pong": true, "healthy": true}``; ``healthy`` is false, with a ``reason``,
+    when the gateway cannot take messages (its store cannot write).
 ``unmatched``
     The delivery receipts that matched no message (kept, never dropped): ``count`` and the
     oldest ``limit`` (default 100) as ``receipts``.
@@ -99,6 +100,7 @@ class ErrorCode(enum.StrEnum):
     LINE_TIMEOUT = "line_timeout"  # a line left unfinished for line_timeout: connection closed
     TOO_MANY_CLIENTS = "too_many_clients"  # max_clients are connected: connection closed
     NOT_FOUND = "not_found"  # status of an unknown id/custom
+    STORAGE_FULL = "storage_full"  # the gateway's disk is full; nothing was accepted
     INTERNAL = "internal"  # the backend failed; nothing was accepted
 
 
@@ -119,6 +121,10 @@ class RequestError(SmppError):
 
 class BackendOverloadedError(SmppError):
     """Raised by a backend that cannot take more messages now (answered ``overloaded``)."""
+
+
+class BackendStorageFullError(SmppError):
+    """Raised by a backend whose storage is full: nothing was stored (``storage_full``)."""
 
 
 # --- what the backend receives and returns ----------------------------------------------------
@@ -781,6 +787,8 @@ class IntakeServer:
         observer: told of every answered request (``intake_request``).
         coder: text rules; :mod:`smppgw.codec.text` by default.
         clock: the time now in seconds since the epoch (absolute times must be later).
+        health: what ``ping`` reports: None when the gateway can take messages, else the
+            reason it cannot (a full disk, a damaged store).
     """
 
     def __init__(
@@ -791,9 +799,11 @@ class IntakeServer:
         observer: Observer = NULL_OBSERVER,
         coder: TextCoder | None = None,
         clock: Callable[[], float] = time.time,
+        health: Callable[[], str | None] = lambda: None,
     ) -> None:
         self._backend = backend
         self._clock = clock
+        self._health = health
         self._settings = settings
         self._observer = observer
         self._validator = _Validator(settings.defaults, coder or _default_coder())
@@ -953,6 +963,8 @@ class IntakeServer:
             return _Reply(op, _error(req, exc.code, exc.message, **exc.details), ok=False)
         except BackendOverloadedError as exc:
             return _Reply(op, _error(req, ErrorCode.OVERLOADED, str(exc) or "overloaded"), ok=False)
+        except BackendStorageFullError as exc:
+            return _Reply(op, _error(req, ErrorCode.STORAGE_FULL, str(exc)), ok=False)
         except Exception:
             logger.exception("intake: %s request failed", op)
             return _Reply(
@@ -1003,7 +1015,14 @@ class IntakeServer:
         if isinstance(request, _Unmatched):
             count, receipts = await self._backend.unmatched(request.limit)
             return _Reply("unmatched", _reply(req, count=count, receipts=receipts), ok=True)
-        return _Reply("ping", _reply(req, pong=True, version=__version__), ok=True)
+        return self._ping(req)
+
+    def _ping(self, req: msgspec.Raw | msgspec.UnsetType) -> _Reply:
+        unhealthy = self._health()
+        health: dict[str, object] = (
+            {"healthy": True} if unhealthy is None else {"healthy": False, "reason": unhealthy}
+        )
+        return _Reply("ping", _reply(req, pong=True, version=__version__, **health), ok=True)
 
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)

@@ -658,6 +658,7 @@ async def test_ping_answers_pong_with_the_version(client: Client) -> None:
         "req": None,
         "pong": True,
         "version": __version__,
+        "healthy": True,
     }
 
 

@@ -92,8 +92,9 @@ class LogLimiter:
         self._clock = clock
         self._last = -float("inf")
         self._suppressed = 0
+        self._logged = False  # an ERROR line went out since the last recovery line
 
-    def error(self, message: str, *args: object) -> bool:
+    def error(self, message: str, *args: object, exc_info: bool = False) -> bool:
         """Log ``message % args`` at ERROR unless a line went out less than ``interval`` ago.
 
         Returns:
@@ -108,12 +109,19 @@ class LogLimiter:
             args = (*args, self._suppressed, now - self._last)
         self._last = now
         self._suppressed = 0
-        self._logger.error(message, *args)
+        self._logged = True
+        self._logger.error(message, *args, exc_info=exc_info)
         return True
 
     def recovered(self, message: str, *args: object) -> None:
-        """Log ``message`` at INFO if failures were logged, and start afresh."""
-        if self._last != -float("inf"):
-            self._logger.info(message, *args)
-        self._last = -float("inf")
+        """Log ``message`` at INFO once after failures were logged (with the count of those
+        not logged since the last line). A failure soon after still waits for the interval:
+        a flapping disk does not flood the log either."""
+        if not self._logged:
+            return
+        if self._suppressed:
+            message += " (after %d more failures)"
+            args = (*args, self._suppressed)
+        self._logged = False
         self._suppressed = 0
+        self._logger.info(message, *args)

@@ -84,6 +84,7 @@ SCHEMA_VERSION: Final = 2
 # PRAGMA application_id of a store ("smpg"): a database with another id, or one without an id
 # holding tables that are not ours, is refused before anything is written to it.
 APPLICATION_ID: Final = 0x736D7067
+_RESTARTS: Final = 3  # of a batch whose transaction a full disk cancelled (see _run_slow)
 _TABLES: Final = frozenset({"meta", "messages", "parts", "unmatched", "events", "inbound_parts"})
 
 _SCHEMA: Final = """
@@ -305,6 +306,7 @@ class SqliteStore:
         self._lock: InstanceLock | None = None
         self._health = HEALTHY
         self._damaged = False
+        self._batch_unwritable = False  # an operation of the running batch found no room
         self._failure_log = LogLimiter(logger)
         self._on_failure: list[Callable[[BaseException], None]] = []
         self._last_cursor = 0
@@ -433,6 +435,11 @@ class SqliteStore:
         """
         return self._health
 
+    async def probe(self) -> None:
+        """A round trip through the writer (an empty transaction): returns once the writer
+        took it; raises as any operation would."""
+        await self._call(_nothing)
+
     def add_failure_callback(self, callback: Callable[[BaseException], None]) -> None:
         """Call ``callback(error)`` if the writer stops for any reason but :meth:`close` (the
         store is then unusable: the daemon must stop)."""
@@ -509,6 +516,7 @@ class SqliteStore:
         conn = self._conn
         assert conn is not None
         changes = conn.total_changes
+        self._batch_unwritable = False
         try:
             # The statements run here, on the loop's thread: each takes microseconds, and on a
             # worker thread they would contend with the loop for the GIL at every call. Only
@@ -518,8 +526,16 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as exc:
             self._fail_batch(batch, store_error(exc, "store commit failed"))
             return
-        self._observer.store_commit(time.perf_counter() - started, len(batch))
-        if not self._health.healthy and not self._damaged and conn.total_changes != changes:
+        try:
+            self._observer.store_commit(time.perf_counter() - started, len(batch))
+        except Exception:  # noqa: BLE001 - metrics must not undo a commit's answers
+            self._failure_log.error("store: the observer failed", exc_info=True)
+        if (
+            not self._health.healthy
+            and not self._damaged
+            and not self._batch_unwritable
+            and conn.total_changes != changes
+        ):
             self._health = HEALTHY  # a write went through: the disk has room again
             self._failure_log.recovered("store: writes succeed again")
         for op, (ok, value) in zip(batch, results, strict=True):
@@ -552,10 +568,10 @@ class SqliteStore:
             try:
                 return [(True, op.fn(conn)) for op in batch]
             except Exception:  # noqa: BLE001 - the slow path finds which one and why
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled it back (a full disk)
+                    conn.execute("ROLLBACK")
                 self._batch_cursor = 0  # those events were rolled back
-                conn.execute("BEGIN IMMEDIATE")
-                results = [self._run_isolated(conn, op) for op in batch]
+                results = self._run_slow(conn, batch)
                 self._recount(conn)  # counts changed by operations that were rolled back
                 self._batch_cursor = int(
                     conn.execute("SELECT max(cursor) FROM events").fetchone()[0] or 0
@@ -563,10 +579,32 @@ class SqliteStore:
                 return results
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 self._recount(conn)
             self._batch_cursor = 0
             raise
+
+    def _run_slow(self, conn: sqlite3.Connection, batch: Sequence[_Op]) -> list[tuple[bool, Any]]:
+        """Each operation in its own SAVEPOINT. On a full disk SQLite may cancel the whole
+        transaction, not just the statement: that operation fails and the batch starts over
+        without it (at most ``_RESTARTS`` times; then the whole batch fails)."""
+        failed: dict[int, tuple[bool, Any]] = {}
+        for _ in range(_RESTARTS + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            results: list[tuple[bool, Any]] = []
+            for index, op in enumerate(batch):
+                if index in failed:
+                    results.append(failed[index])
+                    continue
+                outcome = self._run_isolated(conn, op)
+                if not conn.in_transaction:
+                    failed[index] = outcome  # it took the others down with it
+                    break
+                results.append(outcome)
+            else:
+                return results
+        raise StorageFullError("store: the disk is full (every write of a batch failed)")
 
     def _commit_now(self) -> None:
         """Commit (on the store thread: it may fsync)."""
@@ -589,10 +627,12 @@ class SqliteStore:
         try:
             value = op.fn(conn)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, the batch goes on
-            conn.execute("ROLLBACK TO op")
-            conn.execute("RELEASE op")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO op")
+                conn.execute("RELEASE op")
             error = _as_store_error(exc)
             if isinstance(error, StorageFullError | StoreCorruptError):
+                self._batch_unwritable = True
                 self._mark_unhealthy(error)
                 self._failure_log.error("%s", error)
             return False, error
@@ -1298,6 +1338,10 @@ def _as_store_error(exc: Exception) -> Exception:
     if isinstance(exc, SmppError):
         return exc
     return store_error(exc, "store")
+
+
+def _nothing(_conn: sqlite3.Connection) -> None:
+    return None
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
