@@ -21,10 +21,14 @@ of the account. So the manager:
   permanent ones fail the part, and the message's remaining parts are not sent (a partial long
   message is useless to the reader and still costs money);
 * treats a submit whose response never came (timeout, link lost) as UNKNOWN: the SMSC may have
-  accepted it. By default (:attr:`UnknownPolicy.RESUBMIT_ONCE`) it is resubmitted once and the
-  result flagged ``possible_duplicate``; the session always reports it
-  (``observer.submit_unknown``, once per unanswered submit). A response that still comes after
-  the timeout is handed to the caller through ``PartResult.late``.
+  accepted it. By default (:attr:`UnknownPolicy.RESUBMIT_ONCE`) it is resubmitted once, never
+  on the link that left it unanswered (unless that link is still up after it would have been
+  found dead, 2 x ``response_timeout``), and the result flagged ``possible_duplicate``; the
+  session always reports it (``observer.submit_unknown``, once per unanswered submit). A
+  response that still comes after the timeout is handed to the caller through
+  ``PartResult.late``. A submit the link closed before writing it to the socket
+  (``NotSentError``) never reached the SMSC: it goes back first in line, uncounted, like one
+  refused as closing.
 
 Parts of one message go out one after another, each only after the previous one's response:
 a throttled or retried part can never be overtaken by a later part of the same message. Waiting
@@ -398,13 +402,18 @@ class _Server:
     def name(self) -> str:
         return self.settings.name
 
-    def free_bind(self, window: int) -> _Bind | None:
+    def free_bind(self, window: int, avoid: tuple[SessionLike, ...] = ()) -> _Bind | None:
         # The least loaded bind with room; ties rotate so that every bind carries traffic.
+        # Sessions in ``avoid`` left a submit of this part unanswered: never again for it.
         best: _Bind | None = None
         count = len(self.binds)
         for offset in range(count):
             bind = self.binds[(self.rotation + offset) % count]
-            if bind.has_room(window) and (best is None or bind.in_flight < best.in_flight):
+            if (
+                bind.has_room(window)
+                and (best is None or bind.in_flight < best.in_flight)
+                and not (avoid and bind.session in avoid)
+            ):
                 best = bind
         return best
 
@@ -452,6 +461,7 @@ class _Grant:
 class _Waiter:
     future: asyncio.Future[_Grant]
     since: float
+    avoid: tuple[SessionLike, ...] = ()
 
 
 class _Dispatcher:
@@ -477,17 +487,21 @@ class _Dispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._closed: str | None = None  # why acquire now fails
 
-    async def acquire(self, *, first: bool = False) -> _Grant:
-        """Wait for a token and a bind with room; ``first`` puts the caller at the head."""
+    async def acquire(self, *, first: bool = False, avoid: tuple[SessionLike, ...] = ()) -> _Grant:
+        """Wait for a token and a bind with room; ``first`` puts the caller at the head.
+
+        A bind whose session is in ``avoid`` is never granted; while only such binds have
+        room, the caller waits and the parts behind it go first.
+        """
         if self._closed is not None:
             raise ManagerStoppedError(self._closed)
         now = self._clock()
         if not self._waiters:
-            grant = self._try_grant(now)
+            grant = self._try_grant(now, avoid)
             if grant is not None:
                 self._observer.token_wait(grant.bind.server.name, 0.0)
                 return grant
-        waiter = _Waiter(asyncio.get_running_loop().create_future(), now)
+        waiter = _Waiter(asyncio.get_running_loop().create_future(), now, avoid)
         if first:
             self._waiters.appendleft(waiter)
         else:
@@ -514,13 +528,17 @@ class _Dispatcher:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters:
-            waiter = self._waiters[0]
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters[0]
             if waiter.future.done():  # cancelled while waiting
-                self._waiters.popleft()
+                waiters.popleft()
                 continue
             now = self._clock()
-            choice = self._choose(now)
+            choice = self._choose(now, waiter.avoid)
+            if choice is None and waiter.avoid:
+                # Only binds this part must avoid have room: serve the next part that can go.
+                waiter, choice = self._first_servable(now)
             if choice is None:
                 return  # no bind with room: a release or a new bind pumps again
             bind, wait = choice
@@ -528,9 +546,25 @@ class _Dispatcher:
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(max(wait, 0.0), self.pump)
                 return
-            self._waiters.popleft()
+            if waiter is waiters[0]:
+                waiters.popleft()
+            else:
+                waiters.remove(waiter)
             self._observer.token_wait(bind.server.name, now - waiter.since)
             waiter.future.set_result(self._reserve(bind, now))
+
+    def _first_servable(self, now: float) -> tuple[_Waiter, tuple[_Bind, float] | None]:
+        """The first waiting part that some bind with room may take, with that choice."""
+        waiter = self._waiters[0]
+        for candidate in self._waiters:
+            if candidate.future.done():
+                continue
+            choice = self._choose(now, candidate.avoid)
+            if choice is not None:
+                return candidate, choice
+            if not candidate.avoid:
+                break  # no bind has room at all
+        return waiter, None
 
     def close(self, reason: str) -> None:
         """Fail every waiter and every later acquire with :class:`ManagerStoppedError`."""
@@ -543,13 +577,16 @@ class _Dispatcher:
             if not future.done():
                 future.set_exception(ManagerStoppedError(reason))
 
-    def _choose(self, now: float) -> tuple[_Bind, float] | None:
+    def _choose(
+        self, now: float, avoid: tuple[SessionLike, ...] = ()
+    ) -> tuple[_Bind, float] | None:
         # The server whose token comes soonest (the longest idle one among those with a token
         # now, which spreads load), then the least loaded bind with room on it.
         best: tuple[_Bind, float] | None = None
         best_key = (math.inf, 0)
-        for server in self._servers:
-            bind = server.free_bind(self._window)
+        servers = self._servers if not avoid else self._elsewhere(avoid)
+        for server in servers:
+            bind = server.free_bind(self._window, avoid)
             if bind is None:
                 continue
             key = (server.bucket.available_at(), server.in_flight)
@@ -557,8 +594,16 @@ class _Dispatcher:
                 best, best_key = (bind, max(0.0, key[0] - now)), key
         return best
 
-    def _try_grant(self, now: float) -> _Grant | None:
-        choice = self._choose(now)
+    def _elsewhere(self, avoid: tuple[SessionLike, ...]) -> Sequence[_Server]:
+        """Where a resubmission may go: servers other than those whose links left it
+        unanswered, if any of them is bound (a frozen SMSC freezes all its links at once);
+        else every server (binds of the avoided sessions themselves stay excluded)."""
+        suspect = {b.server for s in self._servers for b in s.binds if b.session in avoid}
+        others = [s for s in self._servers if s not in suspect and s.any_bound()]
+        return others or self._servers
+
+    def _try_grant(self, now: float, avoid: tuple[SessionLike, ...] = ()) -> _Grant | None:
+        choice = self._choose(now, avoid)
         if choice is None or choice[1] > 0 or choice[0].server.bucket.try_take(now) > 0:
             return None
         return self._reserve(choice[0], now)
@@ -587,6 +632,7 @@ class _Run:
     charged: int = 0  # attempts counted against max_attempts
     unknown: int = 0
     resent_after_unknown: bool = False
+    avoid: tuple[SessionLike, ...] = ()  # sessions that left an attempt unanswered
     last: _Grant | None = None
     status: CommandStatus | None = None
     late: list[asyncio.Future[Pdu]] = field(default_factory=list)
@@ -822,16 +868,33 @@ class BindManager:
         run = _Run()
         while True:
             try:
-                grant = await self._dispatcher.acquire(first=run.sent > 0)
+                grant = await self._acquire(run)
             except ManagerStoppedError:
                 if run.unknown:
                     return run.result(PartStatus.UNKNOWN, "stopped before a resubmission")
                 raise
+            if grant is None:
+                continue
             outcome = await self._attempt(run, grant, pdu)
             if isinstance(outcome, PartResult):
                 return outcome
             if outcome > 0:
                 await self._sleep_unless_stopping(outcome)
+
+    async def _acquire(self, run: _Run) -> _Grant | None:
+        """A grant for the part's next attempt, on a link that has not failed it; None when
+        those links outlived the wait (then any link may take it: try again)."""
+        first = run.sent > 0
+        if not run.avoid:
+            return await self._dispatcher.acquire(first=first)
+        # A frozen link is declared dead (and replaced) within 2 x response_timeout of the
+        # timeout (see smppgw.codec.connection); one still up after that answered its probe.
+        try:
+            async with asyncio.timeout(max(2 * self._settings.response_timeout, 1.0)):
+                return await self._dispatcher.acquire(first=first, avoid=run.avoid)
+        except TimeoutError:
+            run.avoid = ()
+            return None
 
     async def _attempt(
         self, run: _Run, grant: _Grant, pdu: SubmitSm | DataSm
@@ -841,6 +904,7 @@ class BindManager:
         run.last = grant
         resent_before = run.resent_after_unknown
         run.resent_after_unknown = resent_before or run.unknown > 0
+        session = grant.bind.session
         try:
             response = await self._send(grant, pdu)
         except SessionClosedError:
@@ -855,6 +919,10 @@ class BindManager:
             run.charged += 1
             if isinstance(exc, ResponseTimeoutError) and exc.late is not None:
                 run.late.append(exc.late)
+            if session is not None:
+                # Never resubmitted on the link that did not answer: it may be frozen, and a
+                # second copy there would share the first one's fate.
+                run.avoid = (*run.avoid, session)
             # The session has reported it (observer.submit_unknown): not again here, or every
             # unanswered submit would be counted twice.
             reason = "timeout" if isinstance(exc, ResponseTimeoutError) else "link_lost"

@@ -59,9 +59,12 @@ from smppgw.codec import (
 from smppgw.codec.connection import (
     Connection,
     Input,
+    LinkDead,
     ProtocolError,
     RejectedRequestError,
+    RequestTimedOut,
     Role,
+    SendEnquireLink,
     State,
 )
 from smppgw.observe import NULL_OBSERVER, Observer
@@ -74,6 +77,7 @@ __all__ = [
     "ConnectError",
     "InboundHandler",
     "LinkLostError",
+    "NotSentError",
     "Origin",
     "ResponseTimeoutError",
     "Session",
@@ -138,6 +142,11 @@ class BindError(SessionError):
 
 class SessionClosedError(SessionError):
     """A request on a session that is closing or closed; nothing was sent."""
+
+
+class NotSentError(SessionClosedError):
+    """The link closed before the request was wholly written to the socket: the SMSC never
+    got it, so it may be sent again elsewhere without risk of a duplicate."""
 
 
 class ResponseTimeoutError(SessionError):
@@ -233,10 +242,17 @@ class Session(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._out: list[bytes] = []  # written at the end of this turn of the loop
         self._in_turn = False  # a PDU was written in this turn: queue the next ones
-        # Bind state, sequence numbers, window and response deadlines live in the sans-IO
-        # connection; this maps each outstanding sequence number to its future and send time.
-        self._conn = Connection(Role.ESME, window=settings.window)
-        self._pending: dict[int, tuple[asyncio.Future[Pdu], float]] = {}
+        # Bind state, sequence numbers, window, response deadlines and the link timers live in
+        # the sans-IO connection; this maps each outstanding sequence number to its future, its
+        # send time and the end of its octets in the stream we write (see _written).
+        self._conn = Connection(
+            Role.ESME,
+            window=settings.window,
+            enquire_link_interval=settings.enquire_link_interval,
+            idle_timeout=settings.idle_timeout,
+        )
+        self._pending: dict[int, tuple[asyncio.Future[Pdu], float, int]] = {}
+        self._queued = 0  # octets handed to _queue_bytes since the connection opened
         # Requests that timed out, by sequence number: their response may still come.
         self._late: dict[int, asyncio.Future[Pdu]] = {}
         # Looked up once rather than on every PDU (settings are frozen).
@@ -251,9 +267,6 @@ class Session(asyncio.Protocol):
         self._connected: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[BaseException | None] = self._loop.create_future()
         self._closing = False
-        self._last_received = clock()
-        self._last_sent = clock()
-        self._enquire_seq: int | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._inbound_tasks: set[asyncio.Task[None]] = set()
         # deliver_sm / data_sm read while inbound_window handlers were running: the rest of the
@@ -360,7 +373,8 @@ class Session(asyncio.Protocol):
 
     @property
     def in_flight(self) -> int:
-        return self._conn.outstanding
+        """Requests awaiting their response (our own enquire_link probes not counted)."""
+        return len(self._pending)
 
     @property
     def window_free(self) -> int:
@@ -448,7 +462,7 @@ class Session(asyncio.Protocol):
             async with asyncio.timeout(deadline):
                 while self._pending and not self.closed:
                     await asyncio.gather(
-                        *(f for f, _ in self._pending.values()), return_exceptions=True
+                        *(entry[0] for entry in self._pending.values()), return_exceptions=True
                     )
                 if was_bound and not self.closed:
                     await self._send_request(Unbind(), deadline, bypass_window=True)
@@ -456,11 +470,8 @@ class Session(asyncio.Protocol):
         await asyncio.shield(self._closed)
 
     def abort(self) -> None:
-        """Close at once; outstanding requests fail with LinkLostError."""
-        if self._transport is not None:
-            self._flush()  # responses already given (deliver_sm_resp) still go out
-            self._transport.abort()
-        self._finish(None)
+        """Close at once; outstanding requests fail with LinkLostError (or NotSentError)."""
+        self._finish(None, self._abort_transport())
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the session is closed; return why (None for a local close)."""
@@ -491,10 +502,9 @@ class Session(asyncio.Protocol):
         now = self._clock()
         seq = conn.send_request(command_id, now, timeout)
         future: asyncio.Future[Pdu] = self._create_future()
-        pending = self._pending
-        pending[seq] = (future, now)
         self._queue_bytes(wire[:12] + seq.to_bytes(4, "big") + wire[16:])  # our sequence number
-        self._last_sent = now
+        pending = self._pending
+        pending[seq] = (future, now, self._queued)
         self._observe_window(self._server, self._name, len(pending))
         timer = self._timer
         if timer is None or timer.when() > self._loop_time() + timeout:
@@ -520,12 +530,12 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self._transport = cast("asyncio.Transport", transport)
-        self._last_received = self._clock()
+        self._conn.heard(self._clock())
         if not self._connected.done():
             self._connected.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        self._last_received = self._clock()
+        self._conn.heard(self._clock())
         try:
             frames = self._framer.feed(data)
         except InvalidCommandLengthError as exc:
@@ -565,20 +575,19 @@ class Session(asyncio.Protocol):
             self._handle_request(pdu, event)
             return
         entry = self._pending.pop(pdu.sequence_number, None)
-        if event is None or entry is None:
-            # The connection ignores a response that awaits nothing: one to a request that
-            # already timed out (whoever still waits for it gets it), or to an enquire_link
-            # given up on.
+        if entry is None:
+            # No future for it: the answer to our enquire_link (the connection has noted it),
+            # or one the connection ignored because it awaits nothing: its request timed out
+            # (whoever still waits for it gets it).
             taken = bool(self._late) and self._take_late(pdu)
-            if not taken and pdu.sequence_number != self._enquire_seq:
+            if not taken and event is None:
                 log.warning(
                     "%s: response for unknown sequence %d dropped",
                     self.settings.endpoint,
                     pdu.sequence_number,
                 )
-            self._enquire_seq = None
             return
-        future, sent_at = entry
+        future, sent_at, _ = entry
         if not future.done():
             future.set_result(pdu)
         self._observe_window(self._server, self._name, len(self._pending))
@@ -660,7 +669,6 @@ class Session(asyncio.Protocol):
             return
         self._conn.send_response(pdu.command_id, pdu.command_status)
         self._queue_bytes(encode(pdu))
-        self._last_sent = self._clock()
 
     def _queue_bytes(self, data: bytes) -> None:
         """Send ``data``: the first PDU of a turn of the event loop at once (no added latency),
@@ -669,6 +677,7 @@ class Session(asyncio.Protocol):
         Under load many PDUs are written per turn (a window of submits, the responses to a
         burst of receipts); one write, one system call, carries them all.
         """
+        self._queued += len(data)
         if self._in_turn:
             self._out.append(data)
             return
@@ -697,56 +706,76 @@ class Session(asyncio.Protocol):
                 return
 
     # --- timers -------------------------------------------------------------------------------
+    # The connection keeps the deadlines and says what to do (RequestTimedOut, SendEnquireLink,
+    # LinkDead); this only arms one loop timer at its next deadline and carries out its events.
 
     def _arm_timer(self) -> None:
         if self.closed:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_at(self._next_deadline(), self._on_timer)
-
-    def _next_deadline(self) -> float:
-        s = self.settings
-        deadlines = [self._last_received + s.idle_timeout]
-        if self._conn.bound:
-            deadlines.append(max(self._last_sent, self._last_received) + s.enquire_link_interval)
-        response_deadline = self._conn.next_deadline()
-        if response_deadline is not None:
-            deadlines.append(response_deadline)
-        # The loop's clock and ours are both monotonic seconds; convert by the current skew.
-        return min(deadlines) - self._clock() + self._loop.time()
+            self._timer = None
+        deadline = self._conn.next_deadline()
+        if deadline is not None:
+            # The loop's clock and ours are both monotonic seconds; convert by the current skew.
+            when = deadline - self._clock() + self._loop.time()
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         if self.closed:
             return
         now = self._clock()
-        s = self.settings
-        if now - self._last_received >= s.idle_timeout:
-            self._fail(LinkLostError(f"{s.endpoint} silent for {s.idle_timeout:g} s"))
+        if self._reading_paused:
+            # We hold reading back (inbound flow control): the silence is ours, and responses
+            # may be waiting unread. Judge the link again once we read.
+            self._conn.heard(now)
+            self._timer = self._loop.call_at(self._loop.time() + 1.0, self._on_timer)
             return
-        for seq in self._conn.expired(now):
-            future, _ = self._pending.pop(seq)
-            self._observe_window(s.server, s.name, len(self._pending))
-            if seq == self._enquire_seq:
-                self._fail(LinkLostError(f"{s.endpoint} did not answer enquire_link"))
+        for event in self._conn.handle_timer(now):
+            if isinstance(event, RequestTimedOut):
+                if not self._timed_out(event.sequence_number):
+                    return
+            elif isinstance(event, SendEnquireLink):
+                self._send_enquire_link(now, after_timeout=event.after_timeout)
+            else:
+                self._link_dead(event)
                 return
-            if not future.done():
-                future.set_exception(
-                    ResponseTimeoutError(
-                        f"no response from {s.endpoint} in {s.response_timeout:g} s",
-                        self._await_late(seq),
-                    )
-                )
-                self._observer.submit_unknown(s.server, s.name, "timeout")
-            self._wake_waiter()
-        if (
-            self._conn.bound
-            and self._enquire_seq is None
-            and now - max(self._last_sent, self._last_received) >= s.enquire_link_interval
-        ):
-            self._send_enquire_link(now)
         self._arm_timer()
+
+    def _timed_out(self, seq: int) -> bool:
+        """Fail the request ``seq`` with ResponseTimeoutError; False if the link went instead."""
+        s = self.settings
+        entry = self._pending.pop(seq, None)
+        if entry is None:
+            return True
+        self._observe_window(s.server, s.name, len(self._pending))
+        future, _, end = entry
+        if end > self._written():
+            # Still in our write buffer after a whole response_timeout: the peer has read
+            # nothing for that long. Drop the link: its octets are discarded unsent, so it
+            # goes back to the queue instead of ending unknown.
+            self._pending[seq] = entry
+            log.warning(
+                "%s (bind %s): request %d not yet written to the socket after %g s: the SMSC "
+                "reads nothing (frozen?); dropping the link",
+                s.endpoint,
+                s.name,
+                seq,
+                s.response_timeout,
+            )
+            self._fail(LinkLostError(f"{s.endpoint} read nothing for {s.response_timeout:g} s"))
+            return False
+        if not future.done():
+            future.set_exception(
+                ResponseTimeoutError(
+                    f"no response from {s.endpoint} in {s.response_timeout:g} s",
+                    self._await_late(seq),
+                )
+            )
+            self._observer.submit_unknown(s.server, s.name, "timeout")
+        self._wake_waiter()
+        return True
 
     def _take_late(self, pdu: Pdu) -> bool:
         """Hand a response that came after its request's timeout to whoever waits for it."""
@@ -770,32 +799,69 @@ class Session(asyncio.Protocol):
             self._late.pop(next(iter(self._late))).cancel()
         return late
 
-    def _send_enquire_link(self, now: float) -> None:
+    def _send_enquire_link(self, now: float, *, after_timeout: bool) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         seq = self._conn.send_request(EnquireLink.command_id, now, self.settings.response_timeout)
-        future: asyncio.Future[Pdu] = self._loop.create_future()
-        future.add_done_callback(self._enquire_done)
-        self._enquire_seq = seq
-        self._pending[seq] = (future, now)
         self._queue_bytes(encode(EnquireLink(sequence_number=seq)))
-        self._last_sent = self._clock()
+        if after_timeout:
+            log.info(
+                "%s (bind %s): a response timed out; probing the link with enquire_link",
+                self.settings.endpoint,
+                self.settings.name,
+            )
 
-    def _enquire_done(self, future: asyncio.Future[Pdu]) -> None:
-        self._enquire_seq = None
-        if not future.cancelled():
-            future.exception()  # retrieved, so asyncio does not log it
+    def _link_dead(self, event: LinkDead) -> None:
+        s = self.settings
+        if event.frozen:
+            log.warning(
+                "%s (bind %s): %s in %g s: the SMSC looks frozen (TCP open, nothing answered); "
+                "dropping the link",
+                s.endpoint,
+                s.name,
+                event.reason,
+                s.response_timeout,
+            )
+        else:
+            log.warning("%s (bind %s): %s; dropping the link", s.endpoint, s.name, event.reason)
+        self._fail(LinkLostError(f"{s.endpoint}: {event.reason}"))
 
     # --- closing ------------------------------------------------------------------------------
 
-    def _fail(self, exc: SessionError) -> None:
-        if self._transport is not None:
-            self._flush()  # e.g. the unbind_resp written just before
-            self._transport.abort()
-        self._finish(exc)
+    def _written(self) -> int:
+        """Octets of our stream handed to the kernel so far.
 
-    def _finish(self, exc: SessionError | None) -> None:
+        Those still in our list for this turn or in the transport's buffer are not; on plain
+        TCP the count is exact, over TLS it may count octets still being encrypted as written
+        (which only errs towards "the SMSC may have it").
+        """
+        unsent = sum(map(len, self._out))
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            unsent += transport.get_write_buffer_size()
+        return self._queued - unsent
+
+    def _abort_transport(self) -> int:
+        """Flush what this turn queued, abort the transport; return :meth:`_written` before."""
+        transport = self._transport
+        if transport is None:
+            return self._written()
+        if transport.is_closing():
+            written = self._written()  # the transport's buffer is gone: count it as written
+            self._out.clear()
+        else:
+            self._flush()  # responses already given (deliver_sm_resp, unbind_resp) still go
+            written = self._written()
+        transport.abort()
+        return written
+
+    def _fail(self, exc: SessionError) -> None:
+        self._finish(exc, self._abort_transport())
+
+    def _finish(self, exc: SessionError | None, written: int) -> None:
+        """Close the books: each outstanding request fails with NotSentError when its octets
+        were not all written to the socket (``written`` octets were), else LinkLostError."""
         if self._closed.done():
             return
         self._conn.connection_lost()
@@ -808,15 +874,17 @@ class Session(asyncio.Protocol):
         for future in late.values():
             future.cancel()  # no response can come on a closed link
         self._observe_window(self.settings.server, self.settings.name, 0)
-        for seq, (future, _) in pending.items():
-            if not future.done():
+        endpoint = self.settings.endpoint
+        for future, _, end in pending.values():
+            if future.done():
+                continue
+            if end > written:
                 future.set_exception(
-                    LinkLostError(f"link to {self.settings.endpoint} closed before the response")
+                    NotSentError(f"link to {endpoint} closed before the request was written")
                 )
-                if seq != self._enquire_seq:
-                    self._observer.submit_unknown(
-                        self.settings.server, self.settings.name, "link_lost"
-                    )
+                continue
+            future.set_exception(LinkLostError(f"link to {endpoint} closed before the response"))
+            self._observer.submit_unknown(self.settings.server, self.settings.name, "link_lost")
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -11,7 +11,12 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import random
+import signal
+import socket
+import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +44,17 @@ from smppgw.codec import (
     decode,
     encode,
 )
-from smppgw.session import LinkLostError, Session, SessionClosedError, SessionSettings
-from smppgw.simulator import FaultSettings, Simulator, SimulatorSettings
+from smppgw.session import (
+    BindError,
+    LinkLostError,
+    NotSentError,
+    ResponseTimeoutError,
+    Session,
+    SessionClosedError,
+    SessionSettings,
+)
+from smppgw.simulator import Account, FaultSettings, Simulator, SimulatorSettings
+from smppgw.simulator.cli import build_parser, run_outages, settings_from_args
 
 Answer = Callable[[Pdu], Pdu | None]
 
@@ -343,3 +357,248 @@ async def test_simulator_unbind_after_bind_gets_a_backed_off_trickle_of_binds() 
         await asyncio.sleep(1.5)
         await manager.stop(1)
         assert 2 <= sim.stats.unbinds_after_bind == sim.stats.binds_accepted <= 12
+
+
+# --- item: a frozen SMSC (TCP open, nothing read or answered) is seen dying --------------------
+
+
+def frozen_settings(port: int, **kwargs: object) -> SessionSettings:
+    base: dict[str, object] = {
+        "system_id": "smppgw",
+        "password": "secret",
+        "response_timeout": 0.5,
+        "enquire_link_interval": 0.4,
+    }
+    base.update(kwargs)
+    return session_settings(port, **base)
+
+
+@contextlib.asynccontextmanager
+async def one_server(**kwargs: Any) -> AsyncIterator[Simulator]:
+    settings = SimulatorSettings(
+        servers=1,
+        tls=False,
+        accounts=(Account("smppgw", "secret", rate_per_server=0),),
+        dlr_outcomes=(("DELIVRD", 0, 1.0),),
+        record_destinations=True,
+        **kwargs,
+    )
+    async with Simulator(settings) as sim:
+        yield sim
+
+
+async def outcome(task: asyncio.Future[SubmitSmResp | DataSmResp]) -> str:
+    try:
+        await task
+    except NotSentError:
+        return "not sent"
+    except ResponseTimeoutError:
+        return "timeout"
+    except LinkLostError:
+        return "link lost"
+    return "answered"
+
+
+async def test_a_stream_of_submits_no_longer_keeps_a_frozen_link_alive(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A frozen SMSC (simulated by SIGSTOP for 90 s) was never declared dead: enquire_link was
+    scheduled from the last PDU *sent*, so the submits kept postponing it, and a response
+    timeout counted against nothing. Now the silence of the peer is what counts: the link is
+    probed and dropped, and the freeze is logged at WARNING."""
+    async with one_server() as sim:
+        session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
+        sim.set_server_frozen(0, frozen=True)
+        tasks: list[asyncio.Task[SubmitSmResp | DataSmResp]] = []
+        with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+            async with asyncio.timeout(10):
+                while not session.closed:
+                    if session.window_free:
+                        tasks.append(asyncio.ensure_future(session.submit(numbered(len(tasks)))))
+                    await asyncio.sleep(0.05)
+        outcomes = Counter([await outcome(t) for t in tasks])
+        assert "looks frozen" in caplog.text
+        assert outcomes["answered"] == 0
+        assert sim.stats.received_submits == 0
+
+
+def numbered(i: int, size: int = 0) -> SubmitSm:
+    return SubmitSm(
+        source_addr="ACME",
+        destination_addr=f"4477009{i:05d}",
+        short_message=b"x" * size,
+        registered_delivery=1,
+    )
+
+
+async def test_submits_never_written_to_a_frozen_smsc_are_not_sent_and_the_rest_are_unknown() -> (
+    None
+):
+    """A submit still in our write buffer (the frozen SMSC's TCP window closed) when the link
+    was dropped ended UNKNOWN and was resubmitted as a possible duplicate, although it never
+    reached the SMSC: with short timers 305 messages ended UNKNOWN that way. It is not sent
+    (NotSentError: the bind manager puts it back in the queue); a submit the SMSC may have
+    read is unknown. The SMSC, thawed, processes only submits reported unknown."""
+    async with one_server() as sim:
+        session = await Session.connect(
+            frozen_settings(sim.servers[0].plain_port, window=3000, response_timeout=1.0)
+        )
+        sock = session._transport.get_extra_info("socket") if session._transport else None
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        sim.set_server_frozen(0, frozen=True)
+        pdus = [numbered(i, size=254) for i in range(3000)]
+        tasks = [asyncio.ensure_future(session.submit(pdu)) for pdu in pdus]
+        async with asyncio.timeout(20):
+            outcomes = [await outcome(t) for t in tasks]
+        assert session.closed
+        counts = Counter(outcomes)
+        assert counts["answered"] == 0
+        assert counts["not sent"] > 0
+        not_sent = {
+            p.destination_addr for p, o in zip(pdus, outcomes, strict=True) if o == "not sent"
+        }
+        sim.set_server_frozen(0, frozen=False)
+        await asyncio.sleep(0.5)  # the thawed SMSC reads what reached it
+        assert not_sent.isdisjoint(sim.stats.accepted_by_destination)
+        assert sim.stats.received_submits <= counts["timeout"] + counts["link lost"]
+
+
+async def test_an_idle_link_to_a_frozen_smsc_is_dropped_after_enquire_link_goes_unanswered(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with one_server() as sim:
+        session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
+        sim.set_server_frozen(0, frozen=True)
+        with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+            async with asyncio.timeout(10):
+                cause = await session.wait_closed()
+        assert "enquire_link got no response" in str(cause)
+        assert "dropping the link" in caplog.text
+
+
+async def test_a_thawed_smsc_that_answers_the_probe_keeps_the_link() -> None:
+    """A single lost response is not a dead link: the enquire_link after the timeout is
+    answered and the session stays bound."""
+    async with one_server(faults=FaultSettings(stall_ratio=1.0), seed=3) as sim:
+        session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
+        try:
+            with pytest.raises(ResponseTimeoutError):
+                await session.submit(numbered(1))
+            await asyncio.sleep(1.5)  # probe sent and answered; quiet probes answered too
+            assert session.bound
+            assert not session.closed
+        finally:
+            session.abort()
+
+
+async def test_bind_manager_through_a_frozen_server_ends_no_message_unknown() -> None:
+    """Server 1 of 2 freezes mid-stream. Before, its links were never found dead, each unanswered
+    submit was resubmitted once to the same frozen link and ended UNKNOWN (60 messages in the
+    field run, 30 of them sent twice). Now: every message is accepted; a resubmission never goes
+    to the link that left it unanswered (nor to its frozen server while another is bound), and
+    every message the thawed SMSC ends up accepting twice was flagged possible_duplicate."""
+    settings = SimulatorSettings(
+        servers=2,
+        tls=False,
+        accounts=(Account("smppgw", "secret", max_binds_per_server=3, rate_per_server=0),),
+        dlr_outcomes=(("DELIVRD", 0, 1.0),),
+        record_destinations=True,
+    )
+    async with Simulator(settings) as sim:
+        servers = tuple(
+            ServerSettings(info.name, "127.0.0.1", info.plain_port, binds=2, rate=0)
+            for info in sim.servers
+        )
+        manager = BindManager(
+            manager_settings(
+                *servers,
+                response_timeout=0.5,
+                enquire_link_interval=0.4,
+                connect_timeout=0.5,
+                bind_timeout=0.5,
+            ),
+            on_inbound=no_inbound,
+            rng=random.Random(2),
+        )
+        await manager.start()
+        try:
+            await manager.wait_bound(timeout=10)
+            sim.set_server_frozen(0, frozen=True)
+            async with asyncio.timeout(60):
+                results = await asyncio.gather(*(manager.submit([numbered(i)]) for i in range(300)))
+        finally:
+            await manager.stop(2)
+        sim.set_server_frozen(0, frozen=False)
+        await asyncio.sleep(0.5)  # the thawed server reads what reached it
+    parts = [r[0] for r in results]
+    assert Counter(p.status for p in parts) == {PartStatus.ACCEPTED: 300}
+    assert all(p.server == "smpp2" for p in parts if p.possible_duplicate)
+    twice = {d for d, n in sim.stats.accepted_by_destination.items() if n > 1}
+    flagged = {numbered(i).destination_addr for i, p in enumerate(parts) if p.possible_duplicate}
+    assert twice <= flagged
+    assert len(sim.stats.accepted_by_destination) == 300
+
+
+async def test_a_real_sigstop_of_the_simulator_process_is_seen_as_a_freeze(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The field fault itself: the SMSC process is stopped (SIGSTOP), its sockets stay open and
+    the kernel keeps accepting octets for it. The session finds the link dead within
+    response_timeout + response_timeout of its first unanswered submit, logs the freeze, and
+    binds again once the process goes on (SIGCONT)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "smppgw",
+        "simulate",
+        "--servers",
+        "1",
+        "--no-tls",
+        "--rate",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    stopped = False
+    try:
+        assert proc.stdout is not None
+        async with asyncio.timeout(30):
+            line = (await proc.stdout.readline()).decode()
+        port = int(line.rsplit("plain port ", 1)[1].split(",")[0])
+        settings = frozen_settings(port, password="localsim")
+        session = await Session.connect(settings)
+        os.kill(proc.pid, signal.SIGSTOP)
+        stopped = True
+        with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+            tasks = [asyncio.ensure_future(session.submit(numbered(i))) for i in range(5)]
+            async with asyncio.timeout(10):
+                cause = await session.wait_closed()
+                outcomes = Counter([await outcome(t) for t in tasks])
+        assert "looks frozen" in caplog.text
+        assert "after a response timeout" in str(cause)
+        assert outcomes == {"timeout": 5}
+        os.kill(proc.pid, signal.SIGCONT)
+        stopped = False
+        async with asyncio.timeout(10):
+            again = await Session.connect(settings)
+        await again.close(2)
+    finally:
+        if stopped:
+            os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        await proc.wait()
+
+
+async def test_simulate_freeze_flag_freezes_a_server_for_its_spell_then_thaws_it() -> None:
+    args = build_parser().parse_args(["--freeze", "1:0:0.5", "--unbind-after-bind"])
+    assert args.freeze == [(1, 0.0, 0.5)]
+    assert settings_from_args(args).faults.unbind_after_bind
+    async with one_server() as sim:
+        spell = asyncio.create_task(run_outages(sim, [], args.freeze))
+        await asyncio.sleep(0.1)
+        with pytest.raises(BindError):  # accepted by TCP, never answered
+            await Session.connect(frozen_settings(sim.servers[0].plain_port, bind_timeout=0.2))
+        await spell
+        session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
+        await session.close(2)

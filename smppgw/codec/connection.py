@@ -26,11 +26,29 @@ Rules, each one a line of a table below:
   is not outstanding (typically one that arrives after its deadline) is ignored:
   :meth:`Connection.receive` returns None. A response of the wrong command for an
   outstanding sequence number is a :class:`RemoteProtocolError`.
+
+Timers (section 4.11) are the connection's too, with the clock injected: the owner calls
+:meth:`Connection.heard` when octets arrive, arms one timer at :meth:`Connection.next_deadline`
+and hands what :meth:`Connection.handle_timer` returns to the wire:
+
+* the link is probed with enquire_link after ``enquire_link_interval`` of *silence from the
+  peer*: what we send does not count, so a stream of submits to a peer that answers nothing
+  cannot postpone the probe;
+* a request whose response deadline passes is :class:`RequestTimedOut`, and the link is probed
+  at once: a peer that answers the probe is alive (that one response was lost), one that does
+  not answer it within its own deadline is :class:`LinkDead`;
+* nothing at all heard for ``idle_timeout`` is :class:`LinkDead` too.
+
+So a peer that freezes (TCP open, nothing read or answered) is declared dead at most
+``min(enquire_link_interval, response_timeout) + response_timeout`` after its last response
+when requests are outstanding, and ``enquire_link_interval + response_timeout`` after it last
+spoke when none are.
 """
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Final
 
 from .constants import CommandId, CommandStatus
@@ -42,12 +60,16 @@ __all__ = [
     "TRANSITIONS",
     "Connection",
     "Input",
+    "LinkDead",
     "LocalProtocolError",
     "ProtocolError",
     "RejectedRequestError",
     "RemoteProtocolError",
+    "RequestTimedOut",
     "Role",
+    "SendEnquireLink",
     "State",
+    "TimerEvent",
     "WindowFullError",
 ]
 
@@ -81,6 +103,44 @@ class RejectedRequestError(RemoteProtocolError):
 
 class WindowFullError(SmppError):
     """Every slot of the window is taken; nothing was recorded and the state is unchanged."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTimedOut:
+    """The response to ``sequence_number`` did not come by its deadline; it is forgotten (a
+    late one is ignored) and the link is being probed."""
+
+    sequence_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendEnquireLink:
+    """Probe the link now: send an enquire_link (:meth:`Connection.send_request` records it).
+
+    Attributes:
+        after_timeout: True when a request timed out (the peer may be frozen), False when the
+            peer has only been quiet for ``enquire_link_interval``.
+    """
+
+    after_timeout: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDead:
+    """The peer is gone although the transport may look open: close it.
+
+    Attributes:
+        reason: what was seen, in words (for the log and the error).
+        frozen: True when requests went unanswered and so did the enquire_link that followed
+            (a stopped or wedged SMSC), False for silence or an unanswered routine probe.
+    """
+
+    reason: str
+    frozen: bool
+
+
+TimerEvent = RequestTimedOut | SendEnquireLink | LinkDead
+"""What :meth:`Connection.handle_timer` asks of the owner."""
 
 
 class Role(enum.Enum):
@@ -207,6 +267,7 @@ _BIND_RESPONSES: Final = frozenset(
     }
 )
 _GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
+_ENQUIRE: Final = Input.ENQUIRE_LINK
 _ESME_ROK: Final = int(CommandStatus.ESME_ROK)
 # Members the hot paths compare against, bound once: an enum class attribute lookup costs
 # more than a module global.
@@ -242,28 +303,50 @@ class Connection:
         window: how many operations (submit_sm, deliver_sm, ...) may await a response at
             once; bind, enquire_link and unbind are not held back by it (but are counted).
         last_sequence: the sequence number used last; the first request gets the next one.
+        enquire_link_interval: seconds of silence from the peer, while bound, after which
+            :meth:`handle_timer` asks for an enquire_link (None: never).
+        idle_timeout: seconds of silence from the peer after which the link is dead (None:
+            never).
     """
 
     __slots__ = (
         "_bound",
+        "_heard",
         "_ours",
         "_outstanding",
+        "_probe",
+        "_probe_after_timeout",
         "_row",
         "_sequence",
         "_side",
         "_state",
         "_theirs",
+        "enquire_link_interval",
+        "idle_timeout",
         "role",
         "window",
     )
 
-    def __init__(self, role: Role = Role.ESME, *, window: int = 10, last_sequence: int = 0) -> None:
+    def __init__(
+        self,
+        role: Role = Role.ESME,
+        *,
+        window: int = 10,
+        last_sequence: int = 0,
+        enquire_link_interval: float | None = None,
+        idle_timeout: float | None = None,
+    ) -> None:
         self.role = role
         self.window = window
+        self.enquire_link_interval = enquire_link_interval
+        self.idle_timeout = idle_timeout
         self._side = _ROLE_SIDE[role]
         self._sequence = last_sequence
         # sequence_number -> (input its answer is, expected response command_id, deadline)
         self._outstanding: dict[int, tuple[Input, int, float]] = {}
+        self._heard: float | None = None  # when the peer last sent anything (None: not yet)
+        self._probe: int | None = None  # sequence_number of our outstanding enquire_link
+        self._probe_after_timeout = False  # that enquire_link follows a response timeout
         self.state = State.OPEN
 
     # --- state ----------------------------------------------------------------------------
@@ -324,6 +407,7 @@ class Connection:
     def _close(self) -> None:
         self.state = State.CLOSED
         self._outstanding.clear()
+        self._probe = None
 
     # --- sequence numbers and the window --------------------------------------------------
 
@@ -396,6 +480,8 @@ class Connection:
         self._sequence = seq
         if response is not None:
             outstanding[seq] = (answer, response, now + timeout)
+        if event is _ENQUIRE:
+            self._probe = seq
         return seq
 
     def _illegal_send(self, command_id: int) -> LocalProtocolError:
@@ -463,6 +549,8 @@ class Connection:
             entry = self._outstanding.pop(pdu.sequence_number, None)
             if entry is None:
                 return None
+            if pdu.sequence_number == self._probe:
+                self._probe = None
             answered, expected, _ = entry
             command_id = pdu.command_id
             if command_id != expected and command_id != _GENERIC_NACK:  # noqa: PLR1714 - no tuple per response
@@ -497,19 +585,90 @@ class Connection:
             f"{type(pdu).__name__} is not allowed in state {self._state.value}"
         )
 
-    # --- deadlines ------------------------------------------------------------------------
+    # --- timers -----------------------------------------------------------------------------
+
+    def heard(self, now: float) -> None:
+        """Record that octets arrived from the peer at ``now`` (once per read is enough)."""
+        self._heard = now
+
+    @property
+    def probing(self) -> bool:
+        """True while an enquire_link we sent awaits its response."""
+        return self._probe is not None
 
     def next_deadline(self) -> float | None:
-        """The earliest response deadline, or None when nothing is outstanding."""
-        if not self._outstanding:
-            return None
-        return min(deadline for _, _, deadline in self._outstanding.values())
+        """When :meth:`handle_timer` next has something to do, or None for never.
+
+        The earliest of: a response deadline, the end of ``idle_timeout`` and, while bound
+        and not already probing, the end of ``enquire_link_interval`` (both counted from
+        :meth:`heard`).
+        """
+        deadline = None
+        if self._outstanding:
+            deadline = min(due for _, _, due in self._outstanding.values())
+        heard = self._heard
+        if heard is None:
+            return deadline
+        if self.idle_timeout is not None:
+            idle = heard + self.idle_timeout
+            deadline = idle if deadline is None else min(deadline, idle)
+        if self.enquire_link_interval is not None and self._bound and self._probe is None:
+            quiet = heard + self.enquire_link_interval
+            deadline = quiet if deadline is None else min(deadline, quiet)
+        return deadline
+
+    def handle_timer(self, now: float) -> list[TimerEvent]:
+        """Act on the deadlines that passed by ``now``.
+
+        Returns:
+            In order: a :class:`RequestTimedOut` per request whose deadline passed (oldest
+            first); then either :class:`LinkDead` (our enquire_link went unanswered, or the
+            peer was silent for ``idle_timeout``), or :class:`SendEnquireLink` when a request
+            timed out or the peer has been quiet for ``enquire_link_interval`` (while bound
+            and not already probing). The state is unchanged: closing is the owner's act.
+        """
+        events: list[TimerEvent] = []
+        probe = self._probe
+        after_timeout = self._probe_after_timeout
+        dead: LinkDead | None = None
+        for seq in self.expired(now):
+            if seq == probe:
+                self._probe = None
+                dead = LinkDead(
+                    "enquire_link sent after a response timeout got no response either"
+                    if after_timeout
+                    else "enquire_link got no response",
+                    frozen=after_timeout,
+                )
+            else:
+                events.append(RequestTimedOut(seq))
+        heard = self._heard
+        idle = self.idle_timeout
+        # Deadlines compare as next_deadline() computes them (heard + interval <= now), so a
+        # timer armed at one always finds it due, whatever the float rounding.
+        if dead is None and heard is not None and idle is not None and heard + idle <= now:
+            dead = LinkDead(f"nothing heard for {now - heard:.1f} s", frozen=False)
+        if dead is not None:
+            events.append(dead)
+            return events
+        if events and self._probe is not None:
+            self._probe_after_timeout = True  # requests time out behind a routine probe
+        if self._bound and self._probe is None:
+            interval = self.enquire_link_interval
+            if events:
+                self._probe_after_timeout = True
+                events.append(SendEnquireLink(after_timeout=True))
+            elif interval is not None and heard is not None and heard + interval <= now:
+                self._probe_after_timeout = False
+                events.append(SendEnquireLink(after_timeout=False))
+        return events
 
     def expired(self, now: float) -> list[int]:
         """Forget the requests whose deadline is ``now`` or earlier.
 
         Their responses, if they come later, are ignored by :meth:`receive`. The state is
-        unchanged: what a timeout means (a dead link, an unknown outcome) is the owner's call.
+        unchanged: what a timeout means (a dead link, an unknown outcome) is the owner's call
+        (:meth:`handle_timer` is the usual one).
 
         Returns:
             Their sequence numbers, oldest first.
