@@ -46,11 +46,20 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, runtime_checkable
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import EncodeError, SmppError
-from smppgw.codec.pdu import DataSm, DataSmResp, Pdu, SubmitSm, SubmitSmResp
+from smppgw.codec.pdu import (
+    DataSm,
+    DataSmResp,
+    GenericNack,
+    Pdu,
+    QuerySm,
+    QuerySmResp,
+    SubmitSm,
+    SubmitSmResp,
+)
 from smppgw.observe import NULL_OBSERVER, Observer
 from smppgw.ratelimit import AdaptiveRate, TokenBucket
 from smppgw.retry_policy import StatusClass, StatusPolicy, UnknownPolicy
@@ -77,6 +86,7 @@ __all__ = [
     "OnPart",
     "PartResult",
     "PartStatus",
+    "QueryingSession",
     "ServerSettings",
     "SessionFactory",
     "SessionLike",
@@ -340,6 +350,13 @@ class SessionLike(Protocol):
     def abort(self) -> None: ...
 
     async def wait_closed(self) -> BaseException | None: ...
+
+
+@runtime_checkable
+class QueryingSession(Protocol):
+    """A session that can send query_sm (:meth:`smppgw.session.Session.query`)."""
+
+    async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack: ...
 
 
 class SessionFactory(Protocol):
@@ -863,6 +880,37 @@ class BindManager:
             if self._active == 0:
                 self._idle.set()
         return results
+
+    async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack | None:
+        """Send a query_sm on a bind with room, within the server's rate like a submit.
+
+        The query waits its turn behind the parts already waiting and takes a token of the
+        server it goes to, so queries and submits together never exceed a server's rate; an
+        ESME_RTHROTTLED answer slows the server down as a submit's would.
+
+        Returns:
+            The answer, whatever its status; None when it could not be sent (the manager is
+            stopping, the bind closed) or no answer came.
+        """
+        if self._lifecycle is not _Lifecycle.RUNNING:
+            return None
+        try:
+            grant = await self._dispatcher.acquire()
+        except ManagerStoppedError:
+            return None
+        session = grant.bind.session
+        try:
+            if not isinstance(session, QueryingSession):
+                return None
+            resp = await session.query(pdu)
+        except (SessionClosedError, ResponseTimeoutError, LinkLostError, EncodeError) as exc:
+            logger.info("query_sm for %s on %s: %s", pdu.message_id, grant.bind.name, exc)
+            return None
+        finally:
+            self._dispatcher.release(grant)
+        if resp.command_status == CommandStatus.ESME_RTHROTTLED:
+            self._throttled(grant)
+        return resp
 
     async def _submit_part(self, pdu: SubmitSm | DataSm) -> PartResult:
         run = _Run()

@@ -37,6 +37,7 @@ from smppgw.webhook import WebhookError, WebhookSettings
 
 if TYPE_CHECKING:
     from smppgw.binds import BindManagerSettings
+    from smppgw.recovery import RecoverySettings
     from smppgw.simulator import SimulatorSettings
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "IntakeConfig",
     "LogConfig",
     "MetricsConfig",
+    "ReceiptsConfig",
     "RetryConfig",
     "ServerConfig",
     "SimulatorConfig",
@@ -58,6 +60,7 @@ __all__ = [
     "intake_settings",
     "load_config",
     "parse_config",
+    "recovery_settings",
     "resolve_path",
     "secrets",
     "servers_from_simulator",
@@ -239,6 +242,17 @@ class SimulatorConfig:
     mo_long_share: float = 0.0  # share of MO messages needing 2 to 4 concatenated parts
     mo_ucs2_share: float = 0.0  # share of MO messages outside GSM 03.38 (sent as UCS-2)
     mo_destination: str = "12345"  # the number or short code the mobiles write to
+    drop_receipts: float = 0.0  # share of receipts never sent (query_sm still knows them)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptsConfig:
+    """``[receipts]``: asking for overdue delivery receipts with query_sm (seconds)."""
+
+    query_after: float = 1800.0  # 0 = never query
+    query_interval: float = 3600.0
+    max_queries: int = 3
+    query_rate: float = 1.0  # query_sm per second over all servers
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +270,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
     retry: RetryConfig = field(default_factory=RetryConfig)
+    receipts: ReceiptsConfig = field(default_factory=ReceiptsConfig)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     source: str = ""
 
@@ -531,6 +546,7 @@ def parse_config(
         metrics=_metrics(root.table("metrics")),
         log=_log(root.table("log")),
         retry=_retry(root.table("retry")),
+        receipts=_receipts(root.table("receipts")),
         simulator=simulator,
         source=source,
     )
@@ -943,6 +959,17 @@ def _retry(t: _Table) -> RetryConfig:
     return config
 
 
+def _receipts(t: _Table) -> ReceiptsConfig:
+    config = ReceiptsConfig(
+        query_after=t.number("query_after", 1800.0, 0),
+        query_interval=t.positive("query_interval", 3600.0),
+        max_queries=t.integer("max_queries", 3, 1, 100),
+        query_rate=t.positive("query_rate", 1.0),
+    )
+    t.done()
+    return config
+
+
 def _simulator(t: _Table) -> SimulatorConfig:
     dlr_delay = (0.05, 0.5)
     raw = t.raw("dlr_delay")
@@ -981,6 +1008,7 @@ def _simulator(t: _Table) -> SimulatorConfig:
         mo_long_share=t.number("mo_long_share", 0.0, 0, 1),
         mo_ucs2_share=t.number("mo_ucs2_share", 0.0, 0, 1),
         mo_destination=t.text("mo_destination", "12345"),
+        drop_receipts=t.number("drop_receipts", 0.0, 0, 1),
     )
     # destination_addr of deliver_sm is a C-Octet String of at most 21 octets (SMPP v3.4 4.6.1).
     if len(config.mo_destination) > 20:
@@ -1144,9 +1172,27 @@ def bind_manager_settings(
     )
 
 
+def recovery_settings(config: Config) -> RecoverySettings:
+    """When overdue receipts are asked for with query_sm."""
+    from smppgw.recovery import RecoverySettings  # noqa: PLC0415
+
+    r = config.receipts
+    return RecoverySettings(
+        query_after=r.query_after,
+        query_interval=r.query_interval,
+        max_queries=r.max_queries,
+        query_rate=r.query_rate,
+    )
+
+
 def simulator_settings(config: Config) -> SimulatorSettings:
     """The built-in simulator's settings: one account, the gateway's own credentials."""
-    from smppgw.simulator import Account, MoSettings, SimulatorSettings  # noqa: PLC0415
+    from smppgw.simulator import (  # noqa: PLC0415
+        Account,
+        FaultSettings,
+        MoSettings,
+        SimulatorSettings,
+    )
 
     s, g = config.simulator, config.gateway
     return SimulatorSettings(
@@ -1171,6 +1217,7 @@ def simulator_settings(config: Config) -> SimulatorSettings:
             ucs2_share=s.mo_ucs2_share,
             destination=s.mo_destination,
         ),
+        faults=FaultSettings(drop_receipts=s.drop_receipts),
         seed=s.seed,
     )
 

@@ -186,6 +186,9 @@ class Dlr:
     """The server whose bind carried the receipt."""
     bind: str | None = None
     """The bind that carried the receipt."""
+    via: str | None = None
+    """None for a delivery receipt; ``"query_sm"`` for a state the SMSC gave in answer to a
+    query_sm (receipt recovery, :mod:`smppgw.recovery`)."""
 
     @property
     def final(self) -> bool:

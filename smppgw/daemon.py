@@ -40,13 +40,23 @@ import msgspec
 from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Ton
 from smppgw.codec.errors import EncodeError, SmppError
-from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, Pdu, SubmitSm, SubmitSmResp
+from smppgw.codec.pdu import (
+    DataSm,
+    DataSmResp,
+    DeliverSm,
+    GenericNack,
+    Pdu,
+    QuerySmResp,
+    SubmitSm,
+    SubmitSmResp,
+)
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
 from smppgw.codec.tlv import dlt_tlvs
 from smppgw.config import (
     Config,
     bind_manager_settings,
     intake_settings,
+    recovery_settings,
     servers_from_simulator,
     simulator_settings,
     webhook_settings,
@@ -74,6 +84,8 @@ from smppgw.events import (
 from smppgw.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
 from smppgw.metrics import MetricsServer, PrometheusObserver
 from smppgw.observe import UNMATCHED_AFTER, Observer, ReceiptTally
+from smppgw.ratelimit import TokenBucket
+from smppgw.recovery import ReceiptWatch, Waiting, dlr_from_query
 from smppgw.sdnotify import Notifier
 from smppgw.session import inbound_origin
 from smppgw.store import (
@@ -290,6 +302,9 @@ class Gateway:
         self.metrics: MetricsServer | None = None
         self.webhook: WebhookSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Parts waiting for receipts, to query_sm about when overdue (smppgw.recovery).
+        self._watch = ReceiptWatch(recovery_settings(config))
+        self._query_unsupported = False  # warned that an SMSC answered query_sm ESME_RINVCMDID
         self._in_flight: set[asyncio.Task[None]] = set()
         self._late: set[asyncio.Task[None]] = set()  # waiting for responses past the timeout
         self._wake = asyncio.Event()
@@ -373,6 +388,8 @@ class Gateway:
         )
         self._tasks.append(asyncio.create_task(self._dispatch(max(1, limit)), name="dispatcher"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        if self._watch.settings.enabled:
+            await self._start_recovery(self.store)
         for task in self._tasks:
             task.add_done_callback(self._task_done)
         if webhook is not None:
@@ -587,6 +604,17 @@ class Gateway:
         for match in matches:
             self._receipts.matched_later(_receipt_key(match.dlr))
             await self._durably("applying a receipt", functools.partial(self._apply, match))
+        if message.request.registered_delivery and not any(m.dlr.final for m in matches):
+            self._watch_part(message.id, part, smsc_id, self._clock(), message.request)
+
+    def _watch_part(
+        self, message_id: str, part: int, smsc_id: str, registered_at: float, request: SubmitRequest
+    ) -> None:
+        sender = request.sender
+        self._watch.watch(
+            Waiting(message_id, part, smsc_id, sender.ton, sender.npi, sender.value),
+            registered_at,
+        )
 
     async def _durably(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``await call()``, again and again (with back-off) while the store fails: what the
@@ -764,11 +792,88 @@ class Gateway:
         if entry.parts == 1 and match.applied:
             # The message's only part and its receipt are all the payload needs.
             parts = (PartPayload(part=0, smsc_id=entry.smsc_id, status=dlr.stat, err=dlr.err),)
-        cursor = await store.apply_receipt(entry.message_id, match.state, match.outcome, parts)
+        cursor = await store.apply_receipt(
+            entry.message_id, match.state, match.outcome, parts, via=dlr.via
+        )
         if cursor is not None:
             self.observer.message_final(match.state.value)
-            self.observer.dlr_latency(max(0.0, match.dlr.received_at - match.entry.registered_at))
+            if dlr.via is None:  # a query_sm answer's delay is ours, not the receipt's
+                self.observer.dlr_latency(max(0.0, dlr.received_at - entry.registered_at))
             self._event_written()
+
+    # --- receipt recovery (query_sm) --------------------------------------------------------
+
+    async def _start_recovery(self, store: SqliteStore) -> None:
+        """Watch the parts that were waiting for receipts at the last stop, then start asking
+        about overdue ones."""
+        for message_id, part, smsc_id, registered_at, request in await store.waiting_parts():
+            self._watch_part(message_id, part, smsc_id, registered_at, request)
+        self._tasks.append(asyncio.create_task(self._recover_receipts(), name="receipt recovery"))
+
+    async def _recover_receipts(self) -> None:
+        """Ask about the parts whose receipts are overdue, at ``query_rate`` (see
+        :mod:`smppgw.recovery`); each query also takes its server's token."""
+        watch = self._watch
+        settings = watch.settings
+        bucket = TokenBucket(settings.query_rate)
+        longest = min(30.0, max(0.05, min(settings.query_after, settings.query_interval) / 2))
+        while True:
+            now = self._clock()
+            batch = watch.due(now, 100)
+            if not batch:
+                due = watch.next_due()
+                await asyncio.sleep(longest if due is None else min(longest, max(0.01, due - now)))
+                continue
+            for part in batch:
+                try:
+                    await self._query(part, bucket)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("query_sm for message %s failed", part.message_id)
+                    watch.retry(part, self._clock() + settings.query_interval)
+
+    async def _query(self, part: Waiting, bucket: TokenBucket) -> None:
+        store, manager, watch = self.store, self.manager, self._watch
+        assert store is not None
+        assert manager is not None
+        if not await store.still_waiting(part.message_id, part.part):
+            return  # its receipt came, or the message ended otherwise
+        await bucket.acquire()
+        resp = await manager.query(part.query())
+        now = self._clock()
+        if resp is None or resp.command_status == CommandStatus.ESME_RTHROTTLED:
+            # Not sent, no answer, or the server is busy: not counted, try again later.
+            watch.retry(part, now + min(30.0, watch.settings.query_interval))
+            return
+        if isinstance(resp, GenericNack) or resp.command_status == CommandStatus.ESME_RINVCMDID:
+            if not self._query_unsupported:
+                self._query_unsupported = True
+                logger.warning(
+                    "the SMSC does not support query_sm (%s): overdue receipts cannot be "
+                    "asked for; set [receipts] query_after = 0 to stop trying",
+                    resp.command_status.name,
+                )
+        elif isinstance(resp, QuerySmResp):
+            dlr = dlr_from_query(part, resp, received_at=now)
+            if dlr is not None:
+                await self._recovered(dlr, part)
+                return
+        watch.answered(part, now)
+
+    async def _recovered(self, dlr: Dlr, part: Waiting) -> None:
+        correlator = self.correlator
+        assert correlator is not None
+        match = await correlator.on_dlr(dlr)
+        if match is None:
+            return  # the part stopped matching meanwhile; the receipt is kept as unmatched
+        logger.info(
+            "message %s part %d: no receipt came; query_sm says %s",
+            part.message_id,
+            part.part,
+            dlr.stat,
+        )
+        await self._apply(match)
 
     async def _mo(self, pdu: DeliverSm | DataSm, now: float, server: str | None) -> None:
         store = self.store

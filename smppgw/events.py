@@ -118,6 +118,9 @@ class StatusPayload(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     possible_duplicate: bool = False
     parts: tuple[PartPayload, ...] = ()
+    # "query_sm" when the final state came from a query_sm answer (receipt recovery); absent
+    # otherwise (msgspec leaves UNSET fields out of the JSON).
+    via: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class InboundPayload(msgspec.Struct, frozen=True, kw_only=True, rename={"from_": "from"}):

@@ -48,6 +48,8 @@ from smppgw.codec import (
     GenericNack,
     InvalidCommandLengthError,
     Pdu,
+    QuerySm,
+    QuerySmResp,
     SmppError,
     SubmitSm,
     SubmitSmResp,
@@ -441,6 +443,21 @@ class Session(asyncio.Protocol):
         if isinstance(pdu, DataSm):
             return DataSmResp(sequence_number=seq, command_status=status, body_omitted=True)
         return SubmitSmResp(sequence_number=seq, command_status=status, body_omitted=True)
+
+    async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack:
+        """Send a query_sm (SMPP v3.4 section 4.8) and return its answer, whatever its status
+        (an SMSC without query_sm answers generic_nack ESME_RINVCMDID).
+
+        Raises:
+            SessionClosedError: the session is not bound (nothing was sent).
+            ResponseTimeoutError, LinkLostError: sent, but no answer.
+        """
+        resp = await self.request(pdu)
+        if not isinstance(resp, QuerySmResp | GenericNack):
+            raise LinkLostError(
+                f"{self.settings.endpoint} answered query_sm with {type(resp).__name__}"
+            )
+        return resp
 
     async def request(self, pdu: Pdu) -> Pdu:
         """Send any request and return its response (a generic_nack included)."""

@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="enforce --rate over any 1-second window (default: per clock second)",
     )
     parser.add_argument(
+        "--drop-receipts",
+        type=_share,
+        default=0.0,
+        help="share of receipts never sent (query_sm still answers for those messages)",
+    )
+    parser.add_argument(
         "--malformed-ratio",
         type=_share,
         default=0.0,
@@ -212,6 +218,7 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
             refuse_binds=args.refuse_binds,
             malformed_ratio=args.malformed_ratio,
             unbind_after_bind=args.unbind_after_bind,
+            drop_receipts=args.drop_receipts,
         ),
         mo=MoSettings(
             rate=args.mo_rate,

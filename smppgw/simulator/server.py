@@ -40,6 +40,8 @@ from smppgw.codec import (
     InvalidCommandLengthError,
     MessageState,
     Pdu,
+    QuerySm,
+    QuerySmResp,
     SubmitSm,
     SubmitSmResp,
     Tag,
@@ -52,6 +54,7 @@ from smppgw.codec import (
 )
 from smppgw.codec.errors import SmppError
 from smppgw.codec.receipt import format_receipt, stat_to_message_state
+from smppgw.codec.smpp_time import format_absolute
 from smppgw.codec.text import (
     Part,
     SplitMethod,
@@ -106,6 +109,7 @@ class FaultSettings:
     refuse_binds: bool = False  # answer every bind with ESME_RBINDFAIL
     malformed_ratio: float = 0.0  # send a malformed PDU before this share of responses
     unbind_after_bind: bool = False  # accept each bind, then unbind it at once
+    drop_receipts: float = 0.0  # never send this share of receipts (query_sm still knows them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +187,8 @@ class SimulatorStats:
     dlrs_sent: int = 0
     dlrs_acked: int = 0
     dlrs_nacked: int = 0
+    dlrs_dropped: int = 0  # receipts never sent (FaultSettings.drop_receipts)
+    queries: int = 0  # query_sm received
     binds_refused: int = 0
     binds_accepted: int = 0
     unbinds_after_bind: int = 0  # binds unbound at once by FaultSettings.unbind_after_bind
@@ -295,6 +301,21 @@ def build_mo_parts(
         max_parts=1 if concatenated is False else None,
         always_concatenate=bool(concatenated) and method is not SplitMethod.PAYLOAD,
     )
+
+
+@dataclass(slots=True)
+class _Message:
+    """What the SMSC knows of a message it accepted, for query_sm (SMPP v3.4 section 4.8)."""
+
+    source_ton: int
+    source_npi: int
+    source: str
+    state: MessageState = MessageState.ENROUTE
+    final_date: str = ""
+    error_code: int = 0
+
+
+_MAX_MESSAGES = 1_000_000  # the oldest are forgotten beyond this (query_sm: ESME_RINVMSGID)
 
 
 @dataclass(slots=True)
@@ -425,7 +446,7 @@ class _Connection(asyncio.Protocol):
         self.transport.resume_reading()
 
     # PDUs
-    def handle(self, pdu: Pdu) -> None:  # noqa: PLR0911 - one branch per PDU type
+    def handle(self, pdu: Pdu) -> None:  # noqa: C901, PLR0911 - one branch per PDU type
         seq = pdu.sequence_number
         if isinstance(pdu, BindTransmitter | BindReceiver | BindTransceiver):
             self.bind(pdu)
@@ -456,7 +477,10 @@ class _Connection(asyncio.Protocol):
                 return
             self.submit(pdu)
             return
-        # The provider supports neither submit_multi nor the ancillary operations.
+        if isinstance(pdu, QuerySm):
+            self.query(pdu)
+            return
+        # Neither submit_multi nor the other ancillary operations are simulated.
         self.write(GenericNack(sequence_number=seq, command_status=CommandStatus.ESME_RINVCMDID))
 
     def answered(self, resp: DeliverSmResp) -> None:
@@ -509,6 +533,7 @@ class _Connection(asyncio.Protocol):
             self.respond(pdu, CommandStatus.ESME_RMSSQFUL, None)
             return
         message_id = sim.new_message_id()
+        sim.remember(message_id, pdu)
         sim.stats.accepted += 1
         sim.stats.accepted_by_server[self.server.name] += 1
         if sim.settings.record_destinations:
@@ -528,6 +553,37 @@ class _Connection(asyncio.Protocol):
         if faults.malformed_ratio and sim.rng.random() < faults.malformed_ratio:
             self.write_bytes(b"\x00\x00\x00\x10\x00\x00\x00\x99\x00\x00\x00\x00\x00\x00\x00\x00")
         self.respond(pdu, CommandStatus.ESME_ROK, message_id)
+
+    def query(self, pdu: QuerySm) -> None:
+        """Answer a query_sm from the message table (SMPP v3.4 section 4.8): an id it never
+        issued (or has forgotten) is ESME_RINVMSGID, a source address other than the one the
+        message was submitted with is ESME_RQUERYFAIL."""
+        self.sim.stats.queries += 1
+        seq = pdu.sequence_number
+        status = CommandStatus.ESME_ROK
+        message = self.sim.messages.get(pdu.message_id)
+        if not self.transmitter:
+            status = CommandStatus.ESME_RINVBNDSTS
+        elif message is None:
+            status = CommandStatus.ESME_RINVMSGID
+        elif (pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr) != (
+            message.source_ton,
+            message.source_npi,
+            message.source,
+        ):
+            status = CommandStatus.ESME_RQUERYFAIL
+        if status != CommandStatus.ESME_ROK or message is None:
+            self.write(QuerySmResp(sequence_number=seq, command_status=status, body_omitted=True))
+            return
+        self.write(
+            QuerySmResp(
+                sequence_number=seq,
+                message_id=pdu.message_id,
+                final_date=message.final_date,
+                message_state=message.state,
+                error_code=message.error_code,
+            )
+        )
 
     def respond(
         self, pdu: SubmitSm | DataSm, status: CommandStatus, message_id: str | None
@@ -618,6 +674,8 @@ class Simulator:
         """
         self.settings = settings or SimulatorSettings()
         self.clock = clock
+        # message_id -> what query_sm answers, oldest first (bounded by _MAX_MESSAGES)
+        self.messages: dict[str, _Message] = {}
         self.accounts = {a.system_id: a for a in self.settings.accounts}
         self.rng = random.Random(self.settings.seed)  # noqa: S311 - simulation, not security
         self.stats = SimulatorStats()
@@ -966,6 +1024,13 @@ class Simulator:
             return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         return f"{0x10000000 + n:x}"
 
+    def remember(self, message_id: str, pdu: SubmitSm | DataSm) -> None:
+        """Keep an accepted message for query_sm: en route until its outcome is known."""
+        messages = self.messages
+        if len(messages) >= _MAX_MESSAGES:
+            del messages[next(iter(messages))]
+        messages[message_id] = _Message(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr)
+
     def make_receipt(self, system_id: str, message_id: str, pdu: SubmitSm | DataSm) -> _Receipt:
         outcomes = self.settings.dlr_outcomes
         stat, err, _ = self.rng.choices(outcomes, weights=[w for _, _, w in outcomes])[0]
@@ -989,6 +1054,17 @@ class Simulator:
 
     def _due(self, receipt: _Receipt) -> None:
         self._scheduled -= 1
+        if not receipt.attempts:
+            # The message's outcome is decided now, whether or not its receipt ever goes out.
+            message = self.messages.get(receipt.message_id)
+            if message is not None:
+                message.state = stat_to_message_state(receipt.stat) or MessageState.UNKNOWN
+                message.final_date = format_absolute(datetime.now(UTC))
+                message.error_code = min(receipt.err, 0xFF)  # one octet (section 5.2.29)
+            drop = self.settings.faults.drop_receipts
+            if drop and self.rng.random() < drop:
+                self.stats.dlrs_dropped += 1
+                return
         self._pending.setdefault(receipt.system_id, deque()).append(receipt)
         self.flush_receipts(receipt.system_id)
 

@@ -839,13 +839,16 @@ class SqliteStore:
         state: DeliveryState,
         result: Outcome | None,
         parts: tuple[PartPayload, ...] | None = None,
+        *,
+        via: str | None = None,
     ) -> int | None:
         """Apply a message's aggregated state after a receipt (see :func:`correlate.aggregate`).
 
         A final state is recorded once (later receipts do not change a final message) with
         the status, err and reason of ``result`` (:func:`correlate.outcome`: the parts' roll-up);
         a non-final one changes nothing. ``parts``, when the caller knows them (a one-part
-        message and its receipt), spares reading them back.
+        message and its receipt), spares reading them back. ``via`` goes into the event as is
+        (``"query_sm"`` when the state came from a query_sm answer, not a receipt).
 
         Returns:
             The event's cursor, or None when nothing changed.
@@ -859,7 +862,10 @@ class SqliteStore:
             row = conn.execute(_APPLY_RECEIPT, values).fetchone()
             if row is None:
                 return None
-            return self._append_payload_event(conn, _payload(conn, row, parts), now)
+            payload = _payload(conn, row, parts)
+            if via is not None:
+                payload = msgspec.structs.replace(payload, via=via)
+            return self._append_payload_event(conn, payload, now)
 
         return await self._call(op)
 
@@ -1138,6 +1144,43 @@ class SqliteStore:
             for state, count in conn.execute("SELECT state, count(*) FROM messages GROUP BY state"):
                 counts[state] = count
             return counts
+
+        return await self._call(op)
+
+    async def waiting_parts(self) -> list[tuple[str, int, str, float, SubmitRequest]]:
+        """The parts still waiting for a receipt: accepted with an SMSC id still matchable, no
+        final receipt, their message submitted with a receipt asked for and not final. Read
+        once at start (receipt recovery, :mod:`smppgw.recovery`).
+
+        Returns:
+            (message id, part, SMSC id, registered_at, the message's request) of each.
+        """
+
+        def op(conn: sqlite3.Connection) -> list[tuple[str, int, str, float, SubmitRequest]]:
+            rows = conn.execute(
+                "SELECT p.message_id, p.part, p.smsc_id, p.registered_at, m.request"
+                " FROM messages m JOIN parts p ON p.message_id = m.id"
+                " WHERE m.state = 'submitted' AND m.final_at IS NULL AND p.dlr_final = 0"
+                " AND p.smsc_key IS NOT NULL AND p.smsc_id != ''"
+            )
+            return [
+                (mid, part, smsc_id, registered_at, _request_decoder.decode(blob))
+                for mid, part, smsc_id, registered_at, blob in rows
+            ]
+
+        return await self._call(op)
+
+    async def still_waiting(self, message_id: str, part: int) -> bool:
+        """Whether a part is still waiting for its receipt (see :meth:`waiting_parts`)."""
+
+        def op(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT 1 FROM parts p JOIN messages m ON m.id = p.message_id"
+                " WHERE p.message_id = ? AND p.part = ? AND p.dlr_final = 0"
+                " AND p.smsc_key IS NOT NULL AND m.state = 'submitted' AND m.final_at IS NULL",
+                (message_id, part),
+            ).fetchone()
+            return row is not None
 
         return await self._call(op)
 

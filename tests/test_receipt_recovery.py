@@ -1,0 +1,303 @@
+"""Receipt recovery: a part whose receipt is overdue is asked about with query_sm.
+
+The simulator drops a share of receipts (``drop_receipts``) but keeps each message's outcome in
+its message table and answers query_sm from it (SMPP v3.4 section 4.8). The daemon asks about
+parts still waiting after ``[receipts] query_after`` and finalises them from a final
+message_state, with ``via: "query_sm"`` in the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smppgw.codec import CommandStatus, MessageState, QuerySm, QuerySmResp, SubmitSm
+from smppgw.config import ConfigError, parse_config, recovery_settings
+from smppgw.daemon import Gateway, GatewayOptions
+from smppgw.observe import RecordingObserver
+from smppgw.recovery import (
+    QUERY_SM,
+    ReceiptWatch,
+    RecoverySettings,
+    RecoverySettingsError,
+    Waiting,
+    dlr_from_query,
+)
+from smppgw.session import BindType, Session, SessionSettings
+from smppgw.simulator import Account, FaultSettings, Simulator, SimulatorSettings
+
+TIMEOUT = 60.0
+
+_DELIVERY_STATES = {
+    MessageState.DELIVERED: "delivered",
+    MessageState.UNDELIVERABLE: "failed",
+    MessageState.DELETED: "failed",
+    MessageState.EXPIRED: "expired",
+    MessageState.REJECTED: "rejected",
+}
+
+
+async def read_json(reader: asyncio.StreamReader) -> dict[str, Any]:
+    line = await reader.readline()
+    assert line, "the daemon closed the connection"
+    reply: dict[str, Any] = json.loads(line)
+    return reply
+
+
+async def call(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: dict[str, Any]
+) -> dict[str, Any]:
+    writer.write(json.dumps(request).encode() + b"\n")
+    await writer.drain()
+    return await read_json(reader)
+
+
+async def test_messages_whose_receipts_were_dropped_end_final_with_their_state_via_query_sm(
+    tmp_path: Path,
+) -> None:
+    """Regression: with 30 % of receipts lost, those messages used to stay ``submitted`` until
+    the correlation TTL ended them ``unknown``. Now every message ends final with the state the
+    SMSC really gave it: from its receipt, or from query_sm (marked ``via``)."""
+    count = 60
+    config = parse_config(
+        {
+            "gateway": {"enquire_link_interval": 30, "response_timeout": 5},
+            "simulator": {
+                "enabled": True,
+                "servers": 2,
+                "max_binds_per_server": 2,
+                "rate_per_server": 500,
+                "dlr_delay": [0.0, 0.05],
+                "drop_receipts": 0.3,
+                "seed": 4,
+            },
+            "receipts": {"query_after": 0.5, "query_interval": 0.5, "query_rate": 200},
+            "store": {"path": str(tmp_path / "gw.db"), "synchronous": "normal"},
+            "intake": {"path": str(tmp_path / "gw.sock")},
+            "defaults": {"sender": "ACME"},
+            "metrics": {"enabled": False},
+        },
+        environ={},
+    )
+    gateway = Gateway(
+        config,
+        GatewayOptions(wait_bound=5, housekeeping_interval=0.2),
+        observer=RecordingObserver(),
+    )
+    async with asyncio.timeout(TIMEOUT):
+        await gateway.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(config.intake.path)
+            assert (await call(reader, writer, {"op": "subscribe", "cursor": 0}))["ok"]
+            s_reader, s_writer = await asyncio.open_unix_connection(config.intake.path)
+            ids = set()
+            for n in range(count):
+                reply = await call(
+                    s_reader, s_writer, {"op": "submit", "to": f"9198123{n:05d}", "text": "hi"}
+                )
+                assert reply["ok"] is True, reply
+                ids.add(reply["id"])
+            finals: dict[str, dict[str, Any]] = {}
+            while not ids <= finals.keys():
+                event = await read_json(reader)
+                payload = event["payload"]
+                if event["event"] == "sms:message:status" and payload["final"]:
+                    assert payload["id"] not in finals, "two final events for one message"
+                    finals[payload["id"]] = payload
+            writer.close()
+            s_writer.close()
+            sim = gateway.simulator
+            assert sim is not None
+            dropped = sim.stats.dlrs_dropped
+            queries = sim.stats.queries
+        finally:
+            await gateway.stop(5)
+    assert dropped > 0
+    recovered = [p for p in finals.values() if p.get("via") == QUERY_SM]
+    assert len(recovered) == dropped
+    assert queries >= dropped
+    for payload in finals.values():
+        (part,) = payload["parts"]
+        truth = sim.messages[part["smsc_id"]].state
+        assert payload["state"] == _DELIVERY_STATES[truth], payload
+        if "via" not in payload:
+            continue
+        assert payload["status"] == part["status"]
+        assert part["status"] in {"DELIVRD", "UNDELIV", "EXPIRED", "REJECTD", "DELETED"}
+
+
+# --- the simulator's query_sm ---------------------------------------------------------------
+
+
+def simulator() -> Simulator:
+    return Simulator(
+        SimulatorSettings(
+            tls=False,
+            servers=1,
+            accounts=(Account("acme", "secret"),),
+            dlr_delay=(0.0, 0.0),
+            dlr_outcomes=(("UNDELIV", 34, 1.0),),
+            faults=FaultSettings(drop_receipts=1.0),
+            seed=1,
+        )
+    )
+
+
+async def test_the_simulator_answers_query_sm_from_its_message_table() -> None:
+    async with asyncio.timeout(TIMEOUT), simulator() as sim:
+        info = sim.servers[0]
+        session = await Session.connect(
+            SessionSettings(
+                host=info.host,
+                port=info.plain_port,
+                system_id="acme",
+                password="secret",
+                bind_type=BindType.TRANSCEIVER,
+            )
+        )
+        try:
+            resp = await session.submit(
+                SubmitSm(
+                    source_addr_ton=5,
+                    source_addr="ACME",
+                    destination_addr="919812345678",
+                    registered_delivery=1,
+                    short_message=b"hello",
+                )
+            )
+            message_id = resp.message_id
+            async with asyncio.timeout(5):
+                while sim.stats.dlrs_dropped < 1:  # noqa: ASYNC110 - a counter, no event
+                    await asyncio.sleep(0.01)
+            answer = await session.query(
+                QuerySm(message_id=message_id, source_addr_ton=5, source_addr="ACME")
+            )
+            unknown = await session.query(
+                QuerySm(message_id="ffffffff", source_addr_ton=5, source_addr="ACME")
+            )
+            other_source = await session.query(
+                QuerySm(message_id=message_id, source_addr_ton=5, source_addr="OTHER")
+            )
+        finally:
+            await session.close()
+    assert isinstance(answer, QuerySmResp)
+    assert answer.command_status == CommandStatus.ESME_ROK
+    assert answer.message_id == message_id
+    assert answer.message_state == MessageState.UNDELIVERABLE
+    assert answer.error_code == 34
+    assert len(answer.final_date) == 16  # YYMMDDhhmmsstnnp
+    assert sim.stats.dlrs_sent == 0  # the receipt itself was dropped
+    assert unknown.command_status == CommandStatus.ESME_RINVMSGID
+    assert other_source.command_status == CommandStatus.ESME_RQUERYFAIL
+
+
+# --- the pure parts -------------------------------------------------------------------------
+
+
+def waiting(queries: int = 0) -> Waiting:
+    return Waiting("m1", 0, "1a2b", 5, 0, "ACME", queries)
+
+
+@pytest.mark.parametrize(
+    ("state", "stat"),
+    [
+        (MessageState.DELIVERED, "DELIVRD"),
+        (MessageState.EXPIRED, "EXPIRED"),
+        (MessageState.DELETED, "DELETED"),
+        (MessageState.UNDELIVERABLE, "UNDELIV"),
+        (MessageState.REJECTED, "REJECTD"),
+    ],
+)
+def test_a_final_query_answer_reads_as_the_receipt_it_stands_for(
+    state: MessageState, stat: str
+) -> None:
+    resp = QuerySmResp(
+        message_id="1a2b", final_date="251128171500000+", message_state=state, error_code=7
+    )
+    dlr = dlr_from_query(waiting(), resp, received_at=100.0)
+    assert dlr is not None
+    assert (dlr.smsc_id, dlr.stat, dlr.state, dlr.err) == ("1a2b", stat, state, "007")
+    assert dlr.done_date == "251128171500"
+    assert dlr.via == QUERY_SM
+    assert dlr.final
+
+
+@pytest.mark.parametrize(
+    "state", [MessageState.ENROUTE, MessageState.ACCEPTED, MessageState.UNKNOWN, 42]
+)
+def test_an_answer_without_a_final_state_finalises_nothing(state: int) -> None:
+    resp = QuerySmResp(message_id="1a2b", message_state=state)
+    assert dlr_from_query(waiting(), resp, received_at=1.0) is None
+
+
+def test_an_error_answer_finalises_nothing() -> None:
+    resp = QuerySmResp(command_status=CommandStatus.ESME_RQUERYFAIL, message_state=2)
+    assert dlr_from_query(waiting(), resp, received_at=1.0) is None
+
+
+def test_a_part_is_queried_after_query_after_then_every_interval_up_to_max_queries() -> None:
+    watch = ReceiptWatch(RecoverySettings(query_after=60, query_interval=30, max_queries=3))
+    watch.watch(waiting(), registered_at=1000.0)
+    assert watch.due(1059.0, 10) == []
+    assert watch.next_due() == 1060.0
+    asked = []
+    now = 1060.0
+    while (due := watch.next_due()) is not None:
+        now = due
+        (part,) = watch.due(now, 10)
+        asked.append((now, part.queries))
+        watch.answered(part, now)
+    assert asked == [(1060.0, 0), (1090.0, 1), (1120.0, 2)]
+    assert len(watch) == 0  # left to the end of the receipt wait
+
+
+def test_a_query_that_could_not_be_sent_is_not_counted() -> None:
+    watch = ReceiptWatch(RecoverySettings(query_after=10, query_interval=30, max_queries=1))
+    watch.watch(waiting(), registered_at=0.0)
+    (part,) = watch.due(10.0, 10)
+    watch.retry(part, 15.0)
+    (again,) = watch.due(15.0, 10)
+    assert again.queries == 0
+    watch.answered(again, 15.0)
+    assert len(watch) == 0
+
+
+def test_query_after_zero_watches_nothing() -> None:
+    watch = ReceiptWatch(RecoverySettings(query_after=0))
+    watch.watch(waiting(), registered_at=0.0)
+    assert len(watch) == 0
+
+
+def test_the_receipts_section_is_read_and_checked() -> None:
+    base: dict[str, Any] = {
+        "gateway": {"system_id": "acme", "password_env": "PW"},
+        "servers": [{"name": "a", "host": "127.0.0.1", "port": 2775}],
+    }
+    config = parse_config(
+        {**base, "receipts": {"query_after": 600, "query_interval": 900, "max_queries": 2}},
+        environ={"PW": "secret"},
+    )
+    assert recovery_settings(config) == RecoverySettings(600, 900, 2, 1.0)
+    assert recovery_settings(parse_config(base, environ={"PW": "secret"})) == RecoverySettings()
+    with pytest.raises(ConfigError) as caught:
+        parse_config(
+            {
+                **base,
+                "receipts": {"query_after": -1, "max_queries": 0, "query_rate": 0, "x": 1},
+            },
+            environ={"PW": "secret"},
+        )
+    text = str(caught.value)
+    for key in ("query_after", "max_queries", "query_rate", "x"):
+        assert f"receipts.{key}" in text, text
+
+
+def test_impossible_recovery_settings_are_refused() -> None:
+    with pytest.raises(RecoverySettingsError, match="max_queries"):
+        RecoverySettings(max_queries=0)
+    with pytest.raises(RecoverySettingsError, match="query_rate"):
+        RecoverySettings(query_rate=0)
