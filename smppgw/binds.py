@@ -612,12 +612,11 @@ class _Dispatcher:
         return best
 
     def _elsewhere(self, avoid: tuple[SessionLike, ...]) -> Sequence[_Server]:
-        """Where a resubmission may go: servers other than those whose links left it
-        unanswered, if any of them is bound (a frozen SMSC freezes all its links at once);
-        else every server (binds of the avoided sessions themselves stay excluded)."""
+        """Where a resubmission may go: not to a server one of whose links left it unanswered
+        while that link is up (a frozen SMSC freezes all its links at once). The part waits
+        for another server, for that link to be replaced, or for the avoidance to lapse."""
         suspect = {b.server for s in self._servers for b in s.binds if b.session in avoid}
-        others = [s for s in self._servers if s not in suspect and s.any_bound()]
-        return others or self._servers
+        return [s for s in self._servers if s not in suspect]
 
     def _try_grant(self, now: float, avoid: tuple[SessionLike, ...] = ()) -> _Grant | None:
         choice = self._choose(now, avoid)

@@ -602,3 +602,40 @@ async def test_simulate_freeze_flag_freezes_a_server_for_its_spell_then_thaws_it
         await spell
         session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
         await session.close(2)
+
+
+async def test_a_resubmission_waits_for_the_frozen_server_instead_of_its_other_frozen_link() -> (
+    None
+):
+    """One server, two links, both frozen at once. A part left unanswered on one link was
+    resubmitted on the other, just as frozen, and ended UNKNOWN. It now waits until the links
+    are found dead and bound again after the thaw, and is accepted."""
+    async with one_server() as sim:
+        info = sim.servers[0]
+        manager = BindManager(
+            manager_settings(
+                ServerSettings(info.name, "127.0.0.1", info.plain_port, binds=2, rate=0),
+                response_timeout=0.5,
+                enquire_link_interval=0.4,
+                connect_timeout=0.5,
+                bind_timeout=0.5,
+            ),
+            on_inbound=no_inbound,
+            rng=random.Random(4),
+        )
+        await manager.start()
+        try:
+            await manager.wait_bound(timeout=10)
+            sim.set_server_frozen(0, frozen=True)
+            submits = asyncio.gather(*(manager.submit([numbered(i)]) for i in range(20)))
+            await asyncio.sleep(2.5)
+            sim.set_server_frozen(0, frozen=False)
+            async with asyncio.timeout(30):
+                results = await submits
+        finally:
+            await manager.stop(2)
+    parts = [r[0] for r in results]
+    assert Counter(p.status for p in parts) == {PartStatus.ACCEPTED: 20}
+    twice = {d for d, n in sim.stats.accepted_by_destination.items() if n > 1}
+    flagged = {numbered(i).destination_addr for i, p in enumerate(parts) if p.possible_duplicate}
+    assert twice <= flagged
