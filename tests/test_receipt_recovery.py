@@ -301,3 +301,70 @@ def test_impossible_recovery_settings_are_refused() -> None:
         RecoverySettings(max_queries=0)
     with pytest.raises(RecoverySettingsError, match="query_rate"):
         RecoverySettings(query_rate=0)
+
+
+async def test_parts_waiting_at_a_stop_are_queried_after_the_restart(tmp_path: Path) -> None:
+    """The watch is in memory: a restarted daemon takes the parts still waiting for their
+    receipts from the store and asks about them when they are overdue."""
+    count = 5
+    sim_settings = SimulatorSettings(
+        tls=False,
+        servers=1,
+        accounts=(Account("acme", "secret"),),
+        dlr_delay=(0.0, 0.0),
+        dlr_outcomes=(("EXPIRED", 21, 1.0),),
+        faults=FaultSettings(drop_receipts=1.0),
+        seed=2,
+    )
+
+    def config(port: int, query_after: float) -> Any:
+        return parse_config(
+            {
+                "gateway": {"system_id": "acme", "password_env": "PW", "response_timeout": 5},
+                "servers": [{"name": "s1", "host": "127.0.0.1", "port": port, "binds": 1}],
+                "receipts": {"query_after": query_after, "query_interval": 0.5, "query_rate": 100},
+                "store": {"path": str(tmp_path / "gw.db"), "synchronous": "normal"},
+                "intake": {"path": str(tmp_path / "gw.sock")},
+                "defaults": {"sender": "ACME"},
+                "metrics": {"enabled": False},
+            },
+            environ={"PW": "secret"},
+        )
+
+    async with asyncio.timeout(TIMEOUT), Simulator(sim_settings) as sim:
+        port = sim.servers[0].plain_port
+        first = Gateway(config(port, 3600), GatewayOptions(wait_bound=5))
+        await first.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(first.config.intake.path)
+            ids = [
+                (
+                    await call(
+                        reader, writer, {"op": "submit", "to": f"91981234{n:04d}", "text": "x"}
+                    )
+                )["id"]
+                for n in range(count)
+            ]
+            writer.close()
+            async with asyncio.timeout(10):
+                while sim.stats.dlrs_dropped < count:  # noqa: ASYNC110 - a counter, no event
+                    await asyncio.sleep(0.01)
+        finally:
+            await first.stop(5)
+        assert sim.stats.queries == 0
+        second = Gateway(config(port, 0.2), GatewayOptions(wait_bound=5))
+        await second.start()
+        try:
+            reader, writer = await asyncio.open_unix_connection(second.config.intake.path)
+            states: dict[str, str] = {}
+            while len(states) < count:
+                for message_id in ids:
+                    reply = await call(reader, writer, {"op": "status", "id": message_id})
+                    if reply["status"]["final"]:
+                        states[message_id] = reply["status"]["state"]
+                await asyncio.sleep(0.05)
+            writer.close()
+        finally:
+            await second.stop(5)
+    assert states == dict.fromkeys(ids, "expired")
+    assert sim.stats.queries >= count
