@@ -176,6 +176,7 @@ class DefaultsConfig:
     tm_id: str | None = None
     registered_delivery: bool = True
     max_parts: int = 10
+    transliterate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -865,6 +866,7 @@ def _defaults(t: _Table) -> DefaultsConfig:
         tm_id=t.opt_text("tm_id"),
         registered_delivery=t.flag("registered_delivery", default=True),
         max_parts=t.integer("max_parts", 10, 1, 255),
+        transliterate=t.flag("transliterate", default=False),
     )
     for name in ("pe_id", "template_id", "tm_id"):
         value = getattr(config, name)
@@ -1052,6 +1054,7 @@ def intake_settings(config: Config) -> IntakeSettings:
             tm_id=d.tm_id,
             registered_delivery=d.registered_delivery,
             max_parts=d.max_parts,
+            transliterate=d.transliterate,
         ),
     )
 
@@ -1261,7 +1264,8 @@ def summary(config: Config) -> str:
     lines.append(
         f"defaults: sender={d.sender or '-'} pe_id={d.pe_id or '-'} "
         f"template_id={d.template_id or '-'} tm_id={d.tm_id or '-'} "
-        f"registered_delivery={d.registered_delivery} max_parts={d.max_parts}"
+        f"registered_delivery={d.registered_delivery} max_parts={d.max_parts} "
+        f"transliterate={d.transliterate}"
     )
     if config.webhook is None:
         lines.append("webhook: off")

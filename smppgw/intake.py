@@ -17,6 +17,11 @@ client can match replies to requests. Ops:
     after ``cursor`` (or, without one, every new event) is written as a line
     ``{"cursor": n, "event": ..., "payload": {...}}``. A client that reconnects with the last
     cursor it saw misses nothing the store still holds.
+``preview``
+    What a ``submit`` of the same message (or ``messages`` batch) would cost, storing nothing:
+    per message its coding, parts and the text of each part, and what it would cost
+    transliterated (:mod:`smppgw.codec.transliterate`) when that changes the text. Judged as
+    ``submit`` judges it, with the same errors.
 ``ping``
     ``{"ok": true, "pong": true, "healthy": true}``; ``healthy`` is false, with a ``reason``,
     when the gateway cannot take messages (its store cannot write).
@@ -57,10 +62,19 @@ from typing import Annotated, Literal, Protocol, Self
 import msgspec
 
 from smppgw import __version__
-from smppgw.codec.constants import DataCoding
+from smppgw.codec.constants import DataCoding, EsmClass
 from smppgw.codec.errors import SmppError
 from smppgw.codec.smpp_time import SmppTimeError, format_absolute, parse_smpp_time
-from smppgw.codec.text import MessageTooLongError, split_octets
+from smppgw.codec.text import (
+    Alphabet,
+    MessageTooLongError,
+    alphabet_for,
+    decode_text,
+    parse_udh,
+    split_message,
+    split_octets,
+)
+from smppgw.codec.transliterate import transliterate
 from smppgw.events import ReceiptPayload, StatusPayload, StoredEvent, stream_line
 from smppgw.numbers import NumberError, Sender, validate_msisdn, validate_sender
 from smppgw.observe import NULL_OBSERVER, Observer
@@ -73,10 +87,12 @@ __all__ = [
     "IntakeError",
     "IntakeServer",
     "IntakeSettings",
+    "PartPreview",
     "RequestError",
     "SubmitRequest",
     "SubmitResult",
     "TextCoder",
+    "TransliteratedPreview",
     "parse_request",
     "relative_time",
 ]
@@ -230,6 +246,7 @@ class IntakeDefaults:
     tm_id: str | None = None
     registered_delivery: bool = True
     max_parts: int = 10
+    transliterate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,14 +313,19 @@ class MessageFields(
     max_parts: _MaxParts | None = None
     custom: _Custom | None = None
     priority: _Priority = 0
+    transliterate: bool | None = None
 
 
 class _SubmitOne(MessageFields, kw_only=True):
+    """One message of ``submit`` or ``preview`` (``op`` says which)."""
+
     op: str
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
 class _SubmitBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A ``messages`` batch of ``submit`` or ``preview`` (``op`` says which)."""
+
     op: str
     messages: list[msgspec.Raw]  # each decoded on its own: one bad message rejects only itself
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
@@ -335,6 +357,7 @@ class _Unmatched(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 _Request = _SubmitOne | _SubmitBatch | _Status | _Subscribe | _Ping | _Unmatched
+_MESSAGE_OPS = frozenset({"submit", "preview"})  # one message, or a batch in ``messages``
 _OPS: dict[str, type[_Request]] = {
     "status": _Status,
     "subscribe": _Subscribe,
@@ -465,7 +488,7 @@ def _readable_req(line: bytes) -> msgspec.Raw | msgspec.UnsetType:
 def _request_kind(envelope: _Envelope) -> type[_Request]:
     if envelope.op is None:
         raise RequestError(ErrorCode.INVALID_REQUEST, "op: required")
-    if envelope.op == "submit":
+    if envelope.op in _MESSAGE_OPS:
         if isinstance(envelope.messages, msgspec.UnsetType):
             return _SubmitOne
         return _SubmitBatch
@@ -473,7 +496,8 @@ def _request_kind(envelope: _Envelope) -> type[_Request]:
         return _OPS[envelope.op]
     raise RequestError(
         ErrorCode.UNKNOWN_OP,
-        f"op: unknown operation {envelope.op!r} (submit, status, subscribe, ping, unmatched)",
+        f"op: unknown operation {envelope.op!r} "
+        "(submit, preview, status, subscribe, ping, unmatched)",
     )
 
 
@@ -579,7 +603,7 @@ class _Validator:
             body = "text" if text is not None else "hex"
             raise RequestError(
                 ErrorCode.TOO_LONG,
-                f"{where}{body}: needs {parts} parts as {_CODING_NAMES.get(coding, 'binary')}, "
+                f"{where}{body}: needs {parts} parts as {_coding_name(coding)}, "
                 f"max_parts is {max_parts}",
             )
         if m.flash and coding not in (DataCoding.DEFAULT, DataCoding.UCS2):
@@ -647,15 +671,99 @@ class _Validator:
         assert text is not None
         if not text:
             raise RequestError(ErrorCode.INVALID_REQUEST, f"{where}text: must not be empty")
-        coding = self.coder.choose_coding(text) if m.coding == "auto" else _CODINGS[m.coding]
+        if self._transliterates(m):
+            text = transliterate(text)
+            if not text:
+                raise RequestError(
+                    ErrorCode.INVALID_REQUEST,
+                    f"{where}text: nothing is left after transliteration",
+                )
+        coding, parts = self._text_cost(text, m.coding, where)
+        return text, None, coding, parts
+
+    def _transliterates(self, m: MessageFields) -> bool:
+        return m.transliterate if m.transliterate is not None else self.defaults.transliterate
+
+    def _text_cost(self, text: str, coding_name: str, where: str) -> tuple[DataCoding, int]:
+        """The coding ``text`` goes in (``coding_name``: auto, gsm, latin1 or ucs2), and the
+        number of parts it takes in it."""
+        coding = self.coder.choose_coding(text) if coding_name == "auto" else _CODINGS[coding_name]
         try:
             parts = self.coder.count_parts(text, coding)
         except ValueError:
             raise RequestError(
                 ErrorCode.INVALID_REQUEST,
-                f"{where}text: not representable in {m.coding} (use coding auto or ucs2)",
+                f"{where}text: not representable in {coding_name} (use coding auto or ucs2)",
             ) from None
-        return text, None, coding, parts
+        return coding, parts
+
+    def transliterated(self, m: MessageFields, where: str) -> TransliteratedPreview | None:
+        """What the message's text would cost transliterated: None for a ``hex`` payload, a
+        message that asks for transliteration already, a text it would not change, or a
+        transliterated text the message's ``coding`` still cannot carry."""
+        if m.text is None or self._transliterates(m):
+            return None
+        text = transliterate(m.text)
+        if text in ("", m.text):
+            return None
+        try:
+            coding, parts = self._text_cost(text, m.coding, where)
+        except RequestError:
+            return None
+        return TransliteratedPreview(coding=_coding_name(coding), parts=parts, text=text)
+
+
+# --- preview --------------------------------------------------------------------------------
+
+
+class PartPreview(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One part of a previewed message: its user data as it will be sent, the UDH aside.
+
+    A text's part has its ``text`` and length in ``chars`` (Unicode characters: an emoji is
+    one, though it takes two UTF-16 code units); a ``hex`` payload's part has its ``hex``.
+    Either has its length on the wire: ``septets`` for GSM 03.38 (an extension character
+    counts two), ``octets`` for the others.
+    """
+
+    text: str | None = None
+    hex: str | None = None
+    chars: int | None = None
+    septets: int | None = None
+    octets: int | None = None
+
+
+class TransliteratedPreview(msgspec.Struct, frozen=True):
+    """What a text would cost after :func:`~smppgw.codec.transliterate.transliterate`."""
+
+    coding: str
+    parts: int
+    text: str
+
+
+def _coding_name(coding: DataCoding) -> str:
+    return _CODING_NAMES.get(coding, "binary")
+
+
+def _preview_split(request: SubmitRequest) -> list[PartPreview]:
+    """Each part of ``request`` as the dispatcher will cut it (by the same codec functions)."""
+    coding = request.data_coding
+    if request.text is not None:
+        parts = split_message(request.text, coding)
+    else:
+        parts = split_octets(request.payload or b"", coding)
+    gsm = alphabet_for(coding) is Alphabet.GSM7
+    previews = []
+    for part in parts:
+        data = part.short_message
+        if part.esm_class & EsmClass.UDHI:
+            _, data = parse_udh(data)
+        septets, octets = (len(data), None) if gsm else (None, len(data))
+        if request.text is None:
+            previews.append(PartPreview(hex=data.hex(), septets=septets, octets=octets))
+        else:
+            text = decode_text(data, coding)
+            previews.append(PartPreview(text=text, chars=len(text), septets=septets, octets=octets))
+    return previews
 
 
 # --- the server -----------------------------------------------------------------------------
@@ -978,9 +1086,7 @@ class IntakeServer:
         stream: Callable[[int, frozenset[str]], None],
     ) -> _Reply:
         if isinstance(request, _SubmitOne):
-            submit = self._validator.message(request, "", self._now())
-            (result,) = await self._submit([submit])
-            return _Reply("submit", _reply(req, **_result_fields(result)), ok=True)
+            return await self._one_message(request, req)
         if isinstance(request, _SubmitBatch):
             return await self._submit_batch(request, req)
         if isinstance(request, _Status):
@@ -1024,8 +1130,38 @@ class IntakeServer:
         )
         return _Reply("ping", _reply(req, pong=True, version=__version__, **health), ok=True)
 
+    async def _one_message(
+        self, request: _SubmitOne, req: msgspec.Raw | msgspec.UnsetType
+    ) -> _Reply:
+        if request.op == "preview":
+            return _Reply(
+                "preview", _reply(req, **self._preview(request, "", self._now())), ok=True
+            )
+        submit = self._validator.message(request, "", self._now())
+        (result,) = await self._submit([submit])
+        return _Reply("submit", _reply(req, **_result_fields(result)), ok=True)
+
     def _now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._clock(), dt.UTC)
+
+    def _preview(self, m: MessageFields, where: str, now: dt.datetime) -> dict[str, object]:
+        """The fields of a preview's reply: the message judged as a submit, then cut as the
+        dispatcher will cut it. A ``too_long`` error carries the transliterated cost too."""
+        transliterated = self._validator.transliterated(m, where)
+        try:
+            request = self._validator.message(m, where, now)
+        except RequestError as exc:
+            if exc.code is ErrorCode.TOO_LONG and transliterated is not None:
+                exc.details["transliterated"] = transliterated
+            raise
+        fields: dict[str, object] = {
+            "coding": _coding_name(request.data_coding),
+            "parts": request.parts,
+            "split": _preview_split(request),
+        }
+        if transliterated is not None:
+            fields["transliterated"] = transliterated
+        return fields
 
     async def _submit(self, requests: list[SubmitRequest]) -> Sequence[SubmitResult]:
         if self._pending + len(requests) > self._settings.max_pending:
@@ -1053,6 +1189,7 @@ class IntakeServer:
             )
         results: list[dict[str, object] | None] = [None] * count
         valid: list[tuple[int, SubmitRequest]] = []
+        previewed = 0
         now = self._now()
         for index, raw in enumerate(request.messages):
             where = f"messages[{index}]"
@@ -1061,9 +1198,24 @@ class IntakeServer:
                     message = _MESSAGE.decode(raw)
                 except msgspec.ValidationError as exc:
                     raise _validation_error(exc, where) from exc
-                valid.append((index, self._validator.message(message, f"{where}.", now)))
+                if request.op == "preview":
+                    results[index] = {"ok": True, **self._preview(message, f"{where}.", now)}
+                    previewed += 1
+                else:
+                    valid.append((index, self._validator.message(message, f"{where}.", now)))
             except RequestError as exc:
-                results[index] = {"ok": False, "error": exc.code, "message": exc.message}
+                results[index] = {
+                    "ok": False,
+                    "error": exc.code,
+                    "message": exc.message,
+                    **exc.details,
+                }
+        if request.op == "preview":
+            return _Reply(
+                "preview",
+                _reply(req, accepted=previewed, rejected=count - previewed, results=results),
+                ok=True,
+            )
         if valid:
             stored = await self._submit([m for _, m in valid])
             for (index, _), result in zip(valid, stored, strict=True):

@@ -505,7 +505,9 @@ async def test_errors_echo_the_req_value_verbatim(client: Client) -> None:
         "ok": False,
         "req": {"batch": [1, "a"]},
         "error": "unknown_op",
-        "message": "op: unknown operation 'nope' (submit, status, subscribe, ping, unmatched)",
+        "message": (
+            "op: unknown operation 'nope' (submit, preview, status, subscribe, ping, unmatched)"
+        ),
     }
 
 
