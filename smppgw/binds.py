@@ -84,6 +84,7 @@ __all__ = [
     "CircuitState",
     "ManagerStoppedError",
     "OnPart",
+    "OnSend",
     "PartResult",
     "PartStatus",
     "QueryingSession",
@@ -293,6 +294,8 @@ class PartResult:
 
 
 OnPart = Callable[[int, PartResult], Awaitable[None]]
+OnSend = Callable[[], Awaitable[None]]
+"""Awaited with a bind's slot held, right before a part is written (see :meth:`submit`)."""
 """Called with (part index, result) right after each part's outcome is known."""
 
 
@@ -652,6 +655,7 @@ class _Run:
     last: _Grant | None = None
     status: CommandStatus | None = None
     late: list[asyncio.Future[Pdu]] = field(default_factory=list)
+    on_send: OnSend | None = None
 
     def result(self, status: PartStatus, reason: str, message_id: str | None = None) -> PartResult:
         # An earlier attempt with an unknown outcome may have been accepted: unless this one
@@ -844,7 +848,11 @@ class BindManager:
     # --- submitting -----------------------------------------------------------------------
 
     async def submit(
-        self, parts: Sequence[SubmitSm | DataSm], *, on_part: OnPart | None = None
+        self,
+        parts: Sequence[SubmitSm | DataSm],
+        *,
+        on_part: OnPart | None = None,
+        on_send: OnSend | None = None,
     ) -> list[PartResult]:
         """Send the parts of ONE message, in order, and return each part's result.
 
@@ -852,6 +860,9 @@ class BindManager:
         part's outcome is known. ``on_part`` is awaited right after each outcome (so the caller
         can record the SMSC message id before that part's DLR is processed). After a FAILED
         part the remaining parts are not sent and are reported FAILED with ``attempts == 0``.
+        ``on_send`` is awaited before each write of a part, once a bind has room for it (so
+        the caller can record durably that the part may be on the wire); if it raises, the
+        part is not written and the error propagates.
 
         Raises:
             ManagerStoppedError: the manager is not running, or stopped before every part was
@@ -868,7 +879,7 @@ class BindManager:
                     result = PartResult(PartStatus.FAILED, reason=f"not sent: part {index} failed")
                 else:
                     try:
-                        result = await self._submit_part(pdu)
+                        result = await self._submit_part(pdu, on_send)
                     except ManagerStoppedError as exc:
                         raise ManagerStoppedError(str(exc), results) from None
                 results.append(result)
@@ -911,8 +922,8 @@ class BindManager:
             self._throttled(grant)
         return resp
 
-    async def _submit_part(self, pdu: SubmitSm | DataSm) -> PartResult:
-        run = _Run()
+    async def _submit_part(self, pdu: SubmitSm | DataSm, on_send: OnSend | None) -> PartResult:
+        run = _Run(on_send=on_send)
         while True:
             try:
                 grant = await self._acquire(run)
@@ -947,6 +958,12 @@ class BindManager:
         self, run: _Run, grant: _Grant, pdu: SubmitSm | DataSm
     ) -> PartResult | float:
         """Send once on ``grant``; return the part's result or the delay before trying again."""
+        if run.on_send is not None:
+            try:
+                await run.on_send()
+            except BaseException:
+                self._dispatcher.release(grant)
+                raise
         run.sent += 1
         run.last = grant
         resent_before = run.resent_after_unknown

@@ -564,8 +564,25 @@ class Gateway:
         async def on_part(index: int, result: PartResult) -> None:
             await self._part_done(message, todo[index], len(pdus), result)
 
+        marked = False
+
+        async def on_send() -> None:
+            # Before the message's first write: durably "may be on the wire", so that after a
+            # crash only messages that may have reached the SMSC are flagged possible_duplicate.
+            nonlocal marked
+            if not marked:
+                await self._durably("marking a message as sending", mark)
+                marked = True
+
+        def mark() -> Awaitable[None]:
+            return store.mark_sending(message.id)
+
         try:
-            results = await manager.submit([pdus[i] for i in todo], on_part=on_part)
+            results = await manager.submit(
+                [pdus[i] for i in todo], on_part=on_part, on_send=on_send
+            )
+        except StoreClosedError:
+            return  # stopping: the message stays claimed and is resumed at the next start
         except ManagerStoppedError as exc:
             results = list(exc.results)
             if not any(r.status is not PartStatus.ACCEPTED for r in results):

@@ -316,6 +316,8 @@ async def test_a_store_written_before_the_application_id_opens_and_is_stamped(
         await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x736D7067
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+        assert conn.execute("SELECT sending FROM messages").fetchall() == [(0,)]
     conn.close()
     again = await SqliteStore.open(StoreSettings(str(path)))  # stamped: ours from now on
     await again.close()

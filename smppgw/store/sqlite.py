@@ -80,7 +80,7 @@ T = TypeVar("T")
 InboundBuilder = Callable[[bytes, list[bytes], tuple[int, ...]], bytes]
 """Builds an inbound message's event body from (head, parts' data in order, missing seqnums)."""
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 # PRAGMA application_id of a store ("smpg"): a database with another id, or one without an id
 # holding tables that are not ours, is refused before anything is written to it.
 APPLICATION_ID: Final = 0x736D7067
@@ -103,6 +103,7 @@ CREATE TABLE IF NOT EXISTS messages (
     reason TEXT,
     claims INTEGER NOT NULL DEFAULT 0,
     possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    sending INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     due_at REAL NOT NULL,
     sent_at REAL,
@@ -187,6 +188,13 @@ _RESOLVE_UNKNOWN: Final = (
     " WHERE id = ? AND state = 'unknown'"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
     " reason, possible_duplicate"
+)
+
+_REQUEUE_CLAIMED: Final = (
+    "UPDATE messages SET state = 'queued', due_at = ?, sending = 0,"
+    " possible_duplicate = possible_duplicate OR (sending AND (SELECT count(*) FROM parts"
+    " WHERE message_id = messages.id AND smsc_id IS NOT NULL) < messages.parts)"
+    " WHERE state = 'submitting'"
 )
 
 _INSERT_MESSAGE: Final = (
@@ -307,6 +315,8 @@ class SqliteStore:
         self._health = HEALTHY
         self._damaged = False
         self._batch_unwritable = False  # an operation of the running batch found no room
+        self._sending: list[str] = []  # ids waiting for mark_sending's next operation
+        self._sending_op: asyncio.Future[None] | None = None
         self._failure_log = LogLimiter(logger)
         self._on_failure: list[Callable[[BaseException], None]] = []
         self._last_cursor = 0
@@ -392,21 +402,27 @@ class SqliteStore:
         if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is not None and int(row[0]) == 1:
+        version = SCHEMA_VERSION if row is None else int(row[0])
+        if version == 1:
             # Version 2 keeps whether a part's receipt is final, its stat and err next to it,
             # and what an inbound message's event needs next to each of its parts.
             _add_column(conn, "parts", "dlr_final", "INTEGER NOT NULL DEFAULT 0")
             _add_column(conn, "parts", "dlr_stat", "TEXT")
             _add_column(conn, "parts", "dlr_err", "TEXT")
             _add_column(conn, "inbound_parts", "head", "BLOB")
-            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
-            row = (str(SCHEMA_VERSION),)
+            version = 2
+        if version == 2:
+            # Version 3 marks a claimed message once a part of it may be on the wire.
+            _add_column(conn, "messages", "sending", "INTEGER NOT NULL DEFAULT 0")
+            version = 3
         if row is None:
             conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
+        elif version != SCHEMA_VERSION:
             raise StoreError(
                 f"the store at {path} has schema {row[0]}, this version needs {SCHEMA_VERSION}"
             )
+        elif int(row[0]) != version:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(version),))
         cursor_row = conn.execute("SELECT max(cursor) FROM events").fetchone()
         self._last_cursor = int(cursor_row[0] or 0)
         self._recount(conn)
@@ -677,16 +693,14 @@ class SqliteStore:
     async def requeue_claimed(self) -> int:
         """Put every claimed (``submitting``) message back in the queue; at start only.
 
-        They are flagged ``possible_duplicate``: a part may have been sent without its
-        acceptance being recorded before the process died.
+        Only those with a part that may have been written to an SMSC (marked by
+        :meth:`mark_sending` before it left) whose acceptance was not recorded are flagged
+        ``possible_duplicate``: that part is sent again. A message claimed but still waiting
+        for a bind when the process died went nowhere and is not flagged.
         """
 
         def op(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "UPDATE messages SET state = 'queued', due_at = ?, possible_duplicate = 1"
-                " WHERE state = 'submitting'",
-                (self._clock(),),
-            )
+            cur = conn.execute(_REQUEUE_CLAIMED, (self._clock(),))
             return cur.rowcount
 
         return await self._call(op)
@@ -748,12 +762,48 @@ class SqliteStore:
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "UPDATE messages SET state = 'queued', due_at = ? WHERE id = ?"
+                "UPDATE messages SET state = 'queued', due_at = ?, sending = 0 WHERE id = ?"
                 " AND state = 'submitting'",
                 (due, message_id),
             )
 
         await self._call(op)
+
+    async def mark_sending(self, message_id: str) -> None:
+        """Record that a part of a claimed message is about to be written to an SMSC; returns
+        once that is durable. After a crash only such messages are flagged
+        ``possible_duplicate`` (see :meth:`requeue_claimed`).
+
+        The marks of every message that asks before the writer's next batch go in one
+        statement of that batch: a burst of sends costs one operation, not one each.
+        """
+        self._sending.append(message_id)
+        if self._sending_op is None:
+            self._sending_op = asyncio.ensure_future(self._call(self._mark_sending_op()))
+            self._sending_op.add_done_callback(self._sending_done)
+        await asyncio.shield(self._sending_op)
+
+    def _sending_done(self, future: asyncio.Future[None]) -> None:
+        if (
+            not future.cancelled()
+            and future.exception() is not None
+            and (self._sending_op is future)
+        ):
+            # Never queued (the store closed): its callers have the error; start afresh.
+            self._sending_op = None
+            self._sending = []
+
+    def _mark_sending_op(self) -> Callable[[sqlite3.Connection], None]:
+        taken: list[list[tuple[str]]] = []
+
+        def op(conn: sqlite3.Connection) -> None:
+            if not taken:  # the first run takes the ids; a rerun (slow path) uses the same
+                taken.append([(i,) for i in self._sending])
+                self._sending = []
+                self._sending_op = None  # later callers go in the next batch
+            conn.executemany("UPDATE messages SET sending = 1 WHERE id = ?", taken[0])
+
+        return op
 
     async def finish_submit(
         self,
