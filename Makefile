@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-codec bench-session bench-binds bench-daemon simulate clean
+.PHONY: run test lint typecheck pytest bench bench-codec bench-session bench-binds bench-daemon bench-webhook simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -bb -m pytest
 
-bench: bench-codec bench-session bench-binds bench-daemon
+bench: bench-codec bench-session bench-binds bench-daemon bench-webhook
 
 bench-codec: $(STAMP)
 	$(BIN)/python tests/bench/bench_codec.py
@@ -45,6 +45,9 @@ bench-binds: $(STAMP)
 
 bench-daemon: $(STAMP)
 	$(BIN)/python tests/bench/bench_daemon.py
+
+bench-webhook: $(STAMP)
+	$(BIN)/python tests/bench/bench_webhook.py --backlog 3000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
