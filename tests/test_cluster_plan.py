@@ -59,11 +59,13 @@ class Member:
     handing_over: set[SlotKey] = field(default_factory=set)
     alive: bool = True
 
-    def tick(self, table: Table) -> None:
-        # Hand-overs decided last heartbeat are complete (unbound, rate window passed).
+    def settle(self, table: Table) -> None:
+        """The slots given up are unbound and out of the rate window: release them."""
         for key in self.handing_over:
             table.release(self.name, key)
         self.handing_over.clear()
+
+    def tick(self, table: Table) -> None:
         table.heartbeat(self.name)
         decided = plan(
             self.name,
@@ -80,9 +82,11 @@ class Member:
         }
         assert not set(decided.take) & valid, "planned to take a slot another holds"
         assert set(decided.renew) >= set(decided.release)
-        self.using = set(decided.renew) - set(decided.release)
+        assert not set(decided.release) & self.handing_over
+        self.handing_over = {key for key in self.handing_over if key in decided.renew}
+        self.handing_over |= set(decided.release)
+        self.using = set(decided.renew) - self.handing_over
         self.using |= {key for key in decided.take if table.take(self.name, key)}
-        self.handing_over = set(decided.release)
 
     def fence(self, table: Table) -> None:
         """What the leaser does before its leases can expire: stop using anything not renewed."""
@@ -121,6 +125,7 @@ step = st.one_of(
     st.tuples(st.just("advance"), st.floats(0.1, 12.0)),
     st.tuples(st.just("kill"), st.integers(0, 4)),
     st.tuples(st.just("join"), st.integers(0, 4)),
+    st.tuples(st.just("settle"), st.integers(0, 4)),
 )
 
 
@@ -146,6 +151,8 @@ def test_leases_are_never_shared_or_over_binds_and_converge_to_balance(
                 member.using.clear()
             elif action == "join":
                 member.alive = True
+            elif action == "settle" and member.alive:
+                member.settle(table)
         check_safe(table, members)
     if not any(m.alive for m in members):
         members[0].alive = True
@@ -154,6 +161,7 @@ def test_leases_are_never_shared_or_over_binds_and_converge_to_balance(
     for _ in range(3 * sum(binds) + 6):
         for member in members:
             if member.alive:
+                member.settle(table)
                 member.tick(table)
                 check_safe(table, members)
         table.now += 2.0
@@ -173,8 +181,12 @@ def test_a_newcomer_gets_its_share_from_the_one_holding_every_slot() -> None:
     second.tick(table)
     assert second.using == set(), "taken before the holder released it"
     first.tick(table)
+    assert first.handing_over == {("smpp1", 2)}, "gave up another while one was on its way"
+    first.settle(table)
     second.tick(table)
     assert second.using == {("smpp1", 2)}
+    first.tick(table)
+    assert first.using == {("smpp1", 0), ("smpp1", 1)}
 
 
 def test_an_expired_lease_is_free_and_a_dead_holder_does_not_count() -> None:

@@ -10,8 +10,9 @@ arbitrates.
 Balance: with ``n`` live instances each aims at ``floor(binds / n)`` or ``ceil(binds / n)``
 slots. An instance above the ceiling gives up the excess; while some other instance holds less
 than the floor and no slot is free, each instance above the floor gives up one slot per
-heartbeat; an instance takes free slots up to the ceiling, or only up to the floor while another
-is below it (so the slots given up go to the one short of them, not back to a peer).
+heartbeat (none while one it gave up is still being handed over); an instance takes free slots
+up to the ceiling, or only up to the floor while another is below it (so the slots given up go
+to the one short of them, not back to a peer).
 
 Slots being handed over (given up locally, lease kept until the bind is closed and the rate
 window has passed) count for no one: the planner neither gives them up again nor counts them
@@ -119,9 +120,11 @@ def plan(
         low, high = divmod(binds, len(live))
         high = low + (1 if high else 0)
         starving = any(counts[name] < low for name in live if name != me)
+        giving = any(name == server for name, _ in handing_over)
         if len(mine) > high:
             release.extend((server, slot) for slot in mine[high:])
-        elif starving and not free and len(mine) > low:
+        elif starving and not free and len(mine) > low and not giving:
+            # One at a time, and none while a slot is on its way: it may be the one needed.
             release.append((server, mine[-1]))
         target = low if starving else high
         take.extend((server, slot) for slot in free[: max(0, target - len(mine))])
