@@ -257,6 +257,9 @@ class Session(asyncio.Protocol):
         self._queued = 0  # octets handed to _queue_bytes since the connection opened
         # Requests that timed out, by sequence number: their response may still come.
         self._late: dict[int, asyncio.Future[Pdu]] = {}
+        # Set while a response timed out and the enquire_link probing the link is unanswered:
+        # new submits wait for its verdict (see _wait_out_doubt).
+        self._doubt: asyncio.Future[None] | None = None
         # Looked up once rather than on every PDU (settings are frozen).
         self._server = settings.server
         self._name = settings.name
@@ -413,6 +416,8 @@ class Session(asyncio.Protocol):
         conn = self._conn
         if self._closing or not conn.bound:
             raise SessionClosedError(f"session to {self.settings.endpoint} is not bound")
+        if self._doubt is not None:
+            await self._wait_out_doubt()
         waiters = self._waiters
         if conn.window_full or (waiters and waiters[0].done()):
             await self._wait_for_room()
@@ -420,6 +425,19 @@ class Session(asyncio.Protocol):
         if not isinstance(resp, _SUBMIT_RESPONSES):
             return self._refusal(pdu, resp)
         return resp
+
+    async def _wait_out_doubt(self) -> None:
+        """Hold a submit while the link is in doubt (a response timed out and the enquire_link
+        after it is unanswered): on a frozen link it would only join the unknown ones.
+
+        Raises:
+            NotSentError: the link was found dead meanwhile (the submit never left us).
+        """
+        doubt = self._doubt
+        if doubt is not None:
+            await asyncio.shield(doubt)
+        if self._closing or not self._conn.bound:
+            raise NotSentError(f"link to {self.settings.endpoint} closed before the request")
 
     def _refusal(self, pdu: SubmitSm | DataSm, nack: Pdu) -> SubmitSmResp | DataSmResp:
         """A generic_nack to a submit (the connection lets no other PDU through): a refusal.
@@ -596,6 +614,8 @@ class Session(asyncio.Protocol):
             # No future for it: the answer to our enquire_link (the connection has noted it),
             # or one the connection ignored because it awaits nothing: its request timed out
             # (whoever still waits for it gets it).
+            if event is not None and self._doubt is not None and not self._conn.probing:
+                self._end_doubt()  # the probe was answered: the link is alive
             taken = bool(self._late) and self._take_late(pdu)
             if not taken and event is None:
                 log.warning(
@@ -749,15 +769,19 @@ class Session(asyncio.Protocol):
             self._conn.heard(now)
             self._timer = self._loop.call_at(self._loop.time() + 1.0, self._on_timer)
             return
+        timed_out = False
         for event in self._conn.handle_timer(now):
             if isinstance(event, RequestTimedOut):
                 if not self._timed_out(event.sequence_number):
                     return
+                timed_out = True
             elif isinstance(event, SendEnquireLink):
                 self._send_enquire_link(now, after_timeout=event.after_timeout)
             else:
                 self._link_dead(event)
                 return
+        if timed_out and self._doubt is None and self._conn.probing:
+            self._doubt = self._loop.create_future()
         self._arm_timer()
 
     def _timed_out(self, seq: int) -> bool:
@@ -815,6 +839,11 @@ class Session(asyncio.Protocol):
         if len(self._late) > MAX_LATE:
             self._late.pop(next(iter(self._late))).cancel()
         return late
+
+    def _end_doubt(self) -> None:
+        doubt, self._doubt = self._doubt, None
+        if doubt is not None and not doubt.done():
+            doubt.set_result(None)
 
     def _send_enquire_link(self, now: float, *, after_timeout: bool) -> None:
         transport = self._transport
@@ -890,6 +919,7 @@ class Session(asyncio.Protocol):
         late, self._late = self._late, {}
         for future in late.values():
             future.cancel()  # no response can come on a closed link
+        self._end_doubt()
         self._observe_window(self.settings.server, self.settings.name, 0)
         endpoint = self.settings.endpoint
         for future, _, end in pending.values():

@@ -639,3 +639,41 @@ async def test_a_resubmission_waits_for_the_frozen_server_instead_of_its_other_f
     twice = {d for d, n in sim.stats.accepted_by_destination.items() if n > 1}
     flagged = {numbered(i).destination_addr for i, p in enumerate(parts) if p.possible_duplicate}
     assert twice <= flagged
+
+
+async def test_a_submit_made_while_the_link_is_in_doubt_waits_and_is_not_sent_if_it_dies() -> None:
+    """After a response timeout, submits kept going out on the frozen link until it was found
+    dead, each one more message the SMSC might process after its thaw: a duplicate once it is
+    resubmitted (57 in a 90 s freeze with the default timers). A submit made while the probe
+    after a timeout is unanswered now waits for its verdict; the link dies, the submit was
+    never written (NotSentError) and the thawed SMSC never sees it."""
+    async with one_server() as sim:
+        session = await Session.connect(
+            frozen_settings(sim.servers[0].plain_port, enquire_link_interval=30.0)
+        )
+        sim.set_server_frozen(0, frozen=True)
+        with pytest.raises(ResponseTimeoutError):
+            await session.submit(numbered(1))
+        second = asyncio.ensure_future(session.submit(numbered(2)))
+        async with asyncio.timeout(10):
+            assert await outcome(second) == "not sent"
+        assert session.closed
+        sim.set_server_frozen(0, frozen=False)
+        await asyncio.sleep(0.3)  # the thawed SMSC reads what reached it
+        assert numbered(2).destination_addr not in sim.stats.accepted_by_destination
+
+
+async def test_a_submit_held_in_doubt_goes_out_once_the_probe_is_answered() -> None:
+    async with one_server(faults=FaultSettings(stall_ratio=1.0), seed=3) as sim:
+        session = await Session.connect(
+            frozen_settings(sim.servers[0].plain_port, enquire_link_interval=30.0)
+        )
+        try:
+            with pytest.raises(ResponseTimeoutError):
+                await session.submit(numbered(1))
+            with pytest.raises(ResponseTimeoutError):  # held, then sent: the SMSC stalls it too
+                await session.submit(numbered(2))
+            assert sim.stats.stalled == 2
+            assert session.bound
+        finally:
+            session.abort()
