@@ -230,8 +230,9 @@ class AdaptiveRate:
     caller passes the send time of each answered submit and ``now``).
 
     * :meth:`accepted` records each submit the SMSC accepted (its send time); while the rate is
-      below ``ceiling`` it climbs: by ``probe`` of the learnt rate per second at first, the climb
-      doubling every ``double_every`` seconds without a throttle;
+      below ``ceiling`` it climbs: by ``probe`` of the learnt rate per second at first (but at
+      least ``min_probe`` of the ceiling, so a rate learnt while traffic was light comes back
+      soon), the climb doubling every ``double_every`` seconds without a throttle;
     * :meth:`throttled` on a throttled submit sent after the last change: the SMSC counts per
       ``window``, so what it accepted from us in the last window is its limit. The rate drops
       to ``decrease`` times that, and sending resumes when the oldest of those acceptances
@@ -245,6 +246,7 @@ class AdaptiveRate:
         window: the SMSC's counting period in seconds.
         decrease: the share of the measured limit to drop to (below 1, so the SMSC has slack).
         probe: the first climb per second, as a share of the learnt rate.
+        min_probe: the least first climb per second, as a share of the ceiling (when finite).
         double_every: seconds without a throttle after which the climb doubles.
         floor: the rate never goes below this.
 
@@ -261,6 +263,7 @@ class AdaptiveRate:
         "_double_every",
         "_floor",
         "_holds",
+        "_min_step",
         "_news_after",
         "_probe",
         "_rate",
@@ -275,6 +278,7 @@ class AdaptiveRate:
         window: float = 1.0,
         decrease: float = 0.95,
         probe: float = 0.025,
+        min_probe: float = 0.01,
         double_every: float = 5.0,
         floor: float = 1.0,
     ) -> None:
@@ -286,8 +290,10 @@ class AdaptiveRate:
             raise RateLimitSettingsError(
                 f"adaptive rate decrease must be in (0, 1), got {decrease!r}"
             )
-        if not 0 < probe < math.inf or not 0 < double_every < math.inf:
-            raise RateLimitSettingsError("adaptive rate probe and double_every must be > 0")
+        if not (0 < probe < math.inf and 0 <= min_probe < math.inf and 0 < double_every < math.inf):
+            raise RateLimitSettingsError(
+                "adaptive rate probe and double_every must be > 0, min_probe >= 0"
+            )
         if not 0 < floor <= ceiling:
             raise RateLimitSettingsError(
                 f"adaptive rate floor must be in (0, ceiling], got {floor!r}"
@@ -298,6 +304,7 @@ class AdaptiveRate:
         self._window = window
         self._decrease = decrease
         self._probe = probe
+        self._min_step = ceiling * min_probe if math.isfinite(ceiling) else 0.0
         self._double_every = double_every
         self._floor = floor
         self._step = 0.0
@@ -361,7 +368,7 @@ class AdaptiveRate:
             return RateChange(self._rate, now + wait)
         learnt = max(self._floor, min(self._rate, len(accepted) / self._window) * self._decrease)
         self._rate = self._base = learnt
-        self._step = learnt * self._probe
+        self._step = max(learnt * self._probe, self._min_step)
         self._adjusted_at = now
         self._holds = 0
         return RateChange(learnt, max(now, accepted[0] + self._window))

@@ -15,7 +15,19 @@ from typing import Any
 
 import pytest
 
-from smppgw.codec import CommandStatus, MessageState, QuerySm, QuerySmResp, SubmitSm
+from smppgw.binds import BindManager, BindManagerSettings, ServerSettings
+from smppgw.codec import (
+    CommandStatus,
+    DataSm,
+    DataSmResp,
+    DeliverSm,
+    GenericNack,
+    MessageState,
+    QuerySm,
+    QuerySmResp,
+    SubmitSm,
+    SubmitSmResp,
+)
 from smppgw.config import ConfigError, parse_config, recovery_settings
 from smppgw.daemon import Gateway, GatewayOptions
 from smppgw.observe import RecordingObserver
@@ -368,3 +380,83 @@ async def test_parts_waiting_at_a_stop_are_queried_after_the_restart(tmp_path: P
             await second.stop(5)
     assert states == dict.fromkeys(ids, "expired")
     assert sim.stats.queries >= count
+
+
+# --- the bind manager's query ---------------------------------------------------------------
+
+
+class QueryingFake:
+    """A bound session that records when each request was sent (on the loop's clock)."""
+
+    def __init__(self, answers: list[CommandStatus]) -> None:
+        self.answers = answers
+        self.sent: list[tuple[str, float]] = []
+        self.bound = True
+        self.closed = False
+        self._closed: asyncio.Future[BaseException | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+    async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
+        self.sent.append(("submit_sm", asyncio.get_running_loop().time()))
+        return SubmitSmResp(message_id=f"{len(self.sent)}")
+
+    async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack:
+        self.sent.append(("query_sm", asyncio.get_running_loop().time()))
+        status = self.answers.pop(0)
+        if status != CommandStatus.ESME_ROK:
+            return QuerySmResp(command_status=status, body_omitted=True)
+        return QuerySmResp(message_id=pdu.message_id, message_state=MessageState.DELIVERED)
+
+    async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        self.abort()
+
+    def abort(self) -> None:
+        self.closed, self.bound = True, False
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> BaseException | None:
+        return await self._closed
+
+
+async def test_a_query_takes_its_servers_token_and_a_throttled_one_slows_the_server() -> None:
+    session = QueryingFake([CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_ROK])
+
+    async def connect(settings: SessionSettings, **kwargs: Any) -> QueryingFake:
+        return session
+
+    async def no_inbound(pdu: DeliverSm | DataSm) -> CommandStatus:
+        return CommandStatus.ESME_ROK
+
+    observer = RecordingObserver()
+    loop = asyncio.get_running_loop()
+    manager = BindManager(
+        BindManagerSettings(
+            (ServerSettings("s1", "127.0.0.1", 2775, binds=1, rate=10.0),), "acme", "secret"
+        ),
+        on_inbound=no_inbound,
+        observer=observer,
+        session_factory=connect,
+        clock=loop.time,
+    )
+    async with asyncio.timeout(TIMEOUT):
+        await manager.start()
+        try:
+            await manager.wait_bound(timeout=5)
+            await manager.submit([SubmitSm(destination_addr="919812345678", short_message=b"x")])
+            throttled = await manager.query(QuerySm(message_id="1"))
+            answered = await manager.query(QuerySm(message_id="1"))
+        finally:
+            await manager.stop(1)
+    assert throttled is not None
+    assert throttled.command_status == CommandStatus.ESME_RTHROTTLED
+    assert isinstance(answered, QuerySmResp)
+    assert answered.message_state == MessageState.DELIVERED
+    assert observer.total("throttled") == 1
+    kinds = [kind for kind, _ in session.sent]
+    assert kinds == ["submit_sm", "query_sm", "query_sm"]
+    times = [at for _, at in session.sent]
+    # Each request took a token of the 10/s server (one every ~0.1 s): no query went early.
+    assert times[1] - times[0] >= 0.09
+    assert times[2] - times[1] >= 0.09

@@ -86,7 +86,7 @@ def test_nothing_accepted_in_the_last_second_leaves_the_backoff_to_the_caller() 
 
 
 def test_the_rate_climbs_back_slowly_then_faster_up_to_the_ceiling() -> None:
-    adaptive = AdaptiveRate(50.0, probe=0.025, double_every=5.0)
+    adaptive = AdaptiveRate(50.0, probe=0.025, min_probe=0.0, double_every=5.0)
     fill(adaptive, [0.01 + i / 20 for i in range(20)], 1.0)
     adaptive.throttled(1.0, 1.0)
     assert adaptive.rate == pytest.approx(19.0)
@@ -97,6 +97,20 @@ def test_the_rate_climbs_back_slowly_then_faster_up_to_the_ceiling() -> None:
     assert adaptive.rate == pytest.approx(19.0 + 15 * step)
     adaptive.accepted(40.0, 40.0)
     assert adaptive.rate == 50.0  # never above the configured rate
+
+
+def test_a_rate_learnt_while_traffic_was_light_climbs_back_within_half_a_minute() -> None:
+    """Two submits in a second, the second throttled: the rate drops to 1/s, but climbs by at
+    least 1 % of the configured 50/s per second, doubling every 5 s."""
+    adaptive = AdaptiveRate(50.0)
+    adaptive.accepted(0.5, 0.5)
+    change = adaptive.throttled(0.9, 0.9)
+    assert change is not None
+    assert change.rate == 1.0  # the floor
+    adaptive.accepted(15.9, 15.9)
+    assert adaptive.rate == pytest.approx(1.0 + 0.5 * (5 * 7 + 8 * 0))  # 15 s: 5 at each step
+    adaptive.accepted(25.9, 25.9)
+    assert adaptive.rate == 50.0
 
 
 def test_a_small_climb_does_not_change_the_rate_on_every_submit() -> None:
