@@ -6,6 +6,7 @@ Commands::
     smppgw simulate [OPTIONS]                run the SMSC simulator (see simulate --help)
     smppgw send --to N --text T [...]        submit one message
     smppgw send --file FILE.csv|.jsonl       submit many, with a progress bar on stderr
+    smppgw send --dry-run [...]              what the message(s) would cost; nothing is sent
     smppgw status ID | --custom X | --ping   a message's status, or check the daemon answers
     smppgw status --unmatched                receipts that matched no message
     smppgw events [--cursor N] [--follow]    print events (JSON lines), optionally tail them
@@ -70,7 +71,7 @@ _DEFAULT_MAX_BATCH = 1000
 
 # Message fields a file row may hold, with how a CSV cell is converted.
 _INT_FIELDS = frozenset({"max_parts", "priority"})
-_BOOL_FIELDS = frozenset({"flash", "registered_delivery"})
+_BOOL_FIELDS = frozenset({"flash", "registered_delivery", "transliterate"})
 _TIME_FIELDS = frozenset({"validity", "schedule"})
 _FIELDS = frozenset(
     {"to", "from", "text", "hex", "coding", "pe_id", "template_id", "tm_id", "custom"}
@@ -224,6 +225,8 @@ def _message_from_args(args: argparse.Namespace) -> dict[str, object]:
         message["flash"] = True
     if args.no_dlr:
         message["registered_delivery"] = False
+    if args.transliterate:
+        message["transliterate"] = True
     return message
 
 
@@ -380,14 +383,15 @@ class _Progress:
 
 # Rows of one request: (line number, the message encoded as JSON).
 _Chunk = list[tuple[int, bytes]]
-# The longest request around its messages: {"op":"submit","req":N,"messages":[...]}.
-_REQUEST_OVERHEAD = len(b'{"op":"submit","req":2147483647,"messages":[]}')
+# A batch request (op submit, or preview for a dry run) around its messages.
+_REQUEST = b'{"op":"%b","req":%d,"messages":[%b]}\n'
 _SHOWN_PROBLEMS = 20
 
 
 @dataclass(slots=True)
 class _SendTotals:
     accepted: int = 0
+    parts: int = 0  # of the accepted messages
     duplicates: int = 0
     rejected: int = 0
     malformed: int = 0
@@ -420,6 +424,8 @@ class _FileSender:
         max_line: int,
         progress: _Progress,
         json_out: TextIO | None,
+        op: str = "submit",
+        preview_out: TextIO | None = None,
     ) -> None:
         self._client = client
         self._rows = rows
@@ -429,6 +435,9 @@ class _FileSender:
         self._max_line = max_line
         self._progress = progress
         self._json_out = json_out
+        self._op = op.encode()
+        self._overhead = len(_REQUEST % (self._op, 2**31 - 1, b"")) - 1  # newline excluded
+        self._preview_out = preview_out  # each result of a dry run, in words
         self._in_flight: deque[tuple[int, _Chunk, int]] = deque()
         self._retry: deque[tuple[_Chunk, int]] = deque()
         self._held: tuple[int, bytes] | None = None  # read, but did not fit the last batch
@@ -459,7 +468,7 @@ class _FileSender:
         if self._retry:
             return self._retry.popleft()
         chunk: _Chunk = []
-        size = _REQUEST_OVERHEAD
+        size = self._overhead
         while len(chunk) < self._batch:
             row = self._held or self._read()
             self._held = None
@@ -484,6 +493,9 @@ class _FileSender:
     def _report(self, line: int, result: dict[str, object]) -> None:
         if self._json_out is not None:
             self._json_out.write(msgspec.json.encode({"line": line, **result}).decode() + "\n")
+        if self._preview_out is not None:
+            head, *rest = _preview_lines(result)
+            self._preview_out.writelines([f"line {line}: {head}", *rest])
 
     def _record(self, chunk: _Chunk, results: list[object]) -> None:
         failed = 0
@@ -493,6 +505,8 @@ class _FileSender:
             self._report(line, result)
             if result.get("ok"):
                 totals.accepted += 1
+                parts = result.get("parts")
+                totals.parts += parts if isinstance(parts, int) else 0
                 totals.duplicates += bool(result.get("duplicate"))
             else:
                 failed += 1
@@ -511,9 +525,7 @@ class _FileSender:
                     self._number += 1
                     self._in_flight.append((self._number, chunk, attempt))
                     messages = b",".join(encoded for _, encoded in chunk)
-                    self._client.send_raw(
-                        b'{"op":"submit","req":%d,"messages":[%b]}\n' % (self._number, messages)
-                    )
+                    self._client.send_raw(_REQUEST % (self._op, self._number, messages))
                 await self._client.drain()
                 if not self._in_flight:
                     return self.totals
@@ -563,9 +575,11 @@ async def _cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = await _Client.connect(intake.path)
     try:
         if args.file is None:
-            reply = await client.call({"op": "submit", **message})
+            reply = await client.call({"op": "preview" if args.dry_run else "submit", **message})
             if args.json:
                 out.write(msgspec.json.encode(reply).decode() + "\n")
+            elif args.dry_run:
+                (out if reply.get("ok") else err).writelines(_preview_lines(reply))
             elif reply.get("ok"):
                 kind = "duplicate of" if reply.get("duplicate") else "accepted"
                 out.write(f"{kind} id={reply.get('id')} parts={reply.get('parts')}\n")
@@ -621,19 +635,29 @@ async def _send_from_file(
             max_line=intake.max_line,
             progress=progress,
             json_out=out if args.json else None,
+            op="preview" if args.dry_run else "submit",
+            preview_out=out if args.dry_run and not args.json else None,
         )
         started = time.monotonic()
         try:
             totals = await sender.run()
         finally:
             progress.finish()
-            _summary(sender, time.monotonic() - started, out if not args.json else err, err)
+            _summary(
+                sender,
+                time.monotonic() - started,
+                out if not args.json else err,
+                err,
+                dry_run=args.dry_run,
+            )
     if sender.stopped is not None:
         raise _InputError(f"{sender.stopped}; reading stopped there, the rows before it were sent")
     return EXIT_FAILED if totals.rejected or totals.malformed else EXIT_OK
 
 
-def _summary(sender: _FileSender, elapsed: float, out: TextIO, err: TextIO) -> None:
+def _summary(
+    sender: _FileSender, elapsed: float, out: TextIO, err: TextIO, *, dry_run: bool = False
+) -> None:
     """The rows not accepted (the first 20), then one line of totals: printed however it ends."""
     totals = sender.totals
     err.writelines(f"{_printable(text)}\n" for text in totals.problems)
@@ -641,11 +665,18 @@ def _summary(sender: _FileSender, elapsed: float, out: TextIO, err: TextIO) -> N
     if hidden > 0:
         err.write(f"... and {hidden} more rows not accepted\n")
     rows = totals.accepted + totals.rejected + totals.malformed + totals.unanswered
-    line = (
-        f"{rows} messages in {elapsed:.1f} s: {totals.accepted} accepted "
-        f"({totals.duplicates} duplicates), {totals.rejected} rejected, "
-        f"{totals.malformed} malformed"
-    )
+    if dry_run:
+        line = (
+            f"{rows} messages previewed in {elapsed:.1f} s, nothing sent: {totals.accepted} "
+            f"would be accepted ({totals.parts} parts), {totals.rejected} would be rejected, "
+            f"{totals.malformed} malformed"
+        )
+    else:
+        line = (
+            f"{rows} messages in {elapsed:.1f} s: {totals.accepted} accepted "
+            f"({totals.duplicates} duplicates), {totals.rejected} rejected, "
+            f"{totals.malformed} malformed"
+        )
     if totals.unanswered:
         line += f", {totals.unanswered} without an answer (resend them with the same custom)"
     out.write(line + "\n")
@@ -676,6 +707,30 @@ def _count_rows(path: Path, fmt: str, name: str, limit: int) -> int | None:
         raise _InputError(f"{exc}; nothing was sent") from None
     except OSError as exc:
         raise CliError(f"{path}: {exc.strerror or exc}") from exc
+
+
+def _preview_lines(result: dict[str, object]) -> list[str]:
+    """A preview result in words: ``would be accepted: gsm, 2 parts`` (or ``would be
+    rejected: ERROR: ...``), a line per part, then the cost transliterated when there is one."""
+    if result.get("ok"):
+        lines = [f"would be accepted: {_cost(result)}"]
+        split = result.get("split")
+        for number, part in enumerate(split if isinstance(split, list) else [], 1):
+            assert isinstance(part, dict)
+            sizes = [f"{part[k]} {k}" for k in ("chars", "septets", "octets") if k in part]
+            content = str(part["text"] if "text" in part else part.get("hex"))
+            lines.append(f'  part {number}: {", ".join(sizes)}: "{_printable(content)}"')
+    else:
+        lines = [f"would be rejected: {_printable(_error_text(result))}"]
+    alternative = result.get("transliterated")
+    if isinstance(alternative, dict):
+        lines.append(f"  transliterated (--transliterate): {_cost(alternative)}")
+    return [f"{line}\n" for line in lines]
+
+
+def _cost(result: dict[str, object]) -> str:
+    parts = result.get("parts")
+    return f"{result.get('coding')}, {parts} part{'' if parts == 1 else 's'}"
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
@@ -993,6 +1048,16 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--progress", action="store_true", help="progress bar even off a tty")
     send.add_argument("--quiet", action="store_true", help="no progress bar")
     send.add_argument("--json", action="store_true", help="print replies as JSON lines")
+    send.add_argument(
+        "--transliterate",
+        action="store_true",
+        help="replace typographic quotes, dashes... with GSM look-alikes before coding",
+    )
+    send.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only show the coding, parts and split each message would have; send nothing",
+    )
     _add_socket(send)
 
     status = commands.add_parser("status", help="a message's status, or --ping the daemon")
