@@ -9,9 +9,9 @@ Commands::
     smppgw send --dry-run [...]              what the message(s) would cost; nothing is sent
     smppgw status ID | --custom X | --ping   a message's status, or check the daemon answers
     smppgw status --unmatched                receipts that matched no message
-    smppgw events [--cursor N] [--follow]    print events (JSON lines), optionally tail them
+    smppgw events [--cursor N] [--follow]    print events; --follow tails, across restarts
     smppgw check-config --config PATH        validate a configuration and print a summary
-    smppgw version
+    smppgw version | --version
 
 Exit codes: 0 success; 1 the daemon refused something (a rejected message, an unknown id);
 2 usage or configuration error; 3 the daemon cannot be reached; 130 interrupted.
@@ -46,6 +46,7 @@ from typing import BinaryIO, TextIO, TypeGuard
 import msgspec
 
 from smppgw import __version__
+from smppgw.events import EventType
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -131,6 +132,11 @@ class _Client:
         except asyncio.IncompleteReadError as exc:
             raise CliError(
                 f"the daemon at {self.path} closed the connection", EXIT_UNAVAILABLE
+            ) from exc
+        except OSError as exc:
+            raise CliError(
+                f"lost the connection to the daemon at {self.path}: {exc.strerror or exc}",
+                EXIT_UNAVAILABLE,
             ) from exc
 
     def decode(self, line: bytes) -> dict[str, object]:
@@ -755,6 +761,23 @@ def _escape(char: str) -> str:
 # --- status, events -----------------------------------------------------------------------
 
 
+def _text_value(value: object) -> str:
+    """A payload value as ``status`` prints it: ``true``/``false``, numbers, strings with
+    control characters escaped, anything nested as compact JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _printable(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return _printable(msgspec.json.encode(value).decode())
+
+
+def _fields_text(fields: dict[str, object]) -> str:
+    """``key=value`` pairs of the fields that are not null."""
+    return " ".join(f"{_printable(k)}={_text_value(v)}" for k, v in fields.items() if v is not None)
+
+
 async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     chosen = args.ping + args.unmatched + (args.id is not None) + (args.custom is not None)
     if chosen != 1:
@@ -763,7 +786,8 @@ async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     try:
         if args.ping:
             reply = await client.call({"op": "ping"})
-            out.write(f"pong from smppgw {reply.get('version')} at {client.path}\n")
+            version = _text_value(reply.get("version"))
+            out.write(f"pong from smppgw {version} at {client.path}\n")
             return EXIT_OK if reply.get("ok") else EXIT_FAILED
         if args.unmatched:
             reply = await client.call({"op": "unmatched", "limit": args.limit})
@@ -773,7 +797,7 @@ async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     finally:
         await client.close()
     if not reply.get("ok"):
-        err.write(f"{_error_text(reply)}\n")
+        err.write(f"{_printable(_error_text(reply))}\n")
         return EXIT_FAILED
     status = reply.get("status")
     if args.json:
@@ -781,14 +805,13 @@ async def _cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         return EXIT_OK
     assert isinstance(status, dict)
     for key, value in status.items():
-        if key == "parts":
-            assert isinstance(value, list)
+        if key == "parts" and isinstance(value, list):
             for part in value:
                 assert isinstance(part, dict)
-                details = " ".join(f"{k}={v}" for k, v in part.items() if v is not None)
-                out.write(f"  part {details}\n")
+                number = part.pop("part", None)
+                out.write(f"part {_text_value(number)}: {_fields_text(part)}\n")
         elif value is not None:
-            out.write(f"{key}: {value}\n")
+            out.write(f"{_printable(key)}: {_text_value(value)}\n")
     return EXIT_OK
 
 
@@ -796,52 +819,132 @@ def _print_unmatched(
     reply: dict[str, object], args: argparse.Namespace, out: TextIO, err: TextIO
 ) -> int:
     if not reply.get("ok"):
-        err.write(f"{_error_text(reply)}\n")
+        err.write(f"{_printable(_error_text(reply))}\n")
         return EXIT_FAILED
     receipts = reply.get("receipts")
     assert isinstance(receipts, list)
     if args.json:
-        out.writelines(msgspec.json.encode(r).decode() + "\n" for r in receipts)
+        document = {"count": reply.get("count"), "receipts": receipts}
+        out.write(msgspec.json.encode(document).decode() + "\n")
         return EXIT_OK
-    out.write(f"{reply.get('count')} delivery receipts matched no message\n")
+    out.write(f"{_text_value(reply.get('count'))} delivery receipts matched no message\n")
     for receipt in receipts:
         assert isinstance(receipt, dict)
-        out.write(" ".join(f"{k}={v}" for k, v in receipt.items() if v is not None) + "\n")
+        out.write(_fields_text(receipt) + "\n")
     return EXIT_OK
+
+
+_EVENT_TYPES = tuple(t.value for t in EventType)
+_RECONNECT_FIRST = 0.1  # seconds before the first attempt to reconnect, doubling up to:
+_RECONNECT_MAX = 5.0
+
+
+class _EventStream:
+    """One subscription, followed across reconnects: the cursor is the last event seen."""
+
+    def __init__(
+        self, path: str, types: frozenset[str], out: TextIO, err: TextIO, client: _Client
+    ) -> None:
+        self.path = path
+        self.cursor = 0
+        self._types = types
+        self._out = out
+        self._err = err
+        self._client = client
+
+    async def subscribe(self, cursor: int | None) -> int:
+        """Subscribe after ``cursor`` (None: now); returns the newest event's cursor."""
+        request: dict[str, object] = {"op": "subscribe"}
+        if cursor is not None:
+            request["cursor"] = cursor
+        # Types are filtered here, not by the daemon: every event's cursor must arrive for
+        # the command to know when it has caught up, and to resume after the last one.
+        reply = await self._client.call(request)
+        if not reply.get("ok"):
+            raise CliError(_printable(_error_text(reply)), EXIT_FAILED)
+        start, last = reply.get("cursor"), reply.get("last")
+        assert isinstance(start, int)
+        assert isinstance(last, int)
+        self.cursor = start
+        return last
+
+    async def print_until(self, last: int | None) -> None:
+        """Print events until the one at ``last`` (None: for ever).
+
+        Raises:
+            CliError: EXIT_UNAVAILABLE when the connection is lost, EXIT_FAILED when the
+                daemon ends the stream with an error.
+        """
+        client = self._client
+        while last is None or self.cursor < last:
+            line = await client.receive_line()
+            event = client.decode(line)
+            cursor = event.get("cursor")
+            if not isinstance(cursor, int):  # an error line: the daemon ends the stream
+                raise CliError(_printable(_error_text(event)), EXIT_FAILED)
+            if not self._types or event.get("event") in self._types:
+                self._out.write(line.decode("utf-8"))
+                self._out.flush()
+            self.cursor = cursor
+
+    async def reconnect(self, why: CliError) -> None:
+        """Connect and subscribe again after the last cursor seen, backing off up to 5 s."""
+        self.say(f"{why}; reconnecting, to resume after cursor {self.cursor}")
+        await self._client.close()
+        delay = _RECONNECT_FIRST
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RECONNECT_MAX)
+            try:
+                self._client = await _Client.connect(self.path)
+            except CliError:
+                continue
+            try:
+                await self.subscribe(self.cursor)
+            except CliError as exc:
+                await self._client.close()
+                if exc.code != EXIT_UNAVAILABLE:
+                    raise
+                continue
+            self.say(f"reconnected to {self.path}; resuming after cursor {self.cursor}")
+            return
+
+    def say(self, text: str) -> None:
+        self._err.write(f"smppgw events: {text}\n")
+        self._err.flush()
+
+    async def close(self) -> None:
+        await self._client.close()
 
 
 async def _cmd_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    client = await _Client.connect(_socket_path(args))
+    if args.cursor is not None and args.cursor < 0:
+        raise CliError(f"--cursor must be 0 or more, got {args.cursor}")
+    path = _socket_path(args)
+    stream = _EventStream(path, frozenset(args.type or ()), out, err, await _Client.connect(path))
     try:
-        request: dict[str, object] = {"op": "subscribe"}
-        if args.cursor is not None:
-            request["cursor"] = args.cursor
-        # Types are filtered here, not by the daemon: every event's cursor must arrive for
-        # the command to know when it has caught up.
-        types = set(args.type or ())
-        reply = await client.call(request)
-        if not reply.get("ok"):
-            err.write(f"{_error_text(reply)}\n")
-            return EXIT_FAILED
-        last = reply.get("last")
-        cursor = reply.get("cursor")
-        assert isinstance(last, int)
-        assert isinstance(cursor, int)
-        while args.follow or cursor < last:
-            line = await client.receive_line()
-            event = client.decode(line)
-            if "cursor" not in event:  # an error line from the stream
-                err.write(f"{_error_text(event)}\n")
-                return EXIT_FAILED
-            if not types or event.get("event") in types:
-                out.write(line.decode("utf-8"))
-                out.flush()
-            value = event["cursor"]
-            assert isinstance(value, int)
-            cursor = value
+        last = await stream.subscribe(args.cursor)
+        if args.cursor is None:
+            verb, more = (
+                ("following", "") if args.follow else ("printing", ", --follow to keep going")
+            )
+            stream.say(
+                f"{verb} events from now (cursor {stream.cursor}); --cursor 0 for the stored "
+                f"history{more}"
+            )
+        elif args.follow:
+            stream.say(f"following events after cursor {stream.cursor}")
+        while True:
+            try:
+                await stream.print_until(None if args.follow else last)
+            except CliError as exc:
+                if not args.follow or exc.code != EXIT_UNAVAILABLE:
+                    raise
+                await stream.reconnect(exc)
+            else:
+                return EXIT_OK
     finally:
-        await client.close()
-    return EXIT_OK
+        await stream.close()
 
 
 # --- run, check-config, simulate, version -------------------------------------------------
@@ -1016,6 +1119,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 refused by the daemon, 2 usage or configuration error, "
         "3 daemon unreachable, 130 interrupted.",
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"smppgw {__version__} (Python {platform.python_version()})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the daemon")
@@ -1076,10 +1184,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_socket(status)
 
     events = commands.add_parser("events", help="print events as JSON lines")
-    events.add_argument("--cursor", type=int, help="start after this cursor (default: now)")
+    events.add_argument(
+        "--cursor", type=int, help="start after this cursor, 0 = the stored history (default: now)"
+    )
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     events.add_argument(
-        "--type", action="append", help="only this event type (repeatable), e.g. sms:message:in"
+        "--type",
+        action="append",
+        choices=_EVENT_TYPES,
+        help="only this event type (repeatable)",
     )
     _add_socket(events)
 
@@ -1126,7 +1239,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         err.write(f"smppgw {args.command}: {exc}\n")
         return exc.code
     except KeyboardInterrupt:
-        return EXIT_OK if getattr(args, "follow", False) else EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # `smppgw events | head`: the reader went away; not an error of ours. Point stdout at
         # nothing so the interpreter's final flush does not fail again.
