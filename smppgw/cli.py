@@ -1112,27 +1112,7 @@ def _add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     doctor.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="smppgw",
-        description="SMPP v3.4 gateway: daemon, client and simulator.",
-        epilog="Exit codes: 0 ok, 1 refused by the daemon, 2 usage or configuration error, "
-        "3 daemon unreachable, 130 interrupted.",
-    )
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"smppgw {__version__} (Python {platform.python_version()})",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config", required=True, metavar="PATH", help="TOML configuration")
-    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
-    run.add_argument("--log-format", choices=["text", "json"])
-
-    commands.add_parser("simulate", help="run the SMSC simulator (simulate --help)", add_help=False)
-
+def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     send = commands.add_parser("send", help="submit one message, or many from a file")
     send.add_argument("--to", help="destination, E.164 digits without + (e.g. 14155550101)")
     send.add_argument("--from", dest="sender", help="sender id (default: [defaults] sender)")
@@ -1167,6 +1147,30 @@ def _parser() -> argparse.ArgumentParser:
         help="only show the coding, parts and split each message would have; send nothing",
     )
     _add_socket(send)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="smppgw",
+        description="SMPP v3.4 gateway: daemon, client and simulator.",
+        epilog="Exit codes: 0 ok, 1 refused by the daemon, 2 usage or configuration error, "
+        "3 daemon unreachable, 130 interrupted.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"smppgw {__version__} (Python {platform.python_version()})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", required=True, metavar="PATH", help="TOML configuration")
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", choices=["text", "json"])
+
+    commands.add_parser("simulate", help="run the SMSC simulator (simulate --help)", add_help=False)
+
+    _add_send(commands)
 
     status = commands.add_parser("status", help="a message's status, or --ping the daemon")
     status.add_argument("id", nargs="?", help="the message id returned by send")
