@@ -809,6 +809,8 @@ class Gateway:
         if entry.parts == 1 and match.applied:
             # The message's only part and its receipt are all the payload needs.
             parts = (PartPayload(part=0, smsc_id=entry.smsc_id, status=dlr.stat, err=dlr.err),)
+        if dlr.final:
+            self._watch.done(entry.message_id, entry.part)
         cursor = await store.apply_receipt(
             entry.message_id, match.state, match.outcome, parts, via=dlr.via
         )

@@ -108,31 +108,57 @@ class Waiting:
 
 @dataclass(slots=True)
 class ReceiptWatch:
-    """The parts waiting for receipts, each with the time of its next query (a heap)."""
+    """The parts waiting for receipts, each with the time of its next query.
+
+    Parts not yet queried wait in arrival order (a dict: they were accepted in time order, so
+    the first is the next due) and leave it when their receipt comes (:meth:`done`), so what
+    is held is about ``accept rate x receipt delay`` parts, not every part of the last
+    ``query_after`` seconds. Parts queried before, or to be tried again, wait in a heap.
+    """
 
     settings: RecoverySettings
+    _first: dict[tuple[str, int], tuple[float, Waiting]] = field(default_factory=dict)
     _heap: list[tuple[float, int, Waiting]] = field(default_factory=list)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._first) + len(self._heap)
 
     def watch(self, part: Waiting, registered_at: float) -> None:
         """Start watching a part the SMSC accepted at ``registered_at``."""
         if self.settings.enabled:
-            self._push(registered_at + self.settings.query_after, part)
+            key = (part.message_id, part.part)
+            self._first.pop(key, None)  # accepted again: the newest registration counts
+            self._first[key] = (registered_at + self.settings.query_after, part)
+
+    def done(self, message_id: str, part: int) -> None:
+        """The part's final receipt came: no query about it is needed."""
+        self._first.pop((message_id, part), None)
 
     def due(self, now: float, limit: int) -> list[Waiting]:
-        """Take up to ``limit`` parts whose query is due at ``now``, most overdue first."""
-        heap = self._heap
+        """Take up to ``limit`` parts whose query is due at ``now``."""
         out: list[Waiting] = []
+        first = self._first
+        while first and len(out) < limit:
+            key = next(iter(first))
+            due, part = first[key]
+            if due > now:
+                break
+            del first[key]
+            out.append(part)
+        heap = self._heap
         while heap and len(out) < limit and heap[0][0] <= now:
             out.append(heapq.heappop(heap)[2])
         return out
 
     def next_due(self) -> float | None:
         """When the next query is due (None: nothing is watched)."""
-        return self._heap[0][0] if self._heap else None
+        dues = []
+        if self._first:
+            dues.append(self._first[next(iter(self._first))][0])
+        if self._heap:
+            dues.append(self._heap[0][0])
+        return min(dues, default=None)
 
     def answered(self, part: Waiting, now: float) -> None:
         """A query about ``part`` was answered without a final state: ask again after

@@ -460,3 +460,17 @@ async def test_a_query_takes_its_servers_token_and_a_throttled_one_slows_the_ser
     # Each request took a token of the 10/s server (one every ~0.1 s): no query went early.
     assert times[1] - times[0] >= 0.09
     assert times[2] - times[1] >= 0.09
+
+
+def test_a_part_whose_receipt_came_is_no_longer_held_nor_queried() -> None:
+    """The watch holds only the parts still waiting: a final receipt takes its part out at
+    once, instead of the part being held until its query is due (``query_after`` later)."""
+    watch = ReceiptWatch(RecoverySettings(query_after=60, query_interval=30))
+    for n in range(1000):
+        watch.watch(Waiting(f"m{n}", 0, f"{n:x}", 5, 0, "ACME"), registered_at=float(n))
+    for n in range(1000):
+        if n != 500:
+            watch.done(f"m{n}", 0)
+    assert len(watch) == 1
+    (part,) = watch.due(10_000.0, 10)
+    assert part.message_id == "m500"
