@@ -797,6 +797,21 @@ async def _accepts_connections(path: Path) -> bool:
     return True
 
 
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Return once ``sock`` is readable (a listening socket: a client waits to be accepted)."""
+    ready = loop.create_future()
+    loop.add_reader(sock.fileno(), _set_once, ready)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock.fileno())
+
+
 def _remove_stale(path: Path) -> None:
     if path.is_socket():
         logger.debug("intake: removing socket %s", path)
@@ -1001,8 +1016,15 @@ class IntakeServer:
         """
         loop = asyncio.get_running_loop()
         while True:
+            # Wait for a client, then accept it without yielding: a cancellation (stop())
+            # can only come while nothing is accepted. With ``loop.sock_accept`` a stop that
+            # came just after the kernel handed over a client dropped that client's socket
+            # unclosed.
+            await _readable(loop, listener)
             try:
-                conn, _ = await loop.sock_accept(listener)
+                conn, _ = listener.accept()
+            except BlockingIOError:
+                continue  # another wake-up took the client, or it went away
             except OSError as exc:
                 self._accept_failed.add(
                     loop.time(),
