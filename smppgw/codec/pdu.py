@@ -1,8 +1,9 @@
 """Every SMPP v3.4 PDU as a frozen, slotted dataclass, and :func:`encode` / :func:`decode`.
 
 Field names and maximum sizes follow SMPP v3.4 issue 1.2 section 4; each mandatory field is
-declared once, with its wire layout in the field metadata, and :mod:`._fields` compiles those
-layouts into the codec. C-octet strings are ``str`` decoded as Latin-1, so every octet survives a
+declared once, with its wire layout in the field metadata; :mod:`._fields` reads and writes any
+layout (the reference codec) and :mod:`._fast` holds hand-written fast paths for the PDUs of
+the hot path. C-octet strings are ``str`` decoded as Latin-1, so every octet survives a
 round trip; ``short_message`` is ``bytes``. Optional parameters are kept raw in ``tlvs`` in wire
 order (typed accessors come from :class:`~smppgw.codec.tlv.TlvAccessors`).
 
@@ -18,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar
 
-from ._fields import Field, Kind, build_codec
+from . import _fast
+from ._fields import Field, Kind, decode_body, encode_body
 from .constants import CommandId, CommandStatus
 from .errors import EncodeError, InvalidCommandIdError, InvalidCommandLengthError
 from .tlv import Tlv, TlvAccessors
@@ -72,10 +74,6 @@ def _u8(default: int = 0) -> Any:  # noqa: ANN401 - dataclasses.field() is typed
     return dataclasses.field(default=default, metadata={"wire": (Kind.U8, 0)})
 
 
-def _u32(default: int = 0) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
-    return dataclasses.field(default=default, metadata={"wire": (Kind.U32, 0)})
-
-
 def _c(size: int, default: str = "", *, secret: bool = False) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
     """A C-octet string of at most ``size`` octets, NUL included; secrets stay out of repr."""
     return dataclasses.field(
@@ -97,10 +95,10 @@ class Pdu(TlvAccessors):
 
     command_id: ClassVar[CommandId]
     is_response: ClassVar[bool] = False
-    _decode_body: ClassVar[Callable[..., Any]]
-    _encode_body: ClassVar[Callable[[Any], bytes]]
-    _decode_fast: ClassVar[Callable[..., Any]]
-    _encode_fast: ClassVar[Callable[[Any], bytes | None]]
+    # The mandatory fields in wire order, and the fast path if the PDU has one (see _register).
+    _layout: ClassVar[tuple[Field, ...]] = ()
+    _decode_fast: ClassVar[_fast.FastDecoder | None] = None
+    _encode_fast: ClassVar[_fast.FastEncoder | None] = None
     _defaults: ClassVar[tuple[Any, ...]] = ()
     _wire_names: ClassVar[tuple[str, ...]] = ()
 
@@ -120,16 +118,23 @@ def pdu_class(command_id: int) -> type[Pdu] | None:
     return _BY_ID.get(command_id)
 
 
-def _register(command_id: CommandId) -> Callable[[type[_P]], type[_P]]:
+_FastCodec = Callable[[type["Pdu"], tuple[Field, ...]], tuple[_fast.FastDecoder, _fast.FastEncoder]]
+
+
+def _register(
+    command_id: CommandId, fast: _FastCodec | None = None
+) -> Callable[[type[_P]], type[_P]]:
+    """Register a PDU class for ``command_id``; ``fast`` makes its fast decoder and encoder."""
+
     def wrap(cls: type[_P]) -> type[_P]:
         wire = [
             (f.name, f.metadata["wire"]) for f in dataclasses.fields(cls) if "wire" in f.metadata
         ]
-        layout = tuple(Field(name, kind, size) for name, (kind, size) in wire)
         cls.command_id = command_id
         cls.is_response = bool(command_id & 0x80000000)
-        codec = build_codec(cls, command_id, layout)
-        cls._decode_body, cls._encode_body, cls._decode_fast, cls._encode_fast = codec
+        cls._layout = tuple(Field(name, kind, size) for name, (kind, size) in wire)
+        if fast is not None:
+            cls._decode_fast, cls._encode_fast = fast(cls, cls._layout)
         cls._wire_names = tuple(name for name, _ in wire)
         cls._defaults = tuple(f.default for f in dataclasses.fields(cls) if "wire" in f.metadata)
         _BY_ID[command_id] = cls
@@ -229,31 +234,31 @@ class Outbind(Pdu):
     password: str = _c(9, secret=True)
 
 
-@_register(CommandId.UNBIND)
+@_register(CommandId.UNBIND, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unbind(Pdu):
     pass
 
 
-@_register(CommandId.UNBIND_RESP)
+@_register(CommandId.UNBIND_RESP, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnbindResp(Pdu):
     pass
 
 
-@_register(CommandId.GENERIC_NACK)
+@_register(CommandId.GENERIC_NACK, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenericNack(Pdu):
     pass
 
 
-@_register(CommandId.ENQUIRE_LINK)
+@_register(CommandId.ENQUIRE_LINK, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnquireLink(Pdu):
     pass
 
 
-@_register(CommandId.ENQUIRE_LINK_RESP)
+@_register(CommandId.ENQUIRE_LINK_RESP, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnquireLinkResp(Pdu):
     pass
@@ -285,25 +290,25 @@ class _ShortMessage(Pdu):
     short_message: bytes = _sm()
 
 
-@_register(CommandId.SUBMIT_SM)
+@_register(CommandId.SUBMIT_SM, _fast.short_message_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitSm(_ShortMessage):
     pass
 
 
-@_register(CommandId.DELIVER_SM)
+@_register(CommandId.DELIVER_SM, _fast.short_message_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliverSm(_ShortMessage):
     pass
 
 
-@_register(CommandId.SUBMIT_SM_RESP)
+@_register(CommandId.SUBMIT_SM_RESP, _fast.message_id_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitSmResp(Pdu):
     message_id: str = _c(65)
 
 
-@_register(CommandId.DELIVER_SM_RESP)
+@_register(CommandId.DELIVER_SM_RESP, _fast.message_id_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliverSmResp(Pdu):
     message_id: str = _c(65)  # unused by the spec, set to NULL; some SMSCs fill it
@@ -351,7 +356,7 @@ class DataSm(Pdu):
     data_coding: int = _u8()
 
 
-@_register(CommandId.DATA_SM_RESP)
+@_register(CommandId.DATA_SM_RESP, _fast.message_id_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DataSmResp(Pdu):
     message_id: str = _c(65)
@@ -391,7 +396,7 @@ class CancelSm(Pdu):
     destination_addr: str = _c(21)
 
 
-@_register(CommandId.CANCEL_SM_RESP)
+@_register(CommandId.CANCEL_SM_RESP, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CancelSmResp(Pdu):
     pass
@@ -411,7 +416,7 @@ class ReplaceSm(Pdu):
     short_message: bytes = _sm()
 
 
-@_register(CommandId.REPLACE_SM_RESP)
+@_register(CommandId.REPLACE_SM_RESP, _fast.header_only_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplaceSmResp(Pdu):
     pass
@@ -445,12 +450,19 @@ def encode(pdu: Pdu) -> bytes:
             longer than its spec maximum or not Latin-1, a short_message over 255 octets).
     """
     cls = type(pdu)
-    if not pdu.body_omitted:
+    if not pdu.body_omitted and cls._encode_fast is not None:
         wire = cls._encode_fast(pdu)
         if wire is not None:
             return wire
-        # A value out of range (the exact encoder names it), or submit_multi's lists.
-        body = cls._encode_body(pdu)
+        # A value out of range or of the wrong type: the reference codec names it.
+    return encode_reference(pdu)
+
+
+def encode_reference(pdu: Pdu) -> bytes:
+    """:func:`encode` by the reference codec only, without the fast paths."""
+    cls = type(pdu)
+    if not pdu.body_omitted:
+        body = encode_body(pdu, cls._layout)
     else:
         if pdu.tlvs or tuple(getattr(pdu, n) for n in cls._wire_names) != cls._defaults:
             raise EncodeError(f"{cls.__name__}: body_omitted with non-default fields or TLVs")
@@ -505,8 +517,9 @@ def decode(data: bytes | bytearray | memoryview) -> Pdu:
         return cls(
             sequence_number=sequence_number, command_status=command_status, body_omitted=True
         )
-    pdu: Pdu | None = cls._decode_fast(data, command_status, sequence_number)
-    if pdu is None:
-        # Malformed (the exact decoder raises the precise error), or submit_multi's lists.
-        pdu = cls._decode_body(data, command_status, sequence_number)
-    return pdu
+    if cls._decode_fast is not None:
+        pdu = cls._decode_fast(data, command_status, sequence_number)
+        if pdu is not None:
+            return pdu
+        # Malformed: the reference codec raises the precise error.
+    return decode_body(cls, cls._layout, data, command_status, sequence_number)
