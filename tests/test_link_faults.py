@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -39,6 +40,8 @@ from smppgw.codec import (
     Pdu,
     SubmitSm,
     SubmitSmResp,
+    Tag,
+    Tlv,
     Unbind,
     UnbindResp,
     decode,
@@ -441,13 +444,15 @@ async def test_submits_never_written_to_a_frozen_smsc_are_not_sent_and_the_rest_
     read is unknown. The SMSC, thawed, processes only submits reported unknown."""
     async with one_server() as sim:
         session = await Session.connect(
-            frozen_settings(sim.servers[0].plain_port, window=3000, response_timeout=1.0)
+            frozen_settings(sim.servers[0].plain_port, window=1000, response_timeout=1.0)
         )
         sock = session._transport.get_extra_info("socket") if session._transport else None
         assert sock is not None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         sim.set_server_frozen(0, frozen=True)
-        pdus = [numbered(i, size=254) for i in range(3000)]
+        # 8 MB of submits: more than any TCP buffers between us and a reader that stopped.
+        payload = (Tlv(Tag.MESSAGE_PAYLOAD, b"x" * 8000),)
+        pdus = [dataclasses.replace(numbered(i), tlvs=payload) for i in range(1000)]
         tasks = [asyncio.ensure_future(session.submit(pdu)) for pdu in pdus]
         async with asyncio.timeout(20):
             outcomes = [await outcome(t) for t in tasks]
@@ -513,8 +518,8 @@ async def test_bind_manager_through_a_frozen_server_ends_no_message_unknown() ->
         manager = BindManager(
             manager_settings(
                 *servers,
-                response_timeout=0.5,
-                enquire_link_interval=0.4,
+                response_timeout=1.0,
+                enquire_link_interval=0.8,
                 connect_timeout=0.5,
                 bind_timeout=0.5,
             ),
@@ -615,8 +620,8 @@ async def test_a_resubmission_waits_for_the_frozen_server_instead_of_its_other_f
         manager = BindManager(
             manager_settings(
                 ServerSettings(info.name, "127.0.0.1", info.plain_port, binds=2, rate=0),
-                response_timeout=0.5,
-                enquire_link_interval=0.4,
+                response_timeout=1.0,
+                enquire_link_interval=0.8,
                 connect_timeout=0.5,
                 bind_timeout=0.5,
             ),
@@ -628,7 +633,7 @@ async def test_a_resubmission_waits_for_the_frozen_server_instead_of_its_other_f
             await manager.wait_bound(timeout=10)
             sim.set_server_frozen(0, frozen=True)
             submits = asyncio.gather(*(manager.submit([numbered(i)]) for i in range(20)))
-            await asyncio.sleep(2.5)
+            await asyncio.sleep(3.0)
             sim.set_server_frozen(0, frozen=False)
             async with asyncio.timeout(30):
                 results = await submits
