@@ -1142,6 +1142,13 @@ class BindManager:
             bind.last_error = str(exc)
             logger.warning("bind %s: %s", bind.name, exc, extra=self._log_fields(bind))
             return False
+        except Exception as exc:
+            # Not a link failure but a fault of ours: the reconnect loop must outlive it, or
+            # the server would never be bound again. Counted as a failed connect.
+            bind.state = BindState.BACKOFF
+            bind.last_error = f"{type(exc).__name__}: {exc}"
+            logger.exception("bind %s: connecting failed unexpectedly", bind.name)
+            return False
         bind.session = session
         bind.closing = False
         bind.bound_at = self._clock()

@@ -522,7 +522,7 @@ class Gateway:
         if free > 0:
             claimed = await store.claim(free)
             for message in claimed:
-                task = asyncio.create_task(self._send(message))
+                task = asyncio.create_task(self._send_or_requeue(message))
                 self._in_flight.add(task)
                 task.add_done_callback(self._sent)
             if claimed and len(claimed) < free:
@@ -542,8 +542,28 @@ class Gateway:
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._wake.set()
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error("sending a message failed unexpectedly", exc_info=exc)
+
+    async def _send_or_requeue(self, message: ClaimedMessage) -> None:
+        """Send a claimed message; if that fails unexpectedly, give it back to the queue (as
+        after a crash, flagged only if a part may be on the wire unrecorded) rather than leave
+        it claimed until the next start. It waits longer after each such failure."""
+        try:
+            await self._send(message)
+        except StoreClosedError:
+            return  # stopping: the message stays claimed and is resumed at the next start
+        except Exception:
+            delay = min(2.0**message.claims, 3600.0)
+            logger.exception(
+                "sending message %s failed unexpectedly; back in the queue for %.0f s",
+                message.id,
+                delay,
+            )
+            store = self.store
+            assert store is not None
+            with contextlib.suppress(StoreClosedError):
+                await self._durably(
+                    "requeueing a message", lambda: store.requeue(message.id, delay)
+                )
 
     async def _send(self, message: ClaimedMessage) -> None:
         store, manager = self.store, self.manager

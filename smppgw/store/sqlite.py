@@ -315,6 +315,7 @@ class SqliteStore:
         self._health = HEALTHY
         self._damaged = False
         self._batch_unwritable = False  # an operation of the running batch found no room
+        self._shrink_wal = False  # a batch failed for a full disk: checkpoint and cut the WAL
         self._sending: list[str] = []  # ids waiting for mark_sending's next operation
         self._sending_op: asyncio.Future[None] | None = None
         self._failure_log = LogLimiter(logger)
@@ -507,10 +508,17 @@ class SqliteStore:
                     await self._commit(batch)
                 except Exception as exc:  # noqa: BLE001 - the writer outlives any one batch
                     self._fail_batch(batch, store_error(exc, "store commit failed"))
+                if self._shrink_wal:
+                    self._shrink_wal = False
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._executor, self._checkpoint
+                    )
             if self._closed and not self._queue:
                 return
 
     def _fail_batch(self, batch: Sequence[_Op], error: StoreError) -> None:
+        if isinstance(error, StorageFullError):
+            self._shrink_wal = True
         self._mark_unhealthy(error)
         self._failure_log.error("%s (%d operations failed)", error, len(batch))
         for op in batch:
@@ -635,6 +643,17 @@ class SqliteStore:
             self._batch_cursor = 0
             raise
 
+    def _checkpoint(self) -> None:
+        """After a full disk: copy the WAL into the database and cut the WAL file to nothing,
+        so the space it held goes back to the disk (best effort: it may fail for want of
+        room too, and is tried again after the next failure)."""
+        conn = self._conn
+        assert conn is not None
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error as exc:
+            logger.debug("store: checkpoint after a full disk failed: %s", exc)
+
     def _recount(self, conn: sqlite3.Connection) -> None:
         self._unmatched_rows = int(conn.execute("SELECT count(*) FROM unmatched").fetchone()[0])
 
@@ -649,6 +668,7 @@ class SqliteStore:
             error = _as_store_error(exc)
             if isinstance(error, StorageFullError | StoreCorruptError):
                 self._batch_unwritable = True
+                self._shrink_wal = isinstance(error, StorageFullError)
                 self._mark_unhealthy(error)
                 self._failure_log.error("%s", error)
             return False, error
@@ -766,6 +786,17 @@ class SqliteStore:
                 " AND state = 'submitting'",
                 (due, message_id),
             )
+
+        await self._call(op)
+
+    async def requeue(self, message_id: str, delay: float) -> None:
+        """Give a claimed message whose sending failed unexpectedly back to the queue, due
+        after ``delay`` seconds: flagged ``possible_duplicate`` as after a crash (only if a
+        part may be on the wire unrecorded), its recorded parts not sent again."""
+        due = self._clock() + delay
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(_REQUEUE_CLAIMED + " AND id = ?", (due, message_id))
 
         await self._call(op)
 
