@@ -2,10 +2,14 @@
 
 A :class:`Session` is an :class:`asyncio.Protocol`: received octets go through the
 :class:`~smppgw.codec.Framer` and :func:`~smppgw.codec.decode` straight into the future of the
-request they answer, with no task or stream per PDU. It keeps a window of outstanding requests
-(a submit waits for room), a response deadline per request, an enquire_link when the link has
-been quiet for ``enquire_link_interval``, and declares the peer dead when nothing at all has
-arrived for ``idle_timeout`` or an enquire_link goes unanswered for ``response_timeout``.
+request they answer, with no task or stream per PDU. The sans-IO
+:class:`~smppgw.codec.connection.Connection` keeps the window, the response deadlines and the
+link timers (enquire_link after ``enquire_link_interval`` without a word from the peer, and at
+once after a response timeout; the peer dead when that goes unanswered or nothing arrives for
+``idle_timeout``); the session arms one loop timer at its next deadline and carries out what
+it says. A request the link closed before writing wholly to the socket fails with
+:class:`NotSentError` (it never reached the SMSC); while the link is in doubt (a response timed
+out, the probe after it unanswered) new submits wait for the verdict.
 
 Requests from the SMSC (deliver_sm, data_sm) go to the ``on_inbound`` handler, whose result is
 the status of the response: the caller answers ESME_ROK only after it stored the message. At

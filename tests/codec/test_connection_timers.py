@@ -189,3 +189,12 @@ def test_a_frozen_peer_is_found_dead_within_the_documented_bound(
                 assert now - freeze <= enquire + response + 1e-6
                 return
     raise AssertionError("the frozen link was never declared dead")
+
+
+def test_a_request_without_a_response_sets_no_deadline_and_is_no_probe() -> None:
+    smsc = Connection(Role.SMSC, enquire_link_interval=ENQUIRE)
+    smsc.state = State.BOUND_RX
+    smsc.heard(0.0)
+    smsc.send_request(CommandId.ALERT_NOTIFICATION, 1.0, RESPONSE)
+    assert (smsc.outstanding, smsc.probing) == (0, False)
+    assert smsc.next_deadline() == ENQUIRE
