@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench bench-codec bench-session bench-binds bench-daemon bench-webhook simulate clean
+.PHONY: run test lint typecheck pytest codec-coverage bench bench-codec bench-session bench-binds bench-daemon bench-webhook simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ run: $(STAMP)
 simulate: $(STAMP)
 	$(BIN)/smppgw simulate
 
-test: lint typecheck pytest
+test: lint typecheck pytest codec-coverage
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -31,6 +31,13 @@ typecheck: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -bb -m pytest
+
+# The codec's own tests (tests/codec) cover every line and branch of smppgw/codec.
+codec-coverage: $(STAMP)
+	$(BIN)/python -bb -m coverage run --data-file=.coverage.codec --branch \
+		--source=smppgw/codec -m pytest -q -p no:cacheprovider tests/codec
+	$(BIN)/python -m coverage report --data-file=.coverage.codec --include='smppgw/codec/*' \
+		--show-missing --skip-covered --fail-under=100
 
 bench: bench-codec bench-session bench-binds bench-daemon bench-webhook
 
@@ -50,4 +57,4 @@ bench-webhook: $(STAMP)
 	$(BIN)/python tests/bench/bench_webhook.py --backlog 3000
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.codec

@@ -208,7 +208,7 @@ def encode_body(pdu: Pdu, layout: tuple[Field, ...]) -> bytes:
         except (TypeError, ValueError, AttributeError, OverflowError, struct.error) as exc:
             wanted = _WANTED[field.kind].format(field.size - 1)
             raise EncodeError(
-                f"{type(pdu).__name__}.{field.name}: a {type(value).__name__} that is not {wanted}"
+                f"{type(pdu).__name__}.{field.name} must be {wanted} (got {type(value).__name__})"
             ) from exc
     if pdu.tlvs:
         parts.append(encode_tlvs(pdu.tlvs))

@@ -355,6 +355,14 @@ def test_framer_refuses_oversized_length_before_the_body() -> None:
         framer.feed(b"more")
 
 
+def test_a_framer_cannot_be_made_with_a_maximum_below_the_header() -> None:
+    with pytest.raises(ValueError, match="max_length 15 is below the 16-octet header"):
+        Framer(max_length=15)
+    assert Framer(max_length=16).feed(struct.pack("!IIII", 16, 0x15, 0, 1)) == [
+        struct.pack("!IIII", 16, 0x15, 0, 1)
+    ]
+
+
 def test_framer_refuses_length_below_header() -> None:
     with pytest.raises(InvalidCommandLengthError):
         Framer().feed(struct.pack("!I", 15))

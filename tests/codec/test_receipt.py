@@ -180,3 +180,24 @@ def test_the_canonical_fast_path_reads_what_the_general_parser_reads(
         general = _parse_general(text)
     if general is not None:
         assert parse_receipt(text) == general
+
+
+def test_receipt_dates_that_are_not_dates_read_as_none() -> None:
+    r = parse_receipt(
+        b"id:1 sub:001 dlvrd:001 submit date:2613241530 done date:261124153099 "
+        b"stat:DELIVRD err:000 text:x"
+    )
+    assert (r.submit_date, r.done_date) == ("2613241530", "261124153099")
+    assert r.submit_datetime is None  # month 13
+    assert r.done_datetime is None  # second 99
+    assert parse_receipt(b"id:1 stat:DELIVRD submit date:26112415").submit_datetime is None
+
+
+def test_format_receipt_writes_the_delivered_count_given() -> None:
+    when = datetime(2026, 11, 24, 15, 30)
+    assert format_receipt(
+        "ab", stat="ENROUTE", err="0x1f", submit_date=when, done_date=when, sub=3, dlvrd=2
+    ) == (
+        b"id:ab sub:003 dlvrd:002 submit date:2611241530 done date:2611241530 "
+        b"stat:ENROUTE err:0x1f text:"
+    )

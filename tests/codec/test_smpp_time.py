@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -37,6 +37,7 @@ def test_golden_values() -> None:
         "1",
         "23112415300000+",
         "2311241530000049+",
+        "231124153000049+",
         "231324153000000+",
         "23112415300000x+",
         "231124153000000*",
@@ -46,6 +47,26 @@ def test_golden_values() -> None:
 def test_malformed_values(value: str) -> None:
     with pytest.raises(SmppTimeError):
         parse_smpp_time(value)
+
+
+def test_an_offset_over_48_quarter_hours_is_refused_by_name() -> None:
+    with pytest.raises(SmppTimeError, match="offset of 49 quarter hours exceeds 48"):
+        parse_smpp_time("231124153000049+")
+    assert parse_smpp_time("231124153000048-") == datetime(
+        2023, 11, 24, 15, 30, tzinfo=timezone(-timedelta(hours=12))
+    )
+
+
+@pytest.mark.parametrize("year", [1999, 2100])
+def test_an_absolute_time_outside_2000_to_2099_cannot_be_written(year: int) -> None:
+    with pytest.raises(SmppTimeError, match=f"year {year} outside 2000-2099"):
+        format_absolute(datetime(year, 6, 1, tzinfo=UTC))
+
+
+def test_a_relative_time_of_100_years_cannot_be_written() -> None:
+    assert format_relative(timedelta(days=99 * 365 + 364)) == "991204000000000R"
+    with pytest.raises(SmppTimeError, match="100 years or more"):
+        format_relative(timedelta(days=100 * 365))
 
 
 def test_format_errors() -> None:
