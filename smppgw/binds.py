@@ -73,6 +73,7 @@ from smppgw.session import (
     SessionSettings,
     TlsSettings,
 )
+from smppgw.slots import SlotSource
 
 __all__ = [
     "BindManager",
@@ -94,6 +95,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+_RELEASE_TIMEOUT: Final = 1.0
+"""Seconds a bind on a slot given up has to finish its submits and unbind before it is cut."""
 
 _BIND_TYPE_NAMES: Final = {
     BindType.TRANSMITTER: "transmitter",
@@ -305,7 +309,7 @@ class BindState(enum.Enum):
     CONNECTING = "connecting"
     BOUND = "bound"
     BACKOFF = "backoff"  # waiting to reconnect
-    CLOSED = "closed"  # the manager stopped
+    CLOSED = "closed"  # the manager stopped, or another instance holds the bind's slot
 
 
 class CircuitState(enum.Enum):
@@ -390,6 +394,7 @@ class _Bind:
     closing: bool = False  # the session refused a submit as closing: skip it until replaced
     bound_at: float = 0.0  # clock time the current session bound
     lost_at: float | None = None  # when it was last lost (None: never bound yet)
+    dialing: bool = False  # a connect is in flight
 
     def has_room(self, window: int) -> bool:
         session = self.session
@@ -417,6 +422,11 @@ class _Server:
     report: asyncio.TimerHandle | None = None  # ends the current throttle-report interval
     rotation: int = 0  # where free_bind starts looking
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
+    slots: frozenset[int] | None = None  # the bind indices held (None: all, no slot source)
+    regranted: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def holds(self, bind: _Bind) -> bool:
+        return self.slots is None or self.binds.index(bind) in self.slots
 
     @property
     def name(self) -> str:
@@ -690,6 +700,9 @@ class BindManager:
         clock: the monotonic clock for token buckets (asyncio timers use the loop's clock,
             which is the same monotonic clock by default).
         rng: randomness for reconnect jitter (tests pass a seeded one).
+        slots: which binds of each server this process may hold and at what rate, when
+            several processes share the account (:mod:`smppgw.slots`); None: every bind, at
+            the configured rate.
     """
 
     def __init__(
@@ -701,8 +714,10 @@ class BindManager:
         session_factory: SessionFactory = Session.connect,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        slots: SlotSource | None = None,
     ) -> None:
         self._settings = settings
+        self._slots = slots
         self._on_inbound = on_inbound
         self._observer = observer
         self._factory = session_factory
@@ -745,6 +760,9 @@ class BindManager:
             for bind in server.binds:
                 # Every configured bind is reported from the start, not from its first bind.
                 self._observer.bind_state(server.name, bind.name, bind.state.value)
+        if self._slots is not None:
+            self._slots.subscribe(self._regrant)
+            self._regrant()
         self._supervisors = [
             asyncio.create_task(self._supervise(server), name=f"smppgw-binds-{server.name}")
             for server in self._servers
@@ -1089,10 +1107,11 @@ class BindManager:
         failures; while there are failures and nothing is bound, one bind probes alone.
         """
         while True:
-            missing = [b for b in server.binds if b.session is None]
+            missing = [b for b in server.binds if b.session is None and server.holds(b)]
             if not missing:
                 server.state = CircuitState.UP
-                await server.dropped.wait()
+                await _first_of(server.dropped, server.regranted)
+                server.regranted.clear()
             if server.dropped.is_set():
                 # A bind was lost (perhaps while the others were connecting). A jittered pause
                 # even for the first reconnect: when a server restarts, every client's binds
@@ -1101,6 +1120,8 @@ class BindManager:
                 server.dropped.clear()
                 await self._backoff(server, self._rng.uniform(0, self._ceiling(server)))
                 continue
+            if not missing:
+                continue  # slots granted or taken away: look again
             if server.failures and not server.any_bound():
                 server.state = CircuitState.PROBING
                 missing = missing[:1]
@@ -1130,6 +1151,7 @@ class BindManager:
 
     async def _connect(self, bind: _Bind) -> bool:
         bind.state = BindState.CONNECTING
+        bind.dialing = True
         try:
             session = await self._factory(
                 self._session_settings(bind),
@@ -1138,17 +1160,23 @@ class BindManager:
                 clock=self._clock,
             )
         except (SmppError, OSError) as exc:
+            bind.dialing = False
             bind.state = BindState.BACKOFF
             bind.last_error = str(exc)
             logger.warning("bind %s: %s", bind.name, exc, extra=self._log_fields(bind))
+            self._unbound_if_released(bind)
             return False
         except Exception as exc:
             # Not a link failure but a fault of ours: the reconnect loop must outlive it, or
             # the server would never be bound again. Counted as a failed connect.
+            bind.dialing = False
             bind.state = BindState.BACKOFF
             bind.last_error = f"{type(exc).__name__}: {exc}"
             logger.exception("bind %s: connecting failed unexpectedly", bind.name)
+            self._unbound_if_released(bind)
             return False
+        finally:
+            bind.dialing = False
         bind.session = session
         bind.closing = False
         bind.bound_at = self._clock()
@@ -1167,9 +1195,57 @@ class BindManager:
                 extra=self._log_fields(bind),
             )
         self._spawn_watcher(self._watch(bind, session))
+        if not bind.server.holds(bind):  # the slot went elsewhere while this bound
+            self._release(bind)
+            return True
         self._notify_bound()
         self._dispatcher.pump()
         return True
+
+    # --- bind slots (several processes sharing the account) -------------------------------
+
+    def _regrant(self) -> None:
+        """The slot source changed: keep binds only on held slots, at the slots' rate.
+
+        Called at start and by the slot source on every change. A slot given up loses its
+        bind (gracefully, within ``_RELEASE_TIMEOUT``) before the source is told it is
+        unbound; the rate follows the grant at once, down before a slot goes and up only
+        once the source holds it.
+        """
+        assert self._slots is not None
+        now = self._clock()
+        for server in self._servers:
+            grant = self._slots.grant(server.name)
+            server.slots = grant.slots
+            if grant.slots and server.settings.rate > 0 and grant.rate > 0:
+                rate = grant.rate / (1 + server.settings.jitter_allowance)
+                if rate != server.bucket.rate:
+                    server.bucket.set_rate(rate, now)
+                    server.adaptive = AdaptiveRate(rate, floor=min(rate, 1.0))
+            for bind in server.binds:
+                if not server.holds(bind):
+                    self._release(bind)
+            server.regranted.set()
+        self._dispatcher.pump()
+
+    def _release(self, bind: _Bind) -> None:
+        """Close the bind on a slot no longer held; its watcher reports it unbound."""
+        session = bind.session
+        if session is None or self._lifecycle is _Lifecycle.STOPPED:
+            self._unbound_if_released(bind)
+        elif not bind.closing:
+            bind.closing = True  # no more submits on it
+            logger.info(
+                "bind %s: its slot is given up, unbinding", bind.name, extra=self._log_fields(bind)
+            )
+            self._spawn_watcher(session.close(_RELEASE_TIMEOUT))
+
+    def _unbound_if_released(self, bind: _Bind) -> None:
+        server = bind.server
+        if self._slots is not None and not server.holds(bind) and not bind.dialing:
+            bind.state = BindState.CLOSED
+            self._observer.bind_state(server.name, bind.name, BindState.CLOSED.value)
+            self._slots.unbound(server.name, server.binds.index(bind))
 
     def _spawn_watcher(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -1181,6 +1257,12 @@ class BindManager:
         bind.session = None
         if self._lifecycle is _Lifecycle.STOPPED:
             bind.state = BindState.CLOSED
+            self._unbound_if_released(bind)
+            return
+        if not bind.server.holds(bind):
+            if not self._bound_count():
+                self._none_bound.set()
+            self._unbound_if_released(bind)
             return
         bind.state = BindState.BACKOFF
         bind.last_error = str(cause) if cause is not None else "closed by the SMSC"
@@ -1265,3 +1347,15 @@ class BindManager:
         for target, future in self._bound_waiters:
             if count >= target and not future.done():
                 future.set_result(None)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    if any(event.is_set() for event in events):
+        return
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
