@@ -28,6 +28,7 @@ from smppgw.cluster.leaser import (
 
 TTL = 3.0
 HEARTBEAT = 0.2
+RATE_WINDOW = 0.5
 SERVERS = {"smpp1": ServerLimits(binds=3, rate=50), "smpp2": ServerLimits(binds=3, rate=50)}
 
 
@@ -47,7 +48,7 @@ def settings(db: Database, name: str, dsn: str | None = None) -> LeaserSettings:
         ttl=TTL,
         heartbeat=HEARTBEAT,
         margin=1.0,
-        rate_window=0.3,
+        rate_window=RATE_WINDOW,
         timeout=1.0,
     )
 
@@ -66,6 +67,8 @@ class Watch:
         self.changed = asyncio.Event()
         self.checks = 0
         self.violations: list[str] = []
+        self.left_at: dict[tuple[str, int], float] = {}  # when a slot last left a grant
+        self.gaps: list[float] = []  # from a slot leaving one grant to entering another
 
     def add(self, leaser: SlotLeaser) -> SlotLeaser:
         self.leasers.append(leaser)
@@ -74,8 +77,15 @@ class Watch:
 
     def check(self) -> None:
         self.checks += 1
+        now = asyncio.get_running_loop().time()
         for leaser in self.leasers:
-            gone = self.seen.get(leaser.instance, frozenset()) - leaser.held
+            before = self.seen.get(leaser.instance, frozenset())
+            gone = before - leaser.held
+            for key in gone:
+                self.left_at[key] = now
+            for key in leaser.held - before:
+                if key in self.left_at:
+                    self.gaps.append(now - self.left_at[key])
             self.seen[leaser.instance] = leaser.held
             for server, slot in gone if not self.slow_unbind else ():
                 leaser.unbound(server, slot)
@@ -135,6 +145,9 @@ async def test_two_then_three_leasers_share_every_servers_slots_fairly(db: Datab
         for leaser in watch.leasers:
             await leaser.stop()
     assert watch.checks >= 6
+    # Every hand-over: the giver's rate was down a whole rate window before the taker's rose.
+    assert len(watch.gaps) >= 6
+    assert min(watch.gaps) >= RATE_WINDOW
 
 
 async def test_a_dead_leasers_slots_are_taken_over_after_its_leases_lapse(db: Database) -> None:
