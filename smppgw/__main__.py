@@ -1,5 +1,5 @@
 """``python -m smppgw``: the same as the ``smppgw`` command."""
 
-from smppgw.cli import main
+from smppgw.gateway.cli import main
 
 raise SystemExit(main())

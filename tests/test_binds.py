@@ -23,7 +23,9 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from smppgw.binds import (
+from smppgw.codec.constants import CommandStatus
+from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, SubmitSm, SubmitSmResp
+from smppgw.esme.binds import (
     BindManager,
     BindManagerSettings,
     BindSettingsError,
@@ -34,11 +36,9 @@ from smppgw.binds import (
     PartStatus,
     ServerSettings,
 )
-from smppgw.codec.constants import CommandStatus
-from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, SubmitSm, SubmitSmResp
-from smppgw.observe import NULL_OBSERVER, Observer, RecordingObserver
-from smppgw.retry_policy import StatusClass, UnknownPolicy
-from smppgw.session import (
+from smppgw.esme.observe import NULL_OBSERVER, Observer, RecordingObserver
+from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
+from smppgw.esme.session import (
     BindType,
     ConnectError,
     InboundHandler,

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from smppgw.binds import (
+from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
+from smppgw.codec.receipt import receipt_info
+from smppgw.esme.binds import (
     BindManager,
     BindManagerSettings,
     BindState,
@@ -28,12 +30,10 @@ from smppgw.binds import (
     ServerSettings,
     SessionLike,
 )
-from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
-from smppgw.codec.receipt import receipt_info
-from smppgw.observe import NULL_OBSERVER, Observer, RecordingObserver
-from smppgw.retry_policy import UnknownPolicy
-from smppgw.session import InboundHandler, Session, SessionSettings
-from smppgw.simulator import Account, FaultSettings, Simulator, SimulatorSettings
+from smppgw.esme.observe import NULL_OBSERVER, Observer, RecordingObserver
+from smppgw.esme.retry_policy import UnknownPolicy
+from smppgw.esme.session import InboundHandler, Session, SessionSettings
+from smppgw.testing.simulator import Account, FaultSettings, Simulator, SimulatorSettings
 
 SYSTEM_ID = "acme"
 PASSWORD = "secret"

@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 from test_binds import FakeSmsc, VirtualClock, no_inbound, part, settings, vclock
 
-from smppgw.binds import BindManager, BindState, ServerSettings
-from smppgw.slots import SlotGrant
+from smppgw.esme.binds import BindManager, BindState, ServerSettings
+from smppgw.esme.slots import SlotGrant
 
 __all__ = ["vclock"]  # the fixture, used by name
 

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import pytest
 
 from smppgw import __version__
-from smppgw.cli import main
-from smppgw.config import SIMULATOR_PASSWORD, Config
-from smppgw.events import (
+from smppgw.gateway.cli import main
+from smppgw.gateway.config import SIMULATOR_PASSWORD, Config
+from smppgw.gateway.events import (
     DeliveryState,
     ReceiptPayload,
     StatusEvent,
@@ -25,7 +25,7 @@ from smppgw.events import (
     StoredEvent,
     encode_event,
 )
-from smppgw.intake import (
+from smppgw.gateway.intake import (
     BackendOverloadedError,
     IntakeDefaults,
     IntakeServer,
@@ -448,9 +448,9 @@ def test_run_loads_the_config_and_calls_the_daemon(
         hup_during_run.append(signal.getsignal(signal.SIGHUP))
         return 7
 
-    daemon_module = types.ModuleType("smppgw.daemon")
+    daemon_module = types.ModuleType("smppgw.gateway.daemon")
     daemon_module.run = fake_run  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "smppgw.daemon", daemon_module)
+    monkeypatch.setitem(sys.modules, "smppgw.gateway.daemon", daemon_module)
     before = signal.getsignal(signal.SIGHUP)
     code, _, _ = run(["run", "--config", str(CONFIG_DIR / "local.toml")], capsys)
     assert code == 7
@@ -480,8 +480,8 @@ def test_simulate_delegates_every_argument(
         received.append(argv)
         return 4
 
-    module = types.ModuleType("smppgw.simulator.cli")
+    module = types.ModuleType("smppgw.testing.simulator.cli")
     module.main = fake_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "smppgw.simulator.cli", module)
+    monkeypatch.setitem(sys.modules, "smppgw.testing.simulator.cli", module)
     assert main(["simulate", "--help", "--servers", "3"]) == 4
     assert received == [["--help", "--servers", "3"]]

@@ -19,7 +19,7 @@ import pytest
 from cli_gateway import Gateway
 
 from smppgw import __version__
-from smppgw.cli import main
+from smppgw.gateway.cli import main
 
 TO = "14155550101"
 WAIT = 30.0  # seconds for a line to come; only a broken build waits that long

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from smppgw.logs import LogSetup, install_sighup, setup_logging
+from smppgw.gateway.logs import LogSetup, install_sighup, setup_logging
 
 logger = logging.getLogger("smppgw.test")
 

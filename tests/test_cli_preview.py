@@ -13,7 +13,7 @@ from cli_gateway import Gateway
 from test_cli import Backend, Daemon, run
 
 from smppgw.codec.constants import DataCoding
-from smppgw.intake import IntakeDefaults, IntakeServer, IntakeSettings
+from smppgw.gateway.intake import IntakeDefaults, IntakeServer, IntakeSettings
 
 TO = "14155550101"
 # 150 characters; the one typographic apostrophe makes them UCS-2.

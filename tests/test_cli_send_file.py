@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cli_gateway import Gateway, smppgw
 
-from smppgw.cli import main
+from smppgw.gateway.cli import main
 
 TO = "14155550101"
 

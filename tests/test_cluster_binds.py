@@ -25,10 +25,10 @@ from test_binds_simulator import (
     until,
 )
 
-from smppgw.binds import BindManager, BindState, PartStatus
-from smppgw.cluster.leaser import LeaserSettings, ServerLimits, SlotLeaser
-from smppgw.observe import RecordingObserver
-from smppgw.simulator import Simulator
+from smppgw.esme.binds import BindManager, BindState, PartStatus
+from smppgw.esme.observe import RecordingObserver
+from smppgw.gateway.cluster.leaser import LeaserSettings, ServerLimits, SlotLeaser
+from smppgw.testing.simulator import Simulator
 
 RATE = 50
 BINDS = 3

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from postgres_helper import Database, FreezableProxy, fresh_schema, target
 
-from smppgw.cluster.leaser import (
+from smppgw.gateway.cluster.leaser import (
     SCHEMA_VERSION,
     ClusterSchemaError,
     ClusterUnavailableError,

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smppgw.cluster.plan import Instance, Lease, SlotKey, plan
-from smppgw.slots import rate_share, slot_rates
+from smppgw.esme.slots import rate_share, slot_rates
+from smppgw.gateway.cluster.plan import Instance, Lease, SlotKey, plan
 
 TTL = 10.0
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from smppgw.codec.constants import CommandStatus
-from smppgw.config import (
+from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
+from smppgw.gateway.config import (
     SIMULATOR_PASSWORD,
     Config,
     ConfigError,
@@ -24,7 +25,6 @@ from smppgw.config import (
     summary,
     webhook_settings,
 )
-from smppgw.retry_policy import StatusClass, UnknownPolicy
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV = {"SMPPGW_PASSWORD": "pw-12345", "HOOK_SECRET": "hook-secret-value"}
@@ -401,7 +401,7 @@ def test_webhook_settings() -> None:
 
 
 def test_bind_manager_settings() -> None:
-    session = pytest.importorskip("smppgw.session")
+    session = pytest.importorskip("smppgw.esme.session")
     config = load_config(CONFIG_DIR / "smppgw.example.toml", environ=ENV)
     settings = bind_manager_settings(config)
     assert settings.system_id == "your-system-id"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from smppgw.config import ConfigError, load_config, parse_config
+from smppgw.gateway.config import ConfigError, load_config, parse_config
 
 ENV = {"SMPPGW_PASSWORD": "pw-12345"}
 TIMEOUT = 60.0

@@ -24,7 +24,7 @@ from smppgw.codec import (
 )
 from smppgw.codec.receipt import format_receipt
 from smppgw.codec.tlv import u8_tlv
-from smppgw.correlate import (
+from smppgw.gateway.correlate import (
     CorrelationError,
     CorrelationStore,
     Correlator,
@@ -36,7 +36,7 @@ from smppgw.correlate import (
     id_candidates,
     normalize_message_id,
 )
-from smppgw.events import DeliveryState
+from smppgw.gateway.events import DeliveryState
 
 STATES = {
     "DELIVRD": MessageState.DELIVERED,

@@ -13,17 +13,17 @@ from typing import Any
 
 import pytest
 
-from smppgw import cli
 from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass
 from smppgw.codec.pdu import DeliverSm
 from smppgw.codec.text import concat_udh, decode_text, parse_udh
-from smppgw.config import Config, parse_config
-from smppgw.daemon import Gateway, GatewayOptions, build_parts
-from smppgw.intake import SubmitRequest
-from smppgw.numbers import validate_sender
-from smppgw.observe import RecordingObserver
-from smppgw.simulator import FaultSettings, Simulator
-from smppgw.store import ClaimedMessage, StoreError
+from smppgw.esme.numbers import validate_sender
+from smppgw.esme.observe import RecordingObserver
+from smppgw.gateway import cli
+from smppgw.gateway.config import Config, parse_config
+from smppgw.gateway.daemon import Gateway, GatewayOptions, build_parts
+from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store import ClaimedMessage, StoreError
+from smppgw.testing.simulator import FaultSettings, Simulator
 
 TIMEOUT = 20.0
 

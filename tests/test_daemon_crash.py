@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 MESSAGES = 3000
 KILL_AFTER = 1000  # accepted by the SMSC

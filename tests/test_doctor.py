@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from smppgw.binds import BindManagerSettings, ServerSettings
-from smppgw.cli import CliError, _cmd_doctor, _parser
 from smppgw.codec import CommandStatus
-from smppgw.doctor import Step, diagnose, id_form, recommended_window
-from smppgw.numbers import validate_sender
-from smppgw.session import TlsSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.esme.binds import BindManagerSettings, ServerSettings
+from smppgw.esme.numbers import validate_sender
+from smppgw.esme.session import TlsSettings
+from smppgw.gateway.cli import CliError, _cmd_doctor, _parser
+from smppgw.gateway.doctor import Step, diagnose, id_form, recommended_window
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 PASSWORD = "doctorpw"
 

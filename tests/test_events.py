@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppgw.events import (
+from smppgw.gateway.events import (
     DeliveryState,
     EventDecodeError,
     EventType,

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from smppgw.binds import BindManagerSettings, BindSettingsError, ServerSettings
 from smppgw.codec import CommandStatus, DataSm, DeliverSm
-from smppgw.config import bind_manager_settings, parse_config
-from smppgw.session import BindType, Session, SessionSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.esme.binds import BindManagerSettings, BindSettingsError, ServerSettings
+from smppgw.esme.session import BindType, Session, SessionSettings
+from smppgw.gateway.config import bind_manager_settings, parse_config
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 SYSTEM_ID = "acme"
 PASSWORD = "secret"

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from smppgw import __version__
 from smppgw.codec.constants import DataCoding, Npi, Ton
-from smppgw.events import (
+from smppgw.esme.numbers import SenderKind
+from smppgw.esme.observe import RecordingObserver
+from smppgw.gateway.events import (
     DeliveryState,
     ReceiptPayload,
     StatusEvent,
@@ -25,7 +27,7 @@ from smppgw.events import (
     StoredEvent,
     encode_event,
 )
-from smppgw.intake import (
+from smppgw.gateway.intake import (
     BackendOverloadedError,
     IntakeDefaults,
     IntakeError,
@@ -35,8 +37,6 @@ from smppgw.intake import (
     SubmitResult,
     relative_time,
 )
-from smppgw.numbers import SenderKind
-from smppgw.observe import RecordingObserver
 
 TIMEOUT = 5.0
 

@@ -14,7 +14,7 @@ import pytest
 from test_intake import Client, FakeBackend, FakeCoder, connect, settings
 
 from smppgw.codec.smpp_time import SmppTimeError, parse_smpp_time
-from smppgw.intake import MAX_DEPTH, IntakeServer
+from smppgw.gateway.intake import MAX_DEPTH, IntakeServer
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 ARABIC_ONES = "\u0661" * 15 + "R"  # str.isdigit() says yes, and int() reads 111111111111111

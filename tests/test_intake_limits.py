@@ -18,8 +18,8 @@ import pytest
 from test_config import ENV, minimal
 from test_intake import TIMEOUT, Client, FakeBackend, FakeCoder, connect, settings
 
-from smppgw.config import ConfigError, intake_settings, parse_config
-from smppgw.intake import IntakeServer, SubmitRequest, SubmitResult, _Reported
+from smppgw.gateway.config import ConfigError, intake_settings, parse_config
+from smppgw.gateway.intake import IntakeServer, SubmitRequest, SubmitResult, _Reported
 
 
 class CountingBackend(FakeBackend):

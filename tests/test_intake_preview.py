@@ -13,9 +13,9 @@ from test_intake import Client, FakeBackend, connect, settings
 
 from smppgw.codec.constants import DataCoding, EsmClass
 from smppgw.codec.text import parse_udh
-from smppgw.config import intake_settings, parse_config
-from smppgw.daemon import build_parts
-from smppgw.intake import IntakeDefaults, IntakeServer
+from smppgw.gateway.config import intake_settings, parse_config
+from smppgw.gateway.daemon import build_parts
+from smppgw.gateway.intake import IntakeDefaults, IntakeServer
 
 TO = "14155550101"
 CURLY_150 = "It\u2019s" + " ok" * 48 + "!!"  # 150 characters, one typographic apostrophe

@@ -22,9 +22,9 @@ from typing import Self
 import pytest
 import smpp34
 
-from smppgw.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
-from smppgw.session import Session, SessionSettings
+from smppgw.esme.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
+from smppgw.esme.session import Session, SessionSettings
 
 N = 20
 NODE_SMPP = "smpp@0.5.1"

@@ -25,7 +25,6 @@ from unittest import mock
 
 import pytest
 
-from smppgw.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.codec import (
     BindTransceiver,
     BindTransceiverResp,
@@ -47,7 +46,8 @@ from smppgw.codec import (
     decode,
     encode,
 )
-from smppgw.session import (
+from smppgw.esme.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
+from smppgw.esme.session import (
     BindError,
     LinkLostError,
     NotSentError,
@@ -56,8 +56,8 @@ from smppgw.session import (
     SessionClosedError,
     SessionSettings,
 )
-from smppgw.simulator import Account, FaultSettings, Simulator, SimulatorSettings
-from smppgw.simulator.cli import build_parser, run_outages, settings_from_args
+from smppgw.testing.simulator import Account, FaultSettings, Simulator, SimulatorSettings
+from smppgw.testing.simulator.cli import build_parser, run_outages, settings_from_args
 
 Answer = Callable[[Pdu], Pdu | None]
 
@@ -158,7 +158,7 @@ async def test_generic_nack_to_a_submit_is_a_refusal_with_its_status_and_the_bin
     async with scripted_smsc(nack_every_submit(CommandStatus.ESME_RINVCMDID)) as smsc:
         session = await Session.connect(session_settings(smsc.port))
         try:
-            with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+            with caplog.at_level(logging.WARNING, logger="smppgw.esme.session"):
                 resp = await session.submit(SubmitSm(destination_addr="14155550101"))
             assert isinstance(resp, SubmitSmResp)
             assert resp.command_status is CommandStatus.ESME_RINVCMDID
@@ -413,7 +413,7 @@ async def test_a_stream_of_submits_no_longer_keeps_a_frozen_link_alive(
         session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
         sim.set_server_frozen(0, frozen=True)
         tasks: list[asyncio.Task[SubmitSmResp | DataSmResp]] = []
-        with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+        with caplog.at_level(logging.WARNING, logger="smppgw.esme.session"):
             async with asyncio.timeout(10):
                 while not session.closed:
                     if session.window_free:
@@ -475,7 +475,7 @@ async def test_an_idle_link_to_a_frozen_smsc_is_dropped_after_enquire_link_goes_
     async with one_server() as sim:
         session = await Session.connect(frozen_settings(sim.servers[0].plain_port))
         sim.set_server_frozen(0, frozen=True)
-        with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+        with caplog.at_level(logging.WARNING, logger="smppgw.esme.session"):
             async with asyncio.timeout(10):
                 cause = await session.wait_closed()
         assert "enquire_link got no response" in str(cause)
@@ -575,7 +575,7 @@ async def test_a_real_sigstop_of_the_simulator_process_is_seen_as_a_freeze(
         session = await Session.connect(settings)
         os.kill(proc.pid, signal.SIGSTOP)
         stopped = True
-        with caplog.at_level(logging.WARNING, logger="smppgw.session"):
+        with caplog.at_level(logging.WARNING, logger="smppgw.esme.session"):
             tasks = [asyncio.ensure_future(session.submit(numbered(i))) for i in range(5)]
             async with asyncio.timeout(10):
                 cause = await session.wait_closed()

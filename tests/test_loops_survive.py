@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 from test_store_faults import Client, FullAtCommit, gateway_config, request
 
-from smppgw.binds import BindManager, BindManagerSettings, ServerSettings, SessionLike
 from smppgw.codec import CommandStatus, DataSm, DeliverSm
-from smppgw.daemon import Gateway, GatewayOptions, _watchdog
-from smppgw.observe import NULL_OBSERVER, Observer
-from smppgw.sdnotify import Notifier
-from smppgw.session import InboundHandler, Session, SessionSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
-from smppgw.store import SqliteStore, StoreSettings
+from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings, SessionLike
+from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.esme.session import InboundHandler, Session, SessionSettings
+from smppgw.gateway.daemon import Gateway, GatewayOptions, _watchdog
+from smppgw.gateway.sdnotify import Notifier
+from smppgw.gateway.store import SqliteStore, StoreSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 TIMEOUT = 20.0
 

@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from smppgw import __version__
-from smppgw.metrics import MetricsServer, PrometheusObserver
-from smppgw.observe import Observer
+from smppgw.esme.observe import Observer
+from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
 
 
 async def http_get(

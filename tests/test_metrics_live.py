@@ -18,13 +18,13 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from smppgw.binds import BindManager, BindManagerSettings, ServerSettings
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
-from smppgw.config import parse_config
-from smppgw.daemon import Gateway, GatewayOptions
-from smppgw.metrics import BIND_STATES, PrometheusObserver
-from smppgw.session import Session, SessionSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings
+from smppgw.esme.session import Session, SessionSettings
+from smppgw.gateway.config import parse_config
+from smppgw.gateway.daemon import Gateway, GatewayOptions
+from smppgw.gateway.metrics import BIND_STATES, PrometheusObserver
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 SYSTEM_ID = "acme"
 PASSWORD = "secret"

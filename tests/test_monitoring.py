@@ -20,7 +20,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from smppgw.metrics import PrometheusObserver
+from smppgw.gateway.metrics import PrometheusObserver
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"

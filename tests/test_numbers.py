@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smppgw.codec.constants import Npi, Ton
-from smppgw.numbers import NumberError, SenderKind, validate_msisdn, validate_sender
+from smppgw.esme.numbers import NumberError, SenderKind, validate_msisdn, validate_sender
 
 
 @pytest.mark.parametrize("number", ["14155550101", "447700900123", "91892126900", "12345678"])

@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 import trustme
 
-from smppgw.binds import BindManager, BindManagerSettings, ServerSettings
 from smppgw.codec import CommandStatus, DataSm, DeliverSm
-from smppgw.logs import RepeatFilter, setup_logging
-from smppgw.session import ConnectError, Session, SessionSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
-from smppgw.tls import TlsSettings
+from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings
+from smppgw.esme.session import ConnectError, Session, SessionSettings
+from smppgw.esme.tls import TlsSettings
+from smppgw.gateway.logs import RepeatFilter, setup_logging
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 TIMEOUT = 60.0
 PASSWORD = "sekr3t"
@@ -50,7 +50,7 @@ def restore_root() -> Iterator[None]:
 
 
 def record(
-    message: str, level: int = logging.WARNING, name: str = "smppgw.binds"
+    message: str, level: int = logging.WARNING, name: str = "smppgw.esme.binds"
 ) -> logging.LogRecord:
     return logging.LogRecord(name, level, __file__, 1, message, None, None)
 
@@ -86,7 +86,7 @@ def test_different_lines_levels_and_loggers_are_counted_apart_and_info_never_hel
     assert repeats.filter(record("bind a lost")) is True
     assert repeats.filter(record("bind b lost")) is True
     assert repeats.filter(record("bind a lost", logging.ERROR)) is True
-    assert repeats.filter(record("bind a lost", name="smppgw.daemon")) is True
+    assert repeats.filter(record("bind a lost", name="smppgw.gateway.daemon")) is True
     assert repeats.filter(record("bind a lost")) is False
     for _ in range(3):
         assert repeats.filter(record("bind a up", logging.INFO)) is True
@@ -98,7 +98,7 @@ def test_repeats_still_held_back_are_written_when_logging_stops(
     clock = FakeClock()
     stream = io.StringIO()
     setup = setup_logging("info", "json", stream=stream, repeats=RepeatFilter(60.0, clock=clock))
-    log = logging.getLogger("smppgw.daemon")
+    log = logging.getLogger("smppgw.gateway.daemon")
     for _ in range(5):
         log.warning("dispatcher: the store failed; retrying in 1 s")
     clock.now += 4
@@ -117,7 +117,7 @@ def test_repeats_still_held_back_are_written_when_logging_stops(
 def test_the_daemon_s_logging_holds_back_repeated_warnings(restore_root: None) -> None:
     stream = io.StringIO()
     setup = setup_logging("info", "text", stream=stream)
-    log = logging.getLogger("smppgw.binds")
+    log = logging.getLogger("smppgw.esme.binds")
     for _ in range(100):
         log.warning("bind smpp1/trx-0: connect to 127.0.0.1:9 failed: refused")
     text = stream.getvalue()
@@ -156,7 +156,7 @@ async def test_a_bind_coming_up_being_lost_and_coming_back_is_logged(
 ) -> None:
     """INFO with server, bind, type and peer when a bind comes up or back; WARNING with the
     reason when it is lost."""
-    caplog.set_level(logging.INFO, logger="smppgw.binds")
+    caplog.set_level(logging.INFO, logger="smppgw.esme.binds")
     info = simulator.servers[0]
     settings = BindManagerSettings(
         (ServerSettings(name="smpp1", host=info.host, port=info.plain_port, binds=1),),
@@ -179,7 +179,7 @@ async def test_a_bind_coming_up_being_lost_and_coming_back_is_logged(
         finally:
             await manager.stop(5)
     peer = f"transceiver to {info.host}:{info.plain_port}, server smpp1"
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "smppgw.binds"]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "smppgw.esme.binds"]
     assert lines[0] == ("INFO", f"bind smpp1/trx-0 up: {peer}")
     level, lost = next(line for line in lines if line[0] == "WARNING")
     assert level == "WARNING"
@@ -200,7 +200,7 @@ async def test_a_bind_coming_up_being_lost_and_coming_back_is_logged(
 async def test_the_simulator_logs_its_ports_and_account_but_never_the_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="smppgw.simulator")
+    caplog.set_level(logging.INFO, logger="smppgw.testing.simulator")
     settings = SimulatorSettings(
         servers=2,
         tls=True,
@@ -385,11 +385,11 @@ async def test_smppgw_run_logs_the_simulator_each_bind_and_an_unverified_tls_set
     ) in text
     assert "simulator account acme: 2 binds and 50/s submits per server" in text
     listening = [
-        line for line in lines if "INFO    smppgw.simulator" in line and "listening" in line
+        line for line in lines if "INFO    smppgw.testing.simulator" in line and "listening" in line
     ]
     assert len(listening) == 2, text
     assert all("plain port" in line and "TLS port" in line for line in listening)
-    ups = [line.split("smppgw.binds: ", 1)[1] for line in lines if " up: " in line]
+    ups = [line.split("smppgw.esme.binds: ", 1)[1] for line in lines if " up: " in line]
     assert sorted(u.split(" up:")[0] for u in ups) == [
         "bind smpp1/trx-0",
         "bind smpp1/trx-1",

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from smppgw.config import parse_config
-from smppgw.daemon import Gateway, GatewayOptions
+from smppgw.gateway.config import parse_config
+from smppgw.gateway.daemon import Gateway, GatewayOptions
 
 TIMEOUT = 60.0
 ENV = {"SMPPGW_PASSWORD": "pw-12345"}

@@ -24,11 +24,12 @@ import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from smppgw import __version__, cli
-from smppgw.config import Config, load_config
-from smppgw.sdnotify import Notifier
-from smppgw.simulator.cli import build_parser as simulator_parser
-from smppgw.simulator.cli import settings_from_args as simulator_settings_from_args
+from smppgw import __version__
+from smppgw.gateway import cli
+from smppgw.gateway.config import Config, load_config
+from smppgw.gateway.sdnotify import Notifier
+from smppgw.testing.simulator.cli import build_parser as simulator_parser
+from smppgw.testing.simulator.cli import settings_from_args as simulator_settings_from_args
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -336,7 +337,7 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
                     for f in files
                     if "__pycache__" not in f.parts and ".egg-info" not in str(f)
                 ]
-    assert "smppgw/cli.py" in copied
+    assert "smppgw/gateway/cli.py" in copied
     assert [path for path in copied if docker_ignores(path, patterns)] == []
 
 

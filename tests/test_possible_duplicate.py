@@ -20,11 +20,11 @@ import pytest
 from test_daemon_crash import PASSWORD, Daemon, final_ids, submit_all, write_config
 
 from smppgw.codec.constants import DataCoding
-from smppgw.correlate import PartEntry
-from smppgw.intake import SubmitRequest
-from smppgw.numbers import validate_sender
-from smppgw.simulator import Account, Simulator, SimulatorSettings
-from smppgw.store import SqliteStore, StoreSettings
+from smppgw.esme.numbers import validate_sender
+from smppgw.gateway.correlate import PartEntry
+from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store import SqliteStore, StoreSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 TIMEOUT = 90.0
 MESSAGES = 3000

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smppgw.ratelimit import RateLimitSettingsError, TokenBucket
+from smppgw.esme.ratelimit import RateLimitSettingsError, TokenBucket
 
 
 def grant_times(

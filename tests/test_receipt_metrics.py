@@ -14,10 +14,10 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from smppgw.config import parse_config
-from smppgw.daemon import Gateway, GatewayOptions
-from smppgw.observe import ReceiptTally, RecordingObserver
-from smppgw.simulator import FaultSettings, Simulator
+from smppgw.esme.observe import ReceiptTally, RecordingObserver
+from smppgw.gateway.config import parse_config
+from smppgw.gateway.daemon import Gateway, GatewayOptions
+from smppgw.testing.simulator import FaultSettings, Simulator
 
 TIMEOUT = 30.0
 

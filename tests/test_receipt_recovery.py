@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from smppgw.binds import BindManager, BindManagerSettings, ServerSettings
 from smppgw.codec import (
     CommandStatus,
     DataSm,
@@ -28,10 +27,12 @@ from smppgw.codec import (
     SubmitSm,
     SubmitSmResp,
 )
-from smppgw.config import ConfigError, parse_config, recovery_settings
-from smppgw.daemon import Gateway, GatewayOptions
-from smppgw.observe import RecordingObserver
-from smppgw.recovery import (
+from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings
+from smppgw.esme.observe import RecordingObserver
+from smppgw.esme.session import BindType, Session, SessionSettings
+from smppgw.gateway.config import ConfigError, parse_config, recovery_settings
+from smppgw.gateway.daemon import Gateway, GatewayOptions
+from smppgw.gateway.recovery import (
     QUERY_SM,
     ReceiptWatch,
     RecoverySettings,
@@ -39,8 +40,7 @@ from smppgw.recovery import (
     Waiting,
     dlr_from_query,
 )
-from smppgw.session import BindType, Session, SessionSettings
-from smppgw.simulator import Account, FaultSettings, Simulator, SimulatorSettings
+from smppgw.testing.simulator import Account, FaultSettings, Simulator, SimulatorSettings
 
 TIMEOUT = 60.0
 

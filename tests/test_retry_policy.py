@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smppgw.codec.constants import CommandStatus
-from smppgw.retry_policy import (
+from smppgw.esme.retry_policy import (
     DEFAULT_STATUS_CLASSES,
     DEFAULT_UNKNOWN_STATUS_CLASS,
     StatusClass,

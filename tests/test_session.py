@@ -34,8 +34,8 @@ from smppgw.codec import (
     encode,
 )
 from smppgw.codec.connection import State
-from smppgw.observe import RecordingObserver
-from smppgw.session import (
+from smppgw.esme.observe import RecordingObserver
+from smppgw.esme.session import (
     BindError,
     BindType,
     ConnectError,

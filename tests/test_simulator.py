@@ -34,8 +34,8 @@ from smppgw.codec.text import (
     parse_udh,
     split_message,
 )
-from smppgw.session import BindError, BindType, Session, SessionSettings, TlsSettings
-from smppgw.simulator import (
+from smppgw.esme.session import BindError, BindType, Session, SessionSettings, TlsSettings
+from smppgw.testing.simulator import (
     Account,
     FaultSettings,
     MoSettings,
@@ -45,7 +45,7 @@ from smppgw.simulator import (
     UnknownAccountError,
     build_mo_parts,
 )
-from smppgw.simulator.cli import build_parser, run_outages, settings_from_args
+from smppgw.testing.simulator.cli import build_parser, run_outages, settings_from_args
 
 PASSWORD = "secret"
 

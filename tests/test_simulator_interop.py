@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 try:
     from aiosmpplib import ESME, PhoneNumber, SubmitSm

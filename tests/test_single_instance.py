@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from smppgw.codec.constants import DataCoding
-from smppgw.config import Config, parse_config
-from smppgw.daemon import Gateway, GatewayOptions, InstanceConflictError
-from smppgw.intake import SubmitRequest
-from smppgw.numbers import validate_sender
-from smppgw.store import NotAStoreError, SqliteStore, StoreLockedError, StoreSettings
+from smppgw.esme.numbers import validate_sender
+from smppgw.gateway.config import Config, parse_config
+from smppgw.gateway.daemon import Gateway, GatewayOptions, InstanceConflictError
+from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store import NotAStoreError, SqliteStore, StoreLockedError, StoreSettings
 
 TIMEOUT = 20.0
 

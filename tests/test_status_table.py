@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from smppgw.codec.constants import CommandStatus
-from smppgw.retry_policy import StatusClass, classify
+from smppgw.esme.retry_policy import StatusClass, classify
 
 PROVIDER_TABLE = """\
 0x00000000 ESME_ROK No Error

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 
-from smppgw import cli
 from smppgw.codec import (
     BindTransceiverResp,
     CommandStatus,
@@ -36,15 +35,16 @@ from smppgw.codec import (
     encode,
 )
 from smppgw.codec.constants import DataCoding, EsmClass, MessageState
-from smppgw.config import Config, parse_config
-from smppgw.correlate import Correlator, Dlr, aggregate, outcome
-from smppgw.daemon import Gateway, GatewayOptions
-from smppgw.events import DeliveryState
-from smppgw.intake import SubmitRequest
-from smppgw.numbers import validate_sender
-from smppgw.observe import RecordingObserver
-from smppgw.session import ResponseTimeoutError, Session, SessionSettings
-from smppgw.store import SqliteStore, StoreSettings
+from smppgw.esme.numbers import validate_sender
+from smppgw.esme.observe import RecordingObserver
+from smppgw.esme.session import ResponseTimeoutError, Session, SessionSettings
+from smppgw.gateway import cli
+from smppgw.gateway.config import Config, parse_config
+from smppgw.gateway.correlate import Correlator, Dlr, aggregate, outcome
+from smppgw.gateway.daemon import Gateway, GatewayOptions
+from smppgw.gateway.events import DeliveryState
+from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store import SqliteStore, StoreSettings
 
 TIMEOUT = 20.0
 # The scripted SMSC holds some submits past this; the others it answers at once, so only a

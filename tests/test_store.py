@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from smppgw.codec.constants import DataCoding, MessageState
-from smppgw.correlate import Correlator, Dlr, Outcome, PartEntry
-from smppgw.events import DeliveryState, StatusEvent, decode_event
-from smppgw.intake import SubmitRequest
-from smppgw.numbers import validate_sender
-from smppgw.observe import RecordingObserver
-from smppgw.store import InboundBuilder, SqliteStore, StoreError, StoreSettings
-from smppgw.webhook import WebhookSender, WebhookSettings
+from smppgw.esme.numbers import validate_sender
+from smppgw.esme.observe import RecordingObserver
+from smppgw.gateway.correlate import Correlator, Dlr, Outcome, PartEntry
+from smppgw.gateway.events import DeliveryState, StatusEvent, decode_event
+from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store import InboundBuilder, SqliteStore, StoreError, StoreSettings
+from smppgw.gateway.webhook import WebhookSender, WebhookSettings
 
 TIMEOUT = 10.0
 

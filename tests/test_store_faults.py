@@ -19,14 +19,14 @@ from typing import Any
 import pytest
 
 from smppgw.codec.constants import DataCoding
-from smppgw.config import Config, parse_config
-from smppgw.correlate import PartEntry
-from smppgw.daemon import Gateway, GatewayOptions
-from smppgw.intake import SubmitRequest
-from smppgw.numbers import validate_sender
-from smppgw.observe import NULL_OBSERVER, RecordingObserver
-from smppgw.simulator import Account, Simulator, SimulatorSettings
-from smppgw.store import LogLimiter, SqliteStore, StorageFullError, StoreSettings
+from smppgw.esme.numbers import validate_sender
+from smppgw.esme.observe import NULL_OBSERVER, RecordingObserver
+from smppgw.gateway.config import Config, parse_config
+from smppgw.gateway.correlate import PartEntry
+from smppgw.gateway.daemon import Gateway, GatewayOptions
+from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store import LogLimiter, SqliteStore, StorageFullError, StoreSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 TIMEOUT = 30.0
 PASSWORD = "fault-pw"

@@ -26,13 +26,13 @@ from unittest import mock
 
 import pytest
 
-from smppgw.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, SubmitSm, SubmitSmResp
-from smppgw.observe import NULL_OBSERVER, Observer, RecordingObserver
-from smppgw.ratelimit import AdaptiveRate, RateChange, RateLimitSettingsError, TokenBucket
-from smppgw.session import InboundHandler, Session, SessionClosedError, SessionSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.esme.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
+from smppgw.esme.observe import NULL_OBSERVER, Observer, RecordingObserver
+from smppgw.esme.ratelimit import AdaptiveRate, RateChange, RateLimitSettingsError, TokenBucket
+from smppgw.esme.session import InboundHandler, Session, SessionClosedError, SessionSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 # --- the adaptation, on numbers -------------------------------------------------------------
 
@@ -275,7 +275,7 @@ async def test_an_smsc_allowing_less_than_configured_still_gets_most_of_its_rate
             clock=clock.time,
             rng=random.Random(3),
         )
-        caplog.set_level(logging.WARNING, logger="smppgw.binds")
+        caplog.set_level(logging.WARNING, logger="smppgw.esme.binds")
         async with asyncio.timeout(600):
             await manager.start()
             await manager.wait_bound(timeout=5)

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppgw.observe import RecordingObserver
-from smppgw.webhook import (
+from smppgw.esme.observe import RecordingObserver
+from smppgw.gateway.webhook import (
     PendingDelivery,
     WebhookError,
     WebhookSender,

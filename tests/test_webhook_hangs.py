@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from smppgw.config import parse_config, webhook_settings
-from smppgw.webhook import PendingDelivery, WebhookSender, WebhookSettings
+from smppgw.gateway.config import parse_config, webhook_settings
+from smppgw.gateway.webhook import PendingDelivery, WebhookSender, WebhookSettings
 
 T0 = 1_700_000_000.0
 HANG = 0  # the behaviour's answer meaning: hold the connection, never answer

@@ -20,11 +20,17 @@ import sys
 import time
 from collections import Counter
 
-from smppgw.binds import BindManager, BindManagerSettings, PartResult, PartStatus, ServerSettings
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
 from smppgw.codec.receipt import ReceiptParseError, receipt_info
-from smppgw.observe import RecordingObserver
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.esme.binds import (
+    BindManager,
+    BindManagerSettings,
+    PartResult,
+    PartStatus,
+    ServerSettings,
+)
+from smppgw.esme.observe import RecordingObserver
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 SYSTEM_ID = "bench"
 PASSWORD = "bench"

@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 import asyncpg
 
-from smppgw.binds import BindManager, BindManagerSettings, BindState, ServerSettings
-from smppgw.cluster.leaser import LeaserSettings, ServerLimits, SlotLeaser
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.esme.binds import BindManager, BindManagerSettings, BindState, ServerSettings
+from smppgw.gateway.cluster.leaser import LeaserSettings, ServerLimits, SlotLeaser
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 RATE, BINDS = 50, 3
 SERVERS = ("smpp1", "smpp2")

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from smppgw.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.pdu import DataSm, DeliverSm, SubmitSm
+from smppgw.esme.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 
 PASSWORD = "localsim"
 

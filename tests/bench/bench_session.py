@@ -7,7 +7,7 @@ when installed), without a rate limit and without receipts, so the figure is the
 plus the simulator's.
 
 A/B mode: ``--baseline FILE`` (repeatable) loads another session module from a file (say an
-earlier ``smppgw/session.py`` taken out of git) and measures it in the same process, against
+earlier ``smppgw/esme/session.py`` taken out of git) and measures it in the same process, against
 the same simulator, alternating with the current one; ``--runs N`` repeats every measurement
 and the table shows medians, with the current module's change against each baseline.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import smppgw.session
+import smppgw.esme.session
 from smppgw.codec import CommandStatus, SubmitSm
-from smppgw.simulator import Account, Simulator, SimulatorSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 PASSWORD = "bench"
 
@@ -51,7 +51,7 @@ async def measure(
     *,
     tls: bool,
     seconds: float,
-    impl: ModuleType = smppgw.session,
+    impl: ModuleType = smppgw.esme.session,
 ) -> float:
     info = sim.servers[0]
     port = info.tls_port if tls else info.plain_port
@@ -178,7 +178,7 @@ async def run_ab(
     sim: Simulator, seconds: float, windows: list[int], runs: int, baselines: list[str]
 ) -> None:
     """Medians of ``runs`` alternating measurements of the current module and each baseline."""
-    impls = [("current", smppgw.session)] + [
+    impls = [("current", smppgw.esme.session)] + [
         (Path(path).name, load_session_module(path)) for path in baselines
     ]
     for _, impl in impls:  # warm up: first connections (TLS above all) are slower

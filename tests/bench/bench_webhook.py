@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from smppgw.webhook import PendingDelivery, WebhookSender, WebhookSettings
+from smppgw.gateway.webhook import PendingDelivery, WebhookSender, WebhookSettings
 
 
 class Store:

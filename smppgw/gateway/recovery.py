@@ -24,7 +24,7 @@ from typing import Final
 from smppgw.codec.constants import CommandStatus, MessageState
 from smppgw.codec.errors import SmppError
 from smppgw.codec.pdu import QuerySm, QuerySmResp
-from smppgw.correlate import FINAL_STATES, Dlr
+from smppgw.gateway.correlate import FINAL_STATES, Dlr
 
 __all__ = [
     "QUERY_SM",
@@ -36,7 +36,8 @@ __all__ = [
 ]
 
 QUERY_SM: Final = "query_sm"
-"""The ``via`` of a state learnt from a query_sm answer (in :class:`~smppgw.correlate.Dlr` and
+"""The ``via`` of a state learnt from a query_sm answer (in
+:class:`~smppgw.gateway.correlate.Dlr` and
 the ``sms:message:status`` event)."""
 
 # The stat word a receipt would have carried for each final state (Appendix B).

@@ -13,7 +13,8 @@ store's folder writable, the intake group must exist), so ``smppgw check-config`
 whatever ``smppgw run`` would.
 
 The builders at the end turn a :class:`Config` into the settings each layer takes
-(:class:`~smppgw.binds.BindManagerSettings`, :class:`~smppgw.intake.IntakeSettings`, ...);
+(:class:`~smppgw.esme.binds.BindManagerSettings`,
+:class:`~smppgw.gateway.intake.IntakeSettings`, ...);
 layer modules never read configuration themselves.
 """
 
@@ -31,14 +32,14 @@ from typing import TYPE_CHECKING, Final, Literal, cast
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import SmppError
-from smppgw.intake import IntakeDefaults, IntakeSettings
-from smppgw.retry_policy import StatusClass, UnknownPolicy
-from smppgw.webhook import WebhookError, WebhookSettings
+from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
+from smppgw.gateway.intake import IntakeDefaults, IntakeSettings
+from smppgw.gateway.webhook import WebhookError, WebhookSettings
 
 if TYPE_CHECKING:
-    from smppgw.binds import BindManagerSettings
-    from smppgw.recovery import RecoverySettings
-    from smppgw.simulator import SimulatorSettings
+    from smppgw.esme.binds import BindManagerSettings
+    from smppgw.gateway.recovery import RecoverySettings
+    from smppgw.testing.simulator import SimulatorSettings
 
 __all__ = [
     "SIMULATOR_PASSWORD",
@@ -873,7 +874,7 @@ def _defaults(t: _Table) -> DefaultsConfig:
         if value is not None and not value.isdigit():
             t.error(name, f"must be digits only, got {value!r}")
     if config.sender is not None:
-        from smppgw.numbers import NumberError, validate_sender  # noqa: PLC0415
+        from smppgw.esme.numbers import NumberError, validate_sender  # noqa: PLC0415
 
         try:
             validate_sender(config.sender, field=t.key("sender"))
@@ -1117,8 +1118,8 @@ def bind_manager_settings(
         servers: servers to use instead of ``config.servers`` (simulator mode).
         ca_file: a CA bundle to use instead of ``[tls] ca_file`` (the simulator's CA).
     """
-    from smppgw.binds import BindManagerSettings, ServerSettings  # noqa: PLC0415
-    from smppgw.session import BindType, TlsSettings  # noqa: PLC0415
+    from smppgw.esme.binds import BindManagerSettings, ServerSettings  # noqa: PLC0415
+    from smppgw.esme.session import BindType, TlsSettings  # noqa: PLC0415
 
     g, t = config.gateway, config.tls
     kinds = {"tx": BindType.TRANSMITTER, "rx": BindType.RECEIVER, "trx": BindType.TRANSCEIVER}
@@ -1177,7 +1178,7 @@ def bind_manager_settings(
 
 def recovery_settings(config: Config) -> RecoverySettings:
     """When overdue receipts are asked for with query_sm."""
-    from smppgw.recovery import RecoverySettings  # noqa: PLC0415
+    from smppgw.gateway.recovery import RecoverySettings  # noqa: PLC0415
 
     r = config.receipts
     return RecoverySettings(
@@ -1190,7 +1191,7 @@ def recovery_settings(config: Config) -> RecoverySettings:
 
 def simulator_settings(config: Config) -> SimulatorSettings:
     """The built-in simulator's settings: one account, the gateway's own credentials."""
-    from smppgw.simulator import (  # noqa: PLC0415
+    from smppgw.testing.simulator import (  # noqa: PLC0415
         Account,
         FaultSettings,
         MoSettings,

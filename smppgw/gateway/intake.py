@@ -75,9 +75,9 @@ from smppgw.codec.text import (
     split_octets,
 )
 from smppgw.codec.transliterate import transliterate
-from smppgw.events import ReceiptPayload, StatusPayload, StoredEvent, stream_line
-from smppgw.numbers import NumberError, Sender, validate_msisdn, validate_sender
-from smppgw.observe import NULL_OBSERVER, Observer
+from smppgw.esme.numbers import NumberError, Sender, validate_msisdn, validate_sender
+from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.gateway.events import ReceiptPayload, StatusPayload, StoredEvent, stream_line
 
 __all__ = [
     "Backend",

@@ -1,7 +1,8 @@
 """What the gateway reports about itself: one small interface every layer calls with typed facts.
 
 Layers receive an :class:`Observer` (a no-op by default) and call it synchronously on the hot
-path, so every method must be cheap and must not raise. :mod:`smppgw.metrics` implements it with
+path, so every method must be cheap and must not raise. :mod:`smppgw.gateway.metrics`
+implements it with
 prometheus-client; tests use :class:`RecordingObserver`. Nothing here imports Prometheus.
 """
 

@@ -2,7 +2,8 @@
 
 The provider's limits are per account: ``binds`` binds and ``rate`` messages per second per
 server, whoever holds them. When several gateway processes serve one account, each server's
-``binds`` are *slots* leased by the live processes (:mod:`smppgw.cluster`); a process binds only
+``binds`` are *slots* leased by the live processes (:mod:`smppgw.gateway.cluster`); a process
+binds only
 on the slots it holds and sends at the rate of those slots. :class:`SlotSource` is the seam the
 bind manager reads; without one it holds every slot at the full rate, as a lone process does.
 

@@ -39,8 +39,9 @@ from typing import Any, Final, TypeVar
 import msgspec
 
 from smppgw.codec.errors import SmppError
-from smppgw.correlate import Dlr, Outcome, PartEntry, normalize_message_id
-from smppgw.events import (
+from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.gateway.correlate import Dlr, Outcome, PartEntry, normalize_message_id
+from smppgw.gateway.events import (
     DeliveryState,
     PartPayload,
     StatusEvent,
@@ -49,9 +50,8 @@ from smppgw.events import (
     encode_event,
     format_time,
 )
-from smppgw.intake import SubmitRequest, SubmitResult
-from smppgw.observe import NULL_OBSERVER, Observer
-from smppgw.store.health import (
+from smppgw.gateway.intake import SubmitRequest, SubmitResult
+from smppgw.gateway.store.health import (
     HEALTHY,
     LogLimiter,
     StorageFullError,
@@ -60,8 +60,8 @@ from smppgw.store.health import (
     StoreHealth,
     store_error,
 )
-from smppgw.store.lock import InstanceLock
-from smppgw.webhook import PendingDelivery
+from smppgw.gateway.store.lock import InstanceLock
+from smppgw.gateway.webhook import PendingDelivery
 
 __all__ = [
     "ClaimedMessage",
@@ -950,7 +950,7 @@ class SqliteStore:
 
         return await self._call(op)
 
-    # --- correlation (smppgw.correlate.CorrelationStore) --------------------------------------
+    # --- correlation (smppgw.gateway.correlate.CorrelationStore) -----------------------------
 
     async def add_part(self, entry: PartEntry) -> None:
         """Record a part the SMSC accepted (no receipt matching: see :meth:`register_part`)."""
@@ -1171,7 +1171,7 @@ class SqliteStore:
         """The cursor of the newest committed event (0 if none)."""
         return self._last_cursor
 
-    # --- webhook (smppgw.webhook.WebhookStore) ------------------------------------------------
+    # --- webhook (smppgw.gateway.webhook.WebhookStore) --------------------------------------
 
     async def pending(self, limit: int) -> list[PendingDelivery]:
         """Events awaiting a webhook delivery, earliest due first."""
@@ -1231,7 +1231,7 @@ class SqliteStore:
     async def waiting_parts(self) -> list[tuple[str, int, str, float, SubmitRequest]]:
         """The parts still waiting for a receipt: accepted with an SMSC id still matchable, no
         final receipt, their message submitted with a receipt asked for and not final. Read
-        once at start (receipt recovery, :mod:`smppgw.recovery`).
+        once at start (receipt recovery, :mod:`smppgw.gateway.recovery`).
 
         Returns:
             (message id, part, SMSC id, registered_at, the message's request) of each.

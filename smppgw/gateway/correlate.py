@@ -37,7 +37,7 @@ from smppgw.codec.dlr_status import lookup_dlr_error
 from smppgw.codec.errors import SmppError
 from smppgw.codec.pdu import DataSm, DeliverSm
 from smppgw.codec.receipt import ReceiptInfo, receipt_info
-from smppgw.events import DeliveryState
+from smppgw.gateway.events import DeliveryState
 
 __all__ = [
     "FINAL_STATES",
@@ -188,7 +188,7 @@ class Dlr:
     """The bind that carried the receipt."""
     via: str | None = None
     """None for a delivery receipt; ``"query_sm"`` for a state the SMSC gave in answer to a
-    query_sm (receipt recovery, :mod:`smppgw.recovery`)."""
+    query_sm (receipt recovery, :mod:`smppgw.gateway.recovery`)."""
 
     @property
     def final(self) -> bool:

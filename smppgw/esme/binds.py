@@ -11,10 +11,10 @@ of the account. So the manager:
 * dispatches each part to a server whose token bucket has a token soonest and that has a bound
   bind with window room, which spreads load over all servers and keeps going at the surviving
   servers' rate when one is down. Every part of a long message takes its own token;
-* reacts to the response status as classified by :mod:`smppgw.retry_policy`:
+* reacts to the response status as classified by :mod:`smppgw.esme.retry_policy`:
   ESME_RTHROTTLED requeues the part first in line and slows *that* server down: to just under
   the rate the SMSC accepted in the last second, probing back up toward the configured rate
-  afterwards (:class:`smppgw.ratelimit.AdaptiveRate`); a server that accepted nothing in the
+  afterwards (:class:`smppgw.esme.ratelimit.AdaptiveRate`); a server that accepted nothing in the
   last second is paused instead (exponential, from ``throttle_backoff``). Throttles are logged
   as one WARNING per server and ``throttle_report_interval`` with their count; transient
   statuses retry after ``retry_delay`` up to ``max_attempts``;
@@ -60,10 +60,10 @@ from smppgw.codec.pdu import (
     SubmitSm,
     SubmitSmResp,
 )
-from smppgw.observe import NULL_OBSERVER, Observer
-from smppgw.ratelimit import AdaptiveRate, TokenBucket
-from smppgw.retry_policy import StatusClass, StatusPolicy, UnknownPolicy
-from smppgw.session import (
+from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.esme.ratelimit import AdaptiveRate, TokenBucket
+from smppgw.esme.retry_policy import StatusClass, StatusPolicy, UnknownPolicy
+from smppgw.esme.session import (
     BindType,
     InboundHandler,
     LinkLostError,
@@ -73,7 +73,7 @@ from smppgw.session import (
     SessionSettings,
     TlsSettings,
 )
-from smppgw.slots import SlotSource
+from smppgw.esme.slots import SlotSource
 
 __all__ = [
     "BindManager",
@@ -205,7 +205,7 @@ class BindManagerSettings:
     ``throttle_backoff_max``. ``max_attempts`` bounds the sends of one part for transient
     statuses and unknown outcomes (throttling is not counted: it never fails a message).
     ``inbound_window`` bounds the deliver_sm of one bind being recorded at once (see
-    :class:`smppgw.session.Session`).
+    :class:`smppgw.esme.session.Session`).
     A bind lost less than ``stable_after`` seconds after it bound counts as a failed connection
     attempt for the reconnect backoff (an SMSC that unbinds every bind at once must not get a
     reconnect storm).
@@ -337,7 +337,7 @@ class BindStatus:
 
 
 class SessionLike(Protocol):
-    """What the manager needs of a :class:`smppgw.session.Session` (tests pass fakes).
+    """What the manager needs of a :class:`smppgw.esme.session.Session` (tests pass fakes).
 
     A session reports each submit whose response never came to its observer
     (``submit_unknown``) before raising ResponseTimeoutError or LinkLostError; the manager
@@ -361,13 +361,13 @@ class SessionLike(Protocol):
 
 @runtime_checkable
 class QueryingSession(Protocol):
-    """A session that can send query_sm (:meth:`smppgw.session.Session.query`)."""
+    """A session that can send query_sm (:meth:`smppgw.esme.session.Session.query`)."""
 
     async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack: ...
 
 
 class SessionFactory(Protocol):
-    """Opens and binds one session (:meth:`smppgw.session.Session.connect`)."""
+    """Opens and binds one session (:meth:`smppgw.esme.session.Session.connect`)."""
 
     def __call__(
         self,
@@ -701,7 +701,7 @@ class BindManager:
             which is the same monotonic clock by default).
         rng: randomness for reconnect jitter (tests pass a seeded one).
         slots: which binds of each server this process may hold and at what rate, when
-            several processes share the account (:mod:`smppgw.slots`); None: every bind, at
+            several processes share the account (:mod:`smppgw.esme.slots`); None: every bind, at
             the configured rate.
     """
 

@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
-from smppgw.binds import BindManagerSettings, ServerSettings
 from smppgw.codec import (
     BindReceiver,
     BindTransceiver,
@@ -55,8 +54,9 @@ from smppgw.codec import (
 )
 from smppgw.codec.receipt import ReceiptInfo, ReceiptParseError, receipt_info
 from smppgw.codec.text import encode_text
-from smppgw.numbers import Sender
-from smppgw.session import BindType
+from smppgw.esme.binds import BindManagerSettings, ServerSettings
+from smppgw.esme.numbers import Sender
+from smppgw.esme.session import BindType
 
 __all__ = [
     "DoctorReport",

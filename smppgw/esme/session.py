@@ -73,8 +73,8 @@ from smppgw.codec.connection import (
     SendEnquireLink,
     State,
 )
-from smppgw.observe import NULL_OBSERVER, Observer
-from smppgw.tls import TlsSettings, is_handshake_failure
+from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.esme.tls import TlsSettings, is_handshake_failure
 
 __all__ = [
     "MAX_LATE",

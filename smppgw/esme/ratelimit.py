@@ -21,7 +21,7 @@ fewer than ``burst + (W + tolerance) * rate`` grants:
 
 The bound holds up to float rounding (far below a microsecond). The bind manager lowers the rate
 slightly and sets a small tolerance (see ``ServerSettings.jitter_allowance`` in
-:mod:`smppgw.binds`) so that delays between our grant and the SMSC's count cannot push an extra
+:mod:`smppgw.esme.binds`) so that delays between our grant and the SMSC's count cannot push an extra
 message into the SMSC's window.
 
 The bucket is pure: :meth:`TokenBucket.try_take` takes ``now`` and never sleeps. The async

@@ -7,7 +7,7 @@ Two tables in the schema ``smppgw_cluster`` (configurable) hold the state:
 
 Every ``heartbeat`` seconds an instance, in one transaction, extends its heartbeat and its
 unexpired leases to ``now() + ttl``, deletes the leases it has finished handing over, reads the
-tables and takes the slots :func:`smppgw.cluster.plan.plan` chooses (an upsert that succeeds
+tables and takes the slots :func:`smppgw.gateway.cluster.plan.plan` chooses (an upsert that succeeds
 only on an absent or expired row). Expiry is judged on the database's clock only.
 
 Rows rather than advisory locks: a lock held by a connection lapses only when the server notices
@@ -39,9 +39,9 @@ from typing import Final
 
 import asyncpg
 
-from smppgw.cluster.plan import Instance, Lease, SlotKey, plan
 from smppgw.codec.errors import SmppError
-from smppgw.slots import SlotGrant, rate_share
+from smppgw.esme.slots import SlotGrant, rate_share
+from smppgw.gateway.cluster.plan import Instance, Lease, SlotKey, plan
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -46,7 +46,7 @@ from typing import BinaryIO, TextIO, TypeGuard
 import msgspec
 
 from smppgw import __version__
-from smppgw.events import EventType
+from smppgw.gateway.events import EventType
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -951,7 +951,7 @@ async def _cmd_events(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from smppgw.config import ConfigError, load_config, summary  # noqa: PLC0415
+    from smppgw.gateway.config import ConfigError, load_config, summary  # noqa: PLC0415
 
     try:
         config = load_config(args.config)
@@ -964,13 +964,13 @@ def _cmd_check_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
     from smppgw.codec.errors import SmppError  # noqa: PLC0415
-    from smppgw.config import (  # noqa: PLC0415
+    from smppgw.gateway.config import (  # noqa: PLC0415
         ConfigError,
         load_config,
         secrets,
         startup_warnings,
     )
-    from smppgw.logs import install_sighup, setup_logging  # noqa: PLC0415
+    from smppgw.gateway.logs import install_sighup, setup_logging  # noqa: PLC0415
 
     try:
         config = load_config(args.config)
@@ -992,7 +992,7 @@ def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
     try:
         for warning in startup_warnings(config):
             logging.getLogger("smppgw").warning("%s", warning)
-        daemon = importlib.import_module("smppgw.daemon")
+        daemon = importlib.import_module("smppgw.gateway.daemon")
         run: Callable[[object], int] = daemon.run
         return run(config)
     except SmppError as exc:  # the daemon's StartupError, logged already
@@ -1009,9 +1009,9 @@ def _cmd_run(args: argparse.Namespace, _out: TextIO, err: TextIO) -> int:
 
 
 async def _cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from smppgw.config import ConfigError, bind_manager_settings, load_config  # noqa: PLC0415
-    from smppgw.doctor import diagnose  # noqa: PLC0415
-    from smppgw.numbers import NumberError, validate_msisdn, validate_sender  # noqa: PLC0415
+    from smppgw.esme.numbers import NumberError, validate_msisdn, validate_sender  # noqa: PLC0415
+    from smppgw.gateway.config import ConfigError, bind_manager_settings, load_config  # noqa: PLC0415
+    from smppgw.gateway.doctor import diagnose  # noqa: PLC0415
 
     try:
         config = load_config(args.config)
@@ -1066,8 +1066,9 @@ async def _cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 
 
 def _simulator_main() -> Callable[[Sequence[str] | None], int]:
-    # The simulator's entry point lives in smppgw.simulator.cli or smppgw.simulator.__main__.
-    for name in ("smppgw.simulator.cli", "smppgw.simulator.__main__"):
+    # The simulator's entry point lives in smppgw.testing.simulator.cli or
+    # smppgw.testing.simulator.__main__.
+    for name in ("smppgw.testing.simulator.cli", "smppgw.testing.simulator.__main__"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -41,7 +41,7 @@ from typing import Protocol
 
 from smppgw import __version__
 from smppgw.codec.errors import SmppError
-from smppgw.observe import NULL_OBSERVER, Observer
+from smppgw.esme.observe import NULL_OBSERVER, Observer
 
 __all__ = [
     "PendingDelivery",

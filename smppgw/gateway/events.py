@@ -96,7 +96,7 @@ class StatusPayload(msgspec.Struct, frozen=True, kw_only=True):
     ``UNDELIV``, ``EXPIRED``, ``REJECTD``, ``DND``...), else ours in upper case (``QUEUED``,
     ``SUBMITTED``, ``SENT``, ``FAILED``, ``UNKNOWN``). Over several parts, ``status`` and
     ``err`` are ``DELIVRD`` / ``000`` exactly when ``state`` is delivered, otherwise those of
-    the part that decided the state (:func:`smppgw.correlate.outcome`). ``err`` is the
+    the part that decided the state (:func:`smppgw.gateway.correlate.outcome`). ``err`` is the
     receipt's error code (``000``...) or, for a submit the SMSC refused, the command_status
     name (``ESME_RINVDSTADR``). ``reason`` says in words why a final message was not
     delivered. ``cid`` repeats ``custom``: the provider's pull API names the client's

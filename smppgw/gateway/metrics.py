@@ -1,4 +1,4 @@
-"""Prometheus metrics: an :class:`~smppgw.observe.Observer` backed by prometheus-client.
+"""Prometheus metrics: an :class:`~smppgw.esme.observe.Observer` backed by prometheus-client.
 
 Every metric lives in the observer's own :class:`CollectorRegistry` (never the library's global
 one), so two daemons or two tests in one process never share counters. The exposition is

@@ -1,4 +1,4 @@
-"""``python -m smppgw.simulator``."""
+"""``python -m smppgw.testing.simulator``."""
 
 from .cli import main
 

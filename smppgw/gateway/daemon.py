@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Final, TypeVar
 
 import msgspec
 
-from smppgw.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Ton
 from smppgw.codec.errors import EncodeError, SmppError
 from smppgw.codec.pdu import (
@@ -52,7 +51,11 @@ from smppgw.codec.pdu import (
 )
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
 from smppgw.codec.tlv import dlt_tlvs
-from smppgw.config import (
+from smppgw.esme.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
+from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally
+from smppgw.esme.ratelimit import TokenBucket
+from smppgw.esme.session import inbound_origin
+from smppgw.gateway.config import (
     Config,
     bind_manager_settings,
     intake_settings,
@@ -61,7 +64,7 @@ from smppgw.config import (
     simulator_settings,
     webhook_settings,
 )
-from smppgw.correlate import (
+from smppgw.gateway.correlate import (
     Correlator,
     Dlr,
     Match,
@@ -70,7 +73,7 @@ from smppgw.correlate import (
     is_receipt,
     user_data,
 )
-from smppgw.events import (
+from smppgw.gateway.events import (
     DeliveryState,
     InboundEvent,
     InboundPayload,
@@ -81,14 +84,11 @@ from smppgw.events import (
     encode_event,
     format_time,
 )
-from smppgw.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
-from smppgw.metrics import MetricsServer, PrometheusObserver
-from smppgw.observe import UNMATCHED_AFTER, Observer, ReceiptTally
-from smppgw.ratelimit import TokenBucket
-from smppgw.recovery import ReceiptWatch, Waiting, dlr_from_query
-from smppgw.sdnotify import Notifier
-from smppgw.session import inbound_origin
-from smppgw.store import (
+from smppgw.gateway.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
+from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
+from smppgw.gateway.recovery import ReceiptWatch, Waiting, dlr_from_query
+from smppgw.gateway.sdnotify import Notifier
+from smppgw.gateway.store import (
     ClaimedMessage,
     LogLimiter,
     NotAStoreError,
@@ -99,10 +99,10 @@ from smppgw.store import (
     StoreLockedError,
     StoreSettings,
 )
-from smppgw.webhook import WebhookSender
+from smppgw.gateway.webhook import WebhookSender
 
 if TYPE_CHECKING:
-    from smppgw.simulator import Simulator
+    from smppgw.testing.simulator import Simulator
 
 __all__ = [
     "Gateway",
@@ -302,7 +302,7 @@ class Gateway:
         self.metrics: MetricsServer | None = None
         self.webhook: WebhookSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        # Parts waiting for receipts, to query_sm about when overdue (smppgw.recovery).
+        # Parts waiting for receipts, to query_sm about when overdue (smppgw.gateway.recovery).
         self._watch = ReceiptWatch(recovery_settings(config))
         self._query_unsupported = False  # warned that an SMSC answered query_sm ESME_RINVCMDID
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -359,7 +359,7 @@ class Gateway:
         servers = config.servers
         ca_file = None
         if config.simulator.enabled:
-            from smppgw.simulator import Simulator  # noqa: PLC0415 - only in simulator mode
+            from smppgw.testing.simulator import Simulator  # noqa: PLC0415 - only in simulator mode
 
             simulator = Simulator(simulator_settings(config))
             await simulator.start()
@@ -851,7 +851,7 @@ class Gateway:
 
     async def _recover_receipts(self) -> None:
         """Ask about the parts whose receipts are overdue, at ``query_rate`` (see
-        :mod:`smppgw.recovery`); each query also takes its server's token."""
+        :mod:`smppgw.gateway.recovery`); each query also takes its server's token."""
         watch = self._watch
         settings = watch.settings
         bucket = TokenBucket(settings.query_rate)
