@@ -1,6 +1,6 @@
 """Hand-written fast paths for the PDUs on the hot path of a gateway.
 
-submit_sm and deliver_sm (one layout), the responses that carry only a message_id
+submit_sm and deliver_sm (one layout), data_sm, the responses that carry only a message_id
 (submit_sm_resp, deliver_sm_resp, data_sm_resp) and the header-only PDUs (enquire_link and
 others) are encoded and decoded here in as few interpreted steps as possible: the mandatory
 fields of a submit_sm are matched by one regular expression over the PDU read as Latin-1, so
@@ -30,12 +30,13 @@ from .constants import CommandStatus
 from .tlv import Tlv
 
 if TYPE_CHECKING:
-    from .pdu import DataSmResp, DeliverSm, DeliverSmResp, Pdu, SubmitSm, SubmitSmResp
+    from .pdu import DataSm, DataSmResp, DeliverSm, DeliverSmResp, Pdu, SubmitSm, SubmitSmResp
 
 __all__ = [
     "FastDecoder",
     "FastEncoder",
     "builder",
+    "data_sm_codec",
     "header_only_codec",
     "message_id_codec",
     "short_message_codec",
@@ -263,6 +264,119 @@ def short_message_codec(
             ).encode("latin-1")
             tlvs = pdu.tlvs
             body = _append_tlvs([head, short_message], tlvs) if tlvs else head + short_message
+            return (
+                _HEADER_PACK(
+                    HEADER_LENGTH + len(body), command_id, pdu.command_status, pdu.sequence_number
+                )
+                + body
+            )
+        except _ENCODE_FAILURES:
+            return None
+
+    return decode, encode
+
+
+# --- data_sm (section 4.7.1): a submit or a delivery, with its payload in TLVs -------------------
+
+DATA_SM_LAYOUT = (
+    Field("service_type", Kind.CSTRING, 6),
+    Field("source_addr_ton", Kind.U8),
+    Field("source_addr_npi", Kind.U8),
+    Field("source_addr", Kind.CSTRING, 65),
+    Field("dest_addr_ton", Kind.U8),
+    Field("dest_addr_npi", Kind.U8),
+    Field("destination_addr", Kind.CSTRING, 65),
+    Field("esm_class", Kind.U8),
+    Field("registered_delivery", Kind.U8),
+    Field("data_coding", Kind.U8),
+)
+
+_DATA_SM_MATCH = re.compile(
+    "".join(
+        f"([^\\x00]{{0,{field.size - 1}}})\\x00" if field.kind is Kind.CSTRING else "(.)"
+        for field in DATA_SM_LAYOUT
+    ),
+    re.DOTALL,
+).match
+
+
+def data_sm_codec(cls: type[Pdu], layout: tuple[Field, ...]) -> tuple[FastDecoder, FastEncoder]:
+    """The fast decoder and encoder of data_sm."""
+    _check_layout(cls, layout, DATA_SM_LAYOUT)
+    build = builder(cls)
+    command_id = int(cls.command_id)
+
+    def decode(data: bytes, command_status: CommandStatus, sequence_number: int) -> Pdu | None:
+        match = _DATA_SM_MATCH(data.decode("latin-1"), HEADER_LENGTH)
+        if match is None:
+            return None
+        (
+            service_type,
+            source_addr_ton,
+            source_addr_npi,
+            source_addr,
+            dest_addr_ton,
+            dest_addr_npi,
+            destination_addr,
+            esm_class,
+            registered_delivery,
+            data_coding,
+        ) = match.groups()
+        tlvs = _read_tlvs(data, match.end())
+        if tlvs is None:
+            return None
+        pdu = _new(build)
+        pdu.sequence_number = sequence_number
+        pdu.command_status = command_status
+        pdu.tlvs = tlvs
+        pdu.body_omitted = False
+        pdu.service_type = service_type
+        pdu.source_addr_ton = ord(source_addr_ton)
+        pdu.source_addr_npi = ord(source_addr_npi)
+        pdu.source_addr = source_addr
+        pdu.dest_addr_ton = ord(dest_addr_ton)
+        pdu.dest_addr_npi = ord(dest_addr_npi)
+        pdu.destination_addr = destination_addr
+        pdu.esm_class = ord(esm_class)
+        pdu.registered_delivery = ord(registered_delivery)
+        pdu.data_coding = ord(data_coding)
+        pdu.__class__ = cls
+        result: Pdu = pdu
+        return result
+
+    def encode(pdu: DataSm) -> bytes | None:
+        try:
+            service_type = pdu.service_type
+            source_addr = pdu.source_addr
+            destination_addr = pdu.destination_addr
+            if (
+                len(service_type) > 5
+                or "\0" in service_type
+                or len(source_addr) > 64
+                or "\0" in source_addr
+                or len(destination_addr) > 64
+                or "\0" in destination_addr
+            ):
+                return None
+            head = "".join(
+                (
+                    service_type,
+                    "\0",
+                    chr(pdu.source_addr_ton),
+                    chr(pdu.source_addr_npi),
+                    source_addr,
+                    "\0",
+                    chr(pdu.dest_addr_ton),
+                    chr(pdu.dest_addr_npi),
+                    destination_addr,
+                    "\0",
+                    chr(pdu.esm_class),
+                    chr(pdu.registered_delivery),
+                    chr(pdu.data_coding),
+                )
+            ).encode("latin-1")
+            tlvs = pdu.tlvs
+            body = _append_tlvs([head], tlvs) if tlvs else head
             return (
                 _HEADER_PACK(
                     HEADER_LENGTH + len(body), command_id, pdu.command_status, pdu.sequence_number

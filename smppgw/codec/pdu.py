@@ -341,7 +341,7 @@ class SubmitMultiResp(Pdu):
     unsuccess_sme: tuple[UnsuccessSme, ...] = _list(Kind.UNSUCCESS_SMES)
 
 
-@_register(CommandId.DATA_SM)
+@_register(CommandId.DATA_SM, _fast.data_sm_codec)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DataSm(Pdu):
     service_type: str = _c(6)

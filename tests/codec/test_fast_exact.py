@@ -46,6 +46,7 @@ FAST = sorted(
 def test_the_hot_path_pdus_have_a_fast_path_and_only_they() -> None:
     assert {cls.__name__ for cls in FAST} == {
         "CancelSmResp",
+        "DataSm",
         "DataSmResp",
         "DeliverSm",
         "DeliverSmResp",

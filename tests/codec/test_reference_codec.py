@@ -30,7 +30,12 @@ from smppgw.codec import (
     decode,
     encode,
 )
-from smppgw.codec._fast import header_only_codec, message_id_codec, short_message_codec
+from smppgw.codec._fast import (
+    data_sm_codec,
+    header_only_codec,
+    message_id_codec,
+    short_message_codec,
+)
 
 
 def hexbytes(text: str) -> bytes:
@@ -260,7 +265,9 @@ def test_an_unencodable_password_is_named_but_never_shown() -> None:
     assert "pässwörd" not in str(info.value)
 
 
-@pytest.mark.parametrize("codec", [short_message_codec, message_id_codec, header_only_codec])
+@pytest.mark.parametrize(
+    "codec", [short_message_codec, data_sm_codec, message_id_codec, header_only_codec]
+)
 def test_a_fast_path_refuses_a_class_whose_layout_it_was_not_written_for(codec: object) -> None:
     with pytest.raises(TypeError, match="QuerySm: its layout is not the one"):
         codec(QuerySm, QuerySm._layout)  # type: ignore[operator]
