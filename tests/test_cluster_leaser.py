@@ -322,3 +322,27 @@ def test_settings_that_cannot_fence_in_time_are_refused(
     base: dict[str, object] = {"dsn": "postgresql://x", "account": "acme", "servers": SERVERS}
     with pytest.raises(LeaserSettingsError, match=message):
         LeaserSettings(**{**base, **changes})  # type: ignore[arg-type]
+
+
+async def test_a_failing_listener_neither_fails_the_start_nor_stops_the_heartbeat(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A listener that raised used to end the heartbeat task (or the start): the leases then
+    lapsed while the instance still granted its slots to the bind manager."""
+
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    watch = Watch()
+    first = SlotLeaser(settings(db, "a"))
+    first.subscribe(broken)
+    watch.add(first)
+    await first.start()
+    try:
+        second = watch.add(SlotLeaser(settings(db, "b")))
+        await second.start()
+        await watch.until(lambda: balanced([first, second]))
+    finally:
+        for leaser in watch.leasers:
+            await leaser.stop()
+    assert "listener bug" in caplog.text

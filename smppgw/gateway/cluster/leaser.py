@@ -482,7 +482,12 @@ class SlotLeaser:
                 f"{grant.rate:g}" if grant.rate else "unlimited",
             )
         for listener in list(self._listeners):
-            listener()
+            try:
+                listener()
+            except Exception:
+                # One listener's fault must not stop the heartbeat (nor the other listeners):
+                # the leases would lapse while this instance still believed it held them.
+                logger.exception("slot grant listener %r failed", listener)
 
 
 def _describe(exc: BaseException) -> str:
