@@ -578,23 +578,20 @@ async def _cmd_send(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise CliError("give --to and --text (or --hex), or --file")
     else:
         _check_file_options(args, intake)
+        return await _send_from_file(args, intake=intake, defaults=message, out=out, err=err)
     client = await _Client.connect(intake.path)
     try:
-        if args.file is None:
-            reply = await client.call({"op": "preview" if args.dry_run else "submit", **message})
-            if args.json:
-                out.write(msgspec.json.encode(reply).decode() + "\n")
-            elif args.dry_run:
-                (out if reply.get("ok") else err).writelines(_preview_lines(reply))
-            elif reply.get("ok"):
-                kind = "duplicate of" if reply.get("duplicate") else "accepted"
-                out.write(f"{kind} id={reply.get('id')} parts={reply.get('parts')}\n")
-            else:
-                err.write(f"rejected: {_printable(_error_text(reply))}\n")
-            return EXIT_OK if reply.get("ok") else EXIT_FAILED
-        return await _send_from_file(
-            client, args, intake=intake, defaults=message, out=out, err=err
-        )
+        reply = await client.call({"op": "preview" if args.dry_run else "submit", **message})
+        if args.json:
+            out.write(msgspec.json.encode(reply).decode() + "\n")
+        elif args.dry_run:
+            (out if reply.get("ok") else err).writelines(_preview_lines(reply))
+        elif reply.get("ok"):
+            kind = "duplicate of" if reply.get("duplicate") else "accepted"
+            out.write(f"{kind} id={reply.get('id')} parts={reply.get('parts')}\n")
+        else:
+            err.write(f"rejected: {_printable(_error_text(reply))}\n")
+        return EXIT_OK if reply.get("ok") else EXIT_FAILED
     finally:
         await client.close()
 
@@ -613,7 +610,6 @@ def _check_file_options(args: argparse.Namespace, intake: _Intake) -> None:
 
 
 async def _send_from_file(
-    client: _Client,
     args: argparse.Namespace,
     *,
     intake: _Intake,
@@ -623,7 +619,7 @@ async def _send_from_file(
 ) -> int:
     name = str(args.file)
     fmt = args.format or ("csv" if name.lower().endswith(".csv") else "jsonl")
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         total = None
         if name == "-":
             file: BinaryIO = sys.stdin.buffer
@@ -631,6 +627,8 @@ async def _send_from_file(
             path = Path(name)
             file = stack.enter_context(_open_rows(path))
             total = _count_rows(path, fmt, name, intake.max_line)
+        client = await _Client.connect(intake.path)
+        stack.push_async_callback(client.close)
         progress = _Progress(err, total, enabled=not args.quiet and (args.progress or err.isatty()))
         sender = _FileSender(
             client,
