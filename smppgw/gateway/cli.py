@@ -421,7 +421,7 @@ class _FileSender:
 
     def __init__(
         self,
-        client: _Client,
+        path: str,
         rows: Iterator[_Row],
         *,
         defaults: dict[str, object],
@@ -433,7 +433,8 @@ class _FileSender:
         op: str = "submit",
         preview_out: TextIO | None = None,
     ) -> None:
-        self._client = client
+        self._path = path
+        self._client: _Client | None = None  # connected when the first batch is ready
         self._rows = rows
         self._defaults = defaults
         self._batch = batch
@@ -527,11 +528,17 @@ class _FileSender:
         try:
             while True:
                 while len(self._in_flight) < self._window and (item := self._next_batch()):
+                    if self._client is None:
+                        self._retry.appendleft(item)  # counted as unanswered if this fails
+                        self._client = await _Client.connect(self._path)
+                        continue
                     chunk, attempt = item
                     self._number += 1
                     self._in_flight.append((self._number, chunk, attempt))
                     messages = b",".join(encoded for _, encoded in chunk)
                     self._client.send_raw(_REQUEST % (self._op, self._number, messages))
+                if self._client is None:
+                    return self.totals  # no row to send: the daemon is never contacted
                 await self._client.drain()
                 if not self._in_flight:
                     return self.totals
@@ -542,6 +549,10 @@ class _FileSender:
                 + sum(len(chunk) for chunk, _ in self._retry)
                 + (self._held is not None)
             )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
 
     async def _answer(self, reply: dict[str, object]) -> None:
         req, chunk, attempt = self._in_flight.popleft()
@@ -627,11 +638,9 @@ async def _send_from_file(
             path = Path(name)
             file = stack.enter_context(_open_rows(path))
             total = _count_rows(path, fmt, name, intake.max_line)
-        client = await _Client.connect(intake.path)
-        stack.push_async_callback(client.close)
         progress = _Progress(err, total, enabled=not args.quiet and (args.progress or err.isatty()))
         sender = _FileSender(
-            client,
+            intake.path,
             _rows(file, fmt, name, intake.max_line),
             defaults=defaults,
             batch=args.batch,
@@ -642,6 +651,7 @@ async def _send_from_file(
             op="preview" if args.dry_run else "submit",
             preview_out=out if args.dry_run and not args.json else None,
         )
+        stack.push_async_callback(sender.close)
         started = time.monotonic()
         try:
             totals = await sender.run()
