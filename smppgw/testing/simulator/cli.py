@@ -6,17 +6,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from smppgw.codec.text import SplitMethod
 
 from .server import Account, FaultSettings, MoSettings, Simulator, SimulatorSettings
 
-__all__ = ["build_parser", "main"]
+__all__ = ["DEFAULT_PASSWORD", "build_parser", "main"]
+
+# The gateway's simulator-mode default (config.SIMULATOR_PASSWORD): documented, not a secret.
+DEFAULT_PASSWORD = "localsim"  # noqa: S105
+_MAX_PORT = 65535
+_MAX_PASSWORD = 8  # bind password: a C-octet string of at most 9 octets (SMPP v3.4 4.1.1)
+
+
+class StartError(Exception):
+    """The simulator cannot start (a port in use, an unreadable certificate)."""
 
 
 def _share(value: str) -> float:
@@ -43,6 +51,46 @@ def _rate(value: str) -> float:
     return rate
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of ``minimum`` or more."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = minimum - 1
+        if number < minimum:
+            msg = f"expected a whole number of {minimum} or more, got {value!r}"
+            raise argparse.ArgumentTypeError(msg)
+        return number
+
+    return parse
+
+
+def _port(value: str) -> int:
+    """An argparse type: a TCP port, 0 for one the system chooses."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= _MAX_PORT:
+        msg = f"expected a port 0..{_MAX_PORT} (0: any free one), got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return port
+
+
+def _seconds(value: str) -> float:
+    """An argparse type: a duration in seconds, 0 or more."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0.0 <= seconds < float("inf"):
+        msg = f"expected seconds, 0 or more, got {value!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return seconds
+
+
 def _outage(value: str) -> tuple[int, float, float]:
     """An argparse type: ``SERVER:AFTER:SECONDS`` (server numbered from 1)."""
     try:
@@ -66,12 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    parser.add_argument("--servers", type=int, default=2, help="number of servers (2)")
+    parser.add_argument("--servers", type=_count(1), default=2, help="number of servers (2)")
     parser.add_argument(
-        "--plain-ports", type=int, nargs="*", default=[], help="plain port per server (ephemeral)"
+        "--plain-ports", type=_port, nargs="*", default=[], help="plain port per server (ephemeral)"
     )
     parser.add_argument(
-        "--tls-ports", type=int, nargs="*", default=[], help="TLS port per server (ephemeral)"
+        "--tls-ports", type=_port, nargs="*", default=[], help="TLS port per server (ephemeral)"
     )
     parser.add_argument("--no-tls", action="store_true", help="do not open TLS ports")
     parser.add_argument("--cert-file", help="server certificate (default: generated at start)")
@@ -80,25 +128,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--system-id", default="smppgw", help="account system_id (smppgw)")
     parser.add_argument(
         "--password-file",
-        help="file holding the account password (default: the password 'localsim')",
+        help=f"file holding the account password, at most 8 characters (default: the password "
+        f"{DEFAULT_PASSWORD!r})",
     )
-    parser.add_argument("--binds", type=int, default=3, help="binds allowed per server (3)")
+    parser.add_argument("--binds", type=_count(1), default=3, help="binds allowed per server (3)")
     parser.add_argument(
-        "--rate", type=float, default=50.0, help="submits per second per server, 0 = unlimited"
+        "--rate", type=_rate, default=50.0, help="submits per second per server, 0 = unlimited"
     )
     parser.add_argument("--message-id-format", choices=["decimal", "hex", "uuid"], default="hex")
     parser.add_argument(
         "--dlr-delay",
-        type=float,
+        type=_seconds,
         nargs=2,
         default=[0.05, 0.5],
         metavar=("MIN", "MAX"),
-        help="receipt delay range in seconds",
+        help="receipt delay range in seconds, after the schedule_delivery_time if any",
     )
-    parser.add_argument("--queue-full-ratio", type=float, default=0.0, help="ESME_RMSSQFUL share")
-    parser.add_argument("--stall-ratio", type=float, default=0.0, help="unanswered submit share")
-    parser.add_argument("--dlr-before-resp", type=float, default=0.0, help="early receipt share")
-    parser.add_argument("--drop-every", type=int, default=0, help="close links every N PDUs")
+    parser.add_argument("--queue-full-ratio", type=_share, default=0.0, help="ESME_RMSSQFUL share")
+    parser.add_argument("--stall-ratio", type=_share, default=0.0, help="unanswered submit share")
+    parser.add_argument("--dlr-before-resp", type=_share, default=0.0, help="early receipt share")
+    parser.add_argument(
+        "--drop-every", type=_count(0), default=0, help="close links every N PDUs (0 = never)"
+    )
     parser.add_argument("--refuse-binds", action="store_true", help="refuse every bind")
     parser.add_argument(
         "--unbind-after-bind",
@@ -193,12 +244,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _password(path: str) -> str:
+    try:
+        password = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"--password-file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}"
+        raise ValueError(msg) from exc
+    if not 1 <= len(password) <= _MAX_PASSWORD:
+        msg = (
+            f"--password-file: {path} holds a password of {len(password)} characters; "
+            f"a bind password has 1 to {_MAX_PASSWORD}"
+        )
+        raise ValueError(msg)
+    return password
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """What argparse cannot check option by option.
+
+    Raises:
+        ValueError: with the message to print.
+    """
+    low, high = args.dlr_delay
+    if low > high:
+        msg = f"--dlr-delay: MIN {low:g} is above MAX {high:g}"
+        raise ValueError(msg)
+    for flag, ports in (("--plain-ports", args.plain_ports), ("--tls-ports", args.tls_ports)):
+        if len(ports) > args.servers:
+            msg = f"{flag}: {len(ports)} ports for {args.servers} servers"
+            raise ValueError(msg)
+    for flag, spells in (("--down", args.down), ("--freeze", args.freeze)):
+        for server, _after, _seconds in spells:
+            if server > args.servers:
+                msg = f"{flag}: server {server} does not exist ({args.servers} servers)"
+                raise ValueError(msg)
+
+
 def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
-    password = (
-        Path(args.password_file).read_text(encoding="utf-8").strip()
-        if args.password_file
-        else "localsim"  # the gateway's simulator-mode default (config.SIMULATOR_PASSWORD)
-    )
+    """The simulator's settings from checked arguments.
+
+    Raises:
+        ValueError: the password file cannot be read or holds no usable password.
+    """
+    password = _password(args.password_file) if args.password_file else DEFAULT_PASSWORD
     return SimulatorSettings(
         host=args.host,
         servers=args.servers,
@@ -261,22 +349,30 @@ async def _run(
     ca_out: str | None,
     outages: Sequence[tuple[int, float, float]] = (),
     freezes: Sequence[tuple[int, float, float]] = (),
+    password_source: str = f"{DEFAULT_PASSWORD!r} (the default)",
 ) -> None:
-    for flag, spells in (("--down", outages), ("--freeze", freezes)):
-        for server, _after, _seconds in spells:
-            if server > settings.servers:
-                msg = f"{flag}: server {server} does not exist ({settings.servers} servers)"
-                raise SystemExit(msg)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with Simulator(settings) as sim:
+    sim = Simulator(settings)
+    try:
+        await sim.start()
+    except OSError as exc:
+        await sim.stop()
+        msg = f"cannot start: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        raise StartError(msg) from exc
+    async with sim:
         for info in sim.servers:
             tls = f", TLS port {info.tls_port}" if info.tls_port else ""
             print(f"{info.name}: {info.host} plain port {info.plain_port}{tls}", flush=True)
-        for account in settings.accounts:  # its system_id; the password stays unsaid
-            print(f"account: system_id {account.system_id}", flush=True)
+        for account in settings.accounts:
+            rate = f"{account.rate_per_server:g}" if account.rate_per_server else "unlimited"
+            print(
+                f"account: system_id {account.system_id}, password {password_source}; "
+                f"{account.max_binds_per_server} binds and {rate} submits/s per server",
+                flush=True,
+            )
         if sim.ca_pem is not None and ca_out:
             Path(ca_out).write_bytes(sim.ca_pem)  # noqa: ASYNC240 - once, at start
             print(f"CA certificate written to {ca_out}", flush=True)
@@ -293,7 +389,31 @@ async def _run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(settings_from_args(args), args.ca_out, args.down, args.freeze))
+    """Run the simulator until SIGINT or SIGTERM.
+
+    Returns:
+        0 when stopped by a signal, 1 when it cannot start (a port in use), 2 for bad options.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        try:
+            check_args(args)
+            settings = settings_from_args(args)
+        except ValueError as exc:
+            parser.error(str(exc))
+    except SystemExit as exc:  # --help, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else 2
+    source = (
+        f"from {args.password_file}"
+        if args.password_file
+        else f"{DEFAULT_PASSWORD!r} (the default; --password-file to set another)"
+    )
+    try:
+        asyncio.run(_run(settings, args.ca_out, args.down, args.freeze, source))
+    except KeyboardInterrupt:
+        pass
+    except StartError as exc:
+        print(f"smppgw simulate: {exc}", file=sys.stderr)
+        return 1
     return 0

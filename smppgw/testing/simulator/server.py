@@ -15,7 +15,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Self, cast
 
@@ -54,7 +54,7 @@ from smppgw.codec import (
 )
 from smppgw.codec.errors import SmppError
 from smppgw.codec.receipt import format_receipt, stat_to_message_state
-from smppgw.codec.smpp_time import format_absolute
+from smppgw.codec.smpp_time import SmppTimeError, format_absolute, parse_smpp_time
 from smppgw.codec.text import (
     Part,
     SplitMethod,
@@ -73,8 +73,10 @@ __all__ = [
     "Simulator",
     "SimulatorSettings",
     "SimulatorStats",
+    "TimeFieldError",
     "UnknownAccountError",
     "build_mo_parts",
+    "receipt_timing",
 ]
 
 log = logging.getLogger(__name__)
@@ -331,6 +333,47 @@ class _Receipt:
     attempts: int = 0
 
 
+class TimeFieldError(SmppError, ValueError):
+    """A submit_sm's schedule_delivery_time or validity_period that is no SMPP time."""
+
+    def __init__(self, status: CommandStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _time_field(value: str, now: datetime, status: CommandStatus) -> datetime | None:
+    try:
+        parsed = parse_smpp_time(value)
+    except SmppTimeError as exc:
+        raise TimeFieldError(status, str(exc)) from exc
+    return now + parsed if isinstance(parsed, timedelta) else parsed
+
+
+def receipt_timing(
+    schedule_delivery_time: str, validity_period: str, now: datetime, delay: float
+) -> tuple[float, bool]:
+    """When the receipt of a message submitted at ``now`` is due, and whether it is EXPIRED.
+
+    The message is delivered ``delay`` seconds after its schedule_delivery_time (or after
+    ``now`` when it has none or it has passed); when its validity_period ends before that, it
+    expires at that moment instead and the receipt says EXPIRED (SMPP v3.4 sections 5.2.15,
+    5.2.16). Relative times count from ``now``.
+
+    Returns:
+        (seconds from ``now`` until the receipt, True when the message expires undelivered).
+
+    Raises:
+        TimeFieldError: ESME_RINVSCHED for a malformed schedule_delivery_time,
+            ESME_RINVEXPIRY for a malformed validity_period.
+    """
+    scheduled = _time_field(schedule_delivery_time, now, CommandStatus.ESME_RINVSCHED)
+    expires = _time_field(validity_period, now, CommandStatus.ESME_RINVEXPIRY)
+    delivered = max(now, scheduled or now) + timedelta(seconds=delay)
+    if expires is not None and expires < delivered:
+        return max((expires - now).total_seconds(), 0.0), True
+    return (delivered - now).total_seconds(), False
+
+
 class _Server:
     def __init__(self, sim: Simulator, name: str) -> None:
         self.sim = sim
@@ -532,6 +575,11 @@ class _Connection(asyncio.Protocol):
             sim.stats.queue_full += 1
             self.respond(pdu, CommandStatus.ESME_RMSSQFUL, None)
             return
+        try:
+            delay, expired = sim.receipt_timing(pdu)
+        except TimeFieldError as exc:
+            self.respond(pdu, exc.status, None)
+            return
         message_id = sim.new_message_id()
         sim.remember(message_id, pdu)
         sim.stats.accepted += 1
@@ -541,9 +589,9 @@ class _Connection(asyncio.Protocol):
         registered = pdu.registered_delivery & 0x03
         early = faults.dlr_before_resp and sim.rng.random() < faults.dlr_before_resp
         if registered:
-            receipt = sim.make_receipt(account.system_id, message_id, pdu)
+            receipt = sim.make_receipt(account.system_id, message_id, pdu, expired=expired)
             if registered == 1 or receipt.stat != "DELIVRD":
-                sim.schedule_receipt(receipt, 0.0 if early else None)
+                sim.schedule_receipt(receipt, 0.0 if early else delay)
         if early:
             # Let the receipt go out first, as some SMSCs do.
             asyncio.get_running_loop().call_later(
@@ -1031,9 +1079,26 @@ class Simulator:
             del messages[next(iter(messages))]
         messages[message_id] = _Message(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr)
 
-    def make_receipt(self, system_id: str, message_id: str, pdu: SubmitSm | DataSm) -> _Receipt:
+    def receipt_timing(self, pdu: SubmitSm | DataSm) -> tuple[float, bool]:
+        """Seconds until the receipt of an accepted submit, and whether it reports EXPIRED.
+
+        Raises:
+            TimeFieldError: schedule_delivery_time or validity_period is malformed.
+        """
+        delay = self.rng.uniform(*self.settings.dlr_delay)
+        if not isinstance(pdu, SubmitSm):  # data_sm has neither field
+            return delay, False
+        return receipt_timing(
+            pdu.schedule_delivery_time, pdu.validity_period, datetime.now(UTC), delay
+        )
+
+    def make_receipt(
+        self, system_id: str, message_id: str, pdu: SubmitSm | DataSm, *, expired: bool = False
+    ) -> _Receipt:
         outcomes = self.settings.dlr_outcomes
         stat, err, _ = self.rng.choices(outcomes, weights=[w for _, _, w in outcomes])[0]
+        if expired:
+            stat, err = "EXPIRED", next((e for st, e, _ in outcomes if st == "EXPIRED"), 0)
         text = pdu.short_message[:20].decode("latin-1") if isinstance(pdu, SubmitSm) else ""
         return _Receipt(
             system_id,
