@@ -20,9 +20,9 @@ import pytest
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, MessageState, SubmitSm
 from smppgw.codec.receipt import receipt_info
 from smppgw.codec.smpp_time import format_absolute
-from smppgw.session import BindType, Session, SessionSettings
-from smppgw.simulator import Account, Simulator, SimulatorSettings
-from smppgw.simulator.server import TimeFieldError, receipt_timing
+from smppgw.esme.session import BindType, Session, SessionSettings
+from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
+from smppgw.testing.simulator.server import TimeFieldError, receipt_timing
 
 WAIT = 30.0
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
