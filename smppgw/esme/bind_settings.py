@@ -1,0 +1,181 @@
+"""The bind manager's settings: the servers, the account and the policies they share.
+
+Invalid settings raise :class:`BindSettingsError` naming the key, at construction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from smppgw.codec.errors import SmppError
+from smppgw.esme.ratelimit import AdaptiveRate, TokenBucket
+from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
+from smppgw.esme.session import BindType
+from smppgw.esme.tls import TlsSettings
+
+if TYPE_CHECKING:
+    from smppgw.esme.bind_state import PartResult
+
+__all__ = [
+    "BindManagerError",
+    "BindManagerSettings",
+    "BindSettingsError",
+    "ManagerStoppedError",
+    "ServerSettings",
+]
+
+
+class BindManagerError(SmppError):
+    """Root of the bind manager's errors."""
+
+
+class BindSettingsError(BindManagerError, ValueError):
+    """Settings that cannot work (no servers, a negative rate...); the message names the key."""
+
+
+class ManagerStoppedError(BindManagerError):
+    """The manager is stopping or stopped: a part was not sent (the caller keeps the message).
+
+    Attributes:
+        results: the results of the message's parts that finished before the stop (their
+            ``on_part`` callbacks have run); the remaining parts were not sent.
+    """
+
+    def __init__(self, message: str, results: Sequence[PartResult] = ()) -> None:
+        super().__init__(message)
+        self.results = tuple(results)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """One SMSC server and the binds to keep to it.
+
+    ``rate`` is the account's limit for this server in messages per second (0 = unlimited) and
+    ``burst`` the tokens an idle server may take at once; keep it 1 so that no 1-second window
+    exceeds ``rate``. ``jitter_allowance`` (seconds) is the safety margin for the SMSC counting
+    arrival times rather than our send times: the bucket runs at ``rate / (1 + allowance)`` and
+    lets a late-woken sender take its token ``allowance / 4`` early, so any ``rate + 1``
+    consecutive sends span at least ``1 + 0.75 * allowance`` seconds and an SMSC that sees them
+    skewed by up to that much (15 ms by default) still counts at most ``rate`` per window.
+    """
+
+    name: str
+    host: str
+    port: int
+    tls: TlsSettings | None = None
+    binds: int = 3
+    bind_type: BindType | tuple[BindType, ...] = BindType.TRANSCEIVER
+    rate: float = 50.0
+    burst: int = 1
+    jitter_allowance: float = 0.02
+
+    def __post_init__(self) -> None:
+        where = f"server {self.name!r}"
+        if self.binds < 0:
+            raise BindSettingsError(f"{where}: binds must be >= 0, got {self.binds}")
+        if isinstance(self.bind_type, tuple) and len(self.bind_type) != self.binds:
+            raise BindSettingsError(
+                f"{where}: bind_type lists {len(self.bind_type)} types for {self.binds} binds"
+            )
+        if not 0 <= self.rate < math.inf:
+            raise BindSettingsError(f"{where}: rate must be >= 0 (0 = unlimited), got {self.rate}")
+        if self.burst < 1:
+            raise BindSettingsError(f"{where}: burst must be >= 1, got {self.burst}")
+        if not 0 <= self.jitter_allowance < 1:
+            raise BindSettingsError(
+                f"{where}: jitter_allowance must be in [0, 1) s, got {self.jitter_allowance}"
+            )
+
+    @property
+    def bind_types(self) -> tuple[BindType, ...]:
+        """The type of each bind, in order."""
+        if isinstance(self.bind_type, tuple):
+            return self.bind_type
+        return (self.bind_type,) * self.binds
+
+    def adaptive_rate(self, bucket: TokenBucket) -> AdaptiveRate:
+        """What learns the server's real limit, starting at (and never above) ``bucket``'s rate."""
+        return AdaptiveRate(bucket.rate, floor=min(bucket.rate, 1.0))
+
+    def token_bucket(self, clock: Callable[[], float] = time.monotonic) -> TokenBucket:
+        """The server's bucket, with the jitter allowance applied (see the class docstring)."""
+        if self.rate == 0:
+            return TokenBucket(math.inf, 1, clock)
+        return TokenBucket(
+            self.rate / (1 + self.jitter_allowance),
+            self.burst,
+            clock,
+            tolerance=self.jitter_allowance / 4,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BindManagerSettings:
+    """The account and the policies shared by all servers.
+
+    Times are in seconds. ``throttle_backoff`` is the first pause of a server that answered
+    ESME_RTHROTTLED; each further throttle (on a submit sent after the pause) doubles it, up to
+    ``throttle_backoff_max``. ``max_attempts`` bounds the sends of one part for transient
+    statuses and unknown outcomes (throttling is not counted: it never fails a message).
+    ``inbound_window`` bounds the deliver_sm of one bind being recorded at once (see
+    :class:`smppgw.esme.session.Session`).
+    A bind lost less than ``stable_after`` seconds after it bound counts as a failed connection
+    attempt for the reconnect backoff (an SMSC that unbinds every bind at once must not get a
+    reconnect storm).
+    """
+
+    servers: tuple[ServerSettings, ...]
+    system_id: str
+    password: str = field(repr=False)
+    system_type: str = "smpp"
+    window: int = 10
+    response_timeout: float = 30.0
+    enquire_link_interval: float = 60.0
+    idle_timeout: float = 300.0
+    connect_timeout: float = 10.0
+    bind_timeout: float = 10.0
+    inbound_window: int = 64
+    reconnect_min: float = 1.0
+    reconnect_max: float = 60.0
+    stable_after: float = 10.0
+    throttle_backoff: float = 1.0
+    throttle_backoff_max: float = 60.0
+    throttle_report_interval: float = 10.0
+    retry_delay: float = 5.0
+    max_attempts: int = 10
+    unknown_policy: UnknownPolicy = UnknownPolicy.RESUBMIT_ONCE
+    status_overrides: Mapping[int, StatusClass] = field(default_factory=dict)
+    unknown_status: StatusClass = StatusClass.TRANSIENT
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            raise BindSettingsError("servers: at least one server is needed")
+        names = [s.name for s in self.servers]
+        if len(set(names)) != len(names):
+            raise BindSettingsError(f"servers: names must be unique, got {names}")
+        if not 0 < self.reconnect_min <= self.reconnect_max:
+            raise BindSettingsError(
+                f"reconnect_min ({self.reconnect_min}) must be > 0 and <= reconnect_max "
+                f"({self.reconnect_max})"
+            )
+        if not 0 < self.throttle_backoff <= self.throttle_backoff_max:
+            raise BindSettingsError(
+                f"throttle_backoff ({self.throttle_backoff}) must be > 0 and <= "
+                f"throttle_backoff_max ({self.throttle_backoff_max})"
+            )
+        for key in ("window", "max_attempts", "inbound_window", "throttle_report_interval"):
+            if not 0 < getattr(self, key) < math.inf:  # the counts are ints: >= 1
+                raise BindSettingsError(f"{key} must be > 0, got {getattr(self, key)}")
+        for key in (
+            "response_timeout",
+            "connect_timeout",
+            "bind_timeout",
+            "retry_delay",
+            "stable_after",
+        ):
+            if not getattr(self, key) >= 0:
+                raise BindSettingsError(f"{key} must be >= 0, got {getattr(self, key)}")
