@@ -23,6 +23,7 @@ from smppgw.gateway.config import Config, parse_config
 from smppgw.gateway.daemon import Gateway, GatewayOptions, build_parts
 from smppgw.gateway.intake import SubmitRequest
 from smppgw.gateway.store import ClaimedMessage, StoreError
+from smppgw.provider import dlt_ids
 from smppgw.testing.simulator import FaultSettings, Simulator
 
 TIMEOUT = 20.0
@@ -231,8 +232,8 @@ def test_parts_carry_the_udh_dlt_tlvs_and_a_reference_stable_across_restarts() -
         assert udh.concat is not None
         assert (udh.concat.total, udh.concat.seqnum) == (2, seq)
         assert udh.concat.reference == first[0].short_message[3]
-        assert pdu.pe_id == "1201159100000000001"
-        assert pdu.template_id == "1207161234567890123"
+        assert dlt_ids(pdu.tlvs).pe_id == "1201159100000000001"
+        assert dlt_ids(pdu.tlvs).template_id == "1207161234567890123"
         assert pdu.registered_delivery == 1
         texts.append(decode_text(body, DataCoding.UCS2))
     assert "".join(texts) == "é" * 100

@@ -1,4 +1,4 @@
-"""The layers import only inward: codec <- esme <- testing, and gateway on top.
+"""The layers import only inward: codec <- provider <- esme <- testing, and gateway on top.
 
 Every ``import`` statement of every module is read (lazy ones inside functions included), so a
 layer cannot reach outward even on a path the tests do not run. A fresh interpreter then shows
@@ -21,8 +21,9 @@ STDLIB = sys.stdlib_module_names
 # What each layer may import besides the standard library and itself.
 ALLOWED: dict[str, set[str]] = {
     "codec": set(),
-    "esme": {"smppgw.codec"},
-    "testing": {"smppgw.codec", "smppgw.esme", "trustme"},
+    "provider": {"smppgw.codec"},
+    "esme": {"smppgw.codec", "smppgw.provider"},
+    "testing": {"smppgw.codec", "smppgw.provider", "smppgw.esme", "trustme"},
     "gateway": {"*"},
 }
 THIRD_PARTY = ("msgspec", "prometheus_client", "uvloop", "trustme", "asyncpg")
@@ -96,6 +97,10 @@ def test_the_boundary_check_sees_a_lazy_outward_import(tmp_path: Path) -> None:
     ("layer", "forbidden"),
     [
         ("smppgw.codec", ("asyncio", "smppgw.esme", "smppgw.gateway", *THIRD_PARTY)),
+        (
+            "smppgw.provider",
+            ("asyncio", "smppgw.esme", "smppgw.gateway", "smppgw.testing", *THIRD_PARTY),
+        ),
         ("smppgw.esme", ("smppgw.gateway", "smppgw.testing", *THIRD_PARTY)),
         ("smppgw.testing", ("smppgw.gateway", "msgspec", "prometheus_client", "uvloop")),
     ],
@@ -169,6 +174,7 @@ def test_pip_install_smppgw_gives_the_codec_and_the_esme_library_and_nothing_els
         "from smppgw.codec import SubmitSm, decode, encode\n"
         "from smppgw.esme.binds import BindManager\n"
         "from smppgw.esme.session import Session\n"
+        "from smppgw.provider import dlt_tlvs\n"
         "pdu = SubmitSm(sequence_number=7, destination_addr='14155550101', short_message=b'hi')\n"
         "assert decode(encode(pdu)) == pdu\n"
         "print(json.dumps(sorted(d.metadata['Name'] for d in m.distributions())))"

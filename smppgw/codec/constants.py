@@ -257,8 +257,8 @@ class Tag(_OpenIntEnum):
     ALERT_ON_MESSAGE_DELIVERY = 0x130C
     ITS_REPLY_TYPE = 0x1380
     ITS_SESSION_INFO = 0x1383
-    # The provider's DLT tags (India's TRAI DLT scheme). The provider's table prints 51212 as
-    # the decimal of 0x1402; 0x1402 is 5122, and the hex is what goes on the wire.
+    # The provider's DLT tags, named here only so that a decoded PDU shows them by name; what
+    # they carry and how to fill them is smppgw.provider.dlt.
     PE_ID = 0x1400
     TEMPLATE_ID = 0x1401
     TM_ID = 0x1402

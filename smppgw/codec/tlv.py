@@ -17,7 +17,6 @@ __all__ = [
     "Tlv",
     "TlvAccessors",
     "c_string_tlv",
-    "dlt_tlvs",
     "find_tlv",
     "octet_tlv",
     "u8_tlv",
@@ -60,25 +59,8 @@ def c_string_tlv(tag: int, value: str) -> Tlv:
 
 
 def octet_tlv(tag: int, value: str | bytes) -> Tlv:
-    """An octet-string TLV without a terminator, e.g. the DLT ids."""
+    """An octet-string TLV without a terminator (e.g. :mod:`smppgw.provider.dlt`'s ids)."""
     return Tlv(tag, value.encode("latin-1") if isinstance(value, str) else value)
-
-
-def dlt_tlvs(
-    pe_id: str | None = None, template_id: str | None = None, tm_id: str | None = None
-) -> tuple[Tlv, ...]:
-    """The provider's DLT TLVs (PE_ID 0x1400, Template_ID 0x1401, TM_ID 0x1402) for the given ids.
-
-    The provider documents them as octet strings of digits; they are sent without a NUL.
-    """
-    out: list[Tlv] = []
-    if pe_id:
-        out.append(octet_tlv(Tag.PE_ID, pe_id))
-    if template_id:
-        out.append(octet_tlv(Tag.TEMPLATE_ID, template_id))
-    if tm_id:
-        out.append(octet_tlv(Tag.TM_ID, tm_id))
-    return tuple(out)
 
 
 def find_tlv(tlvs: tuple[Tlv, ...], tag: int) -> bytes | None:
@@ -92,7 +74,7 @@ def find_tlv(tlvs: tuple[Tlv, ...], tag: int) -> bytes | None:
 def _text(value: bytes | None) -> str | None:
     if value is None:
         return None
-    # C-octet string TLVs carry a NUL; octet-string ones (DLT ids) may or may not.
+    # C-octet string TLVs carry their NUL.
     return value.rstrip(b"\x00").decode("latin-1")
 
 
@@ -154,15 +136,3 @@ class TlvAccessors:
     @property
     def sc_interface_version(self) -> int | None:
         return _uint(find_tlv(self.tlvs, Tag.SC_INTERFACE_VERSION), 1)
-
-    @property
-    def pe_id(self) -> str | None:
-        return _text(find_tlv(self.tlvs, Tag.PE_ID))
-
-    @property
-    def template_id(self) -> str | None:
-        return _text(find_tlv(self.tlvs, Tag.TEMPLATE_ID))
-
-    @property
-    def tm_id(self) -> str | None:
-        return _text(find_tlv(self.tlvs, Tag.TM_ID))

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from smppgw.codec.constants import EsmClass, MessageState
-from smppgw.codec.dlr_status import lookup_dlr_error
 from smppgw.codec.errors import SmppError
 from smppgw.codec.pdu import DataSm, DeliverSm
 from smppgw.codec.receipt import ReceiptInfo, receipt_info
 from smppgw.gateway.events import DeliveryState
+from smppgw.provider import lookup_dlr_error
 
 __all__ = [
     "FINAL_STATES",

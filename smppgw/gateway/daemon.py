@@ -50,7 +50,6 @@ from smppgw.codec.pdu import (
     SubmitSmResp,
 )
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
-from smppgw.codec.tlv import dlt_tlvs
 from smppgw.esme.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
 from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally
 from smppgw.esme.ratelimit import TokenBucket
@@ -100,6 +99,7 @@ from smppgw.gateway.store import (
     StoreSettings,
 )
 from smppgw.gateway.webhook import WebhookSender
+from smppgw.provider import dlt_tlvs
 
 if TYPE_CHECKING:
     from smppgw.testing.simulator import Simulator

@@ -22,8 +22,9 @@ import sys
 import time
 from collections.abc import Callable
 
-from smppgw.codec import DeliverSm, SubmitSm, Tag, Tlv, c_string_tlv, decode, dlt_tlvs, encode
+from smppgw.codec import DeliverSm, SubmitSm, Tag, Tlv, c_string_tlv, decode, encode
 from smppgw.codec.text import encode_text
+from smppgw.provider import dlt_tlvs
 
 TEXT = (
     "Dear customer, your OTP for login is 482913. It is valid for 10 minutes. "

@@ -67,7 +67,7 @@ def test_their_bytes_decode_field_for_field(
     assert (pdu.destination_addr, pdu.dest_addr_ton, pdu.dest_addr_npi) == (dst, 2, 1)
     assert pdu.registered_delivery == reg
     assert decode_text(pdu.short_message, pdu.data_coding) == text
-    assert pdu.pe_id == pe_id
+    assert pdu.tlv(0x1400) == pe_id.encode()
     assert encode(pdu) == wire
 
 

@@ -32,9 +32,9 @@ from smppgw.codec import (
     Pdu,
     SubmitSm,
     SubmitSmResp,
+    Tag,
     Tlv,
     decode,
-    dlt_tlvs,
     encode,
 )
 from smppgw.codec.pdu import _BY_ID
@@ -131,12 +131,12 @@ def test_submit_sm_with_dlt_tlvs_golden_vector() -> None:
         destination_addr="919876543210",
         registered_delivery=1,
         short_message=b"hello",
-        tlvs=dlt_tlvs(pe_id="1234", template_id="5678", tm_id="90"),
+        tlvs=(Tlv(Tag.PE_ID, b"1234"), Tlv(Tag.TEMPLATE_ID, b"5678"), Tlv(Tag.TM_ID, b"90")),
     )
     assert encode(pdu) == SUBMIT_SM_DLT
     decoded = decode(SUBMIT_SM_DLT)
     assert decoded == pdu
-    assert (decoded.pe_id, decoded.template_id, decoded.tm_id) == ("1234", "5678", "90")
+    assert [Tag(t.tag).name for t in decoded.tlvs] == ["PE_ID", "TEMPLATE_ID", "TM_ID"]
 
 
 def test_deliver_sm_receipt_tlvs_golden_vector() -> None:

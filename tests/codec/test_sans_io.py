@@ -18,7 +18,6 @@ FORBIDDEN = ("asyncio", "socket", "ssl", "logging", "prometheus_client", "msgspe
         "smppgw.codec.text",
         "smppgw.codec.receipt",
         "smppgw.codec.smpp_time",
-        "smppgw.codec.dlr_status",
         "smppgw.codec.connection",
     ],
 )

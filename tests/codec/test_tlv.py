@@ -13,7 +13,6 @@ from smppgw.codec import (
     Tag,
     Tlv,
     c_string_tlv,
-    dlt_tlvs,
     find_tlv,
     octet_tlv,
     u8_tlv,
@@ -28,24 +27,6 @@ def test_builders_write_the_octets_of_each_kind_of_tlv() -> None:
     assert octet_tlv(Tag.PE_ID, "12") == Tlv(0x1400, b"12")
     assert octet_tlv(Tag.PE_ID, b"\x01\x02") == Tlv(0x1400, b"\x01\x02")
     assert NetworkErrorCode(1, 0x0022).to_bytes() == b"\x01\x00\x22"
-
-
-@pytest.mark.parametrize(
-    ("ids", "tags"),
-    [
-        ((None, None, None), []),
-        (("11", None, None), [0x1400]),
-        ((None, "22", None), [0x1401]),
-        ((None, None, "33"), [0x1402]),
-        (("11", "", "33"), [0x1400, 0x1402]),
-    ],
-)
-def test_dlt_tlvs_carry_only_the_ids_given(
-    ids: tuple[str | None, str | None, str | None], tags: list[int]
-) -> None:
-    tlvs = dlt_tlvs(*ids)
-    assert [tlv.tag for tlv in tlvs] == tags
-    assert all(tlv.value.isdigit() for tlv in tlvs)
 
 
 def test_find_tlv_returns_the_first_of_a_repeated_tag_or_none() -> None:
@@ -79,7 +60,6 @@ def test_the_accessors_read_each_common_tlv() -> None:
     assert (pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum) == (258, 3, 2)
     assert pdu.user_message_reference == 0xFFFE
     assert pdu.sc_interface_version == 0x34
-    assert (pdu.pe_id, pdu.template_id, pdu.tm_id) == ("1201", "1207", "1702")
     assert pdu.tlv(0x7777) == b"vendor"
 
 
@@ -93,9 +73,6 @@ ACCESSORS = (
     "sar_segment_seqnum",
     "user_message_reference",
     "sc_interface_version",
-    "pe_id",
-    "template_id",
-    "tm_id",
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from smppgw.codec.dlr_status import DLR_ERROR_CODES, lookup_dlr_error
+from smppgw.provider import DLR_ERROR_CODES, lookup_dlr_error
 
 PROVIDER_TABLE = """\
 000 DELIVRD Delivered to SIM.
