@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -224,3 +226,36 @@ def test_options_that_make_no_sense_for_a_file_are_refused(
     assert (code, out) == (2, "")
     assert error in err
     assert not_found(gateway, "opt-1", capsys)
+
+
+def test_a_run_cut_short_by_the_daemon_still_ends_with_its_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon that goes away mid-run ended the command with "closed the connection" and no
+    totals: the user could not tell what had been sent. The summary now ends every run and
+    counts the messages left without an answer."""
+    path = tmp_path / "d.sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        server.listen()
+
+        def take_one_request_and_close() -> None:
+            conn, _ = server.accept()
+            with conn, conn.makefile("rb") as requests:
+                requests.readline()
+
+        closer = threading.Thread(target=take_one_request_and_close)
+        closer.start()
+        rows = jsonl(tmp_path / "m.jsonl", [{"to": TO, "text": "t"}] * 3)
+        code, out, err = run(
+            ["send", "--socket", str(path), "--file", str(rows), "--batch", "2", "--window", "1"],
+            capsys,
+        )
+        closer.join(30)
+    assert code == 3
+    assert f"the daemon at {path} closed the connection" in err
+    assert out.startswith("2 messages in")
+    assert out.endswith(
+        ": 0 accepted (0 duplicates), 0 rejected, 0 malformed, 2 without an answer (resend "
+        "them with the same custom)\n"
+    )
