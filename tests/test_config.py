@@ -11,19 +11,18 @@ import pytest
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
+from smppgw.esme.session import BindType
 from smppgw.gateway.config import (
     SIMULATOR_PASSWORD,
     Config,
     ConfigError,
     bind_manager_settings,
-    intake_settings,
     load_config,
     parse_config,
     secrets,
     servers_from_simulator,
     simulator_settings,
     summary,
-    webhook_settings,
 )
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -50,17 +49,17 @@ def errors_of(data: dict[str, Any], environ: dict[str, str] | None = None) -> tu
 
 def test_the_provider_example_describes_both_servers() -> None:
     config = load_config(CONFIG_DIR / "smppgw.example.toml", environ=ENV)
-    assert [(s.name, s.host, s.port, s.tls) for s in config.servers] == [
+    assert [(s.name, s.host, s.port, s.tls is not None) for s in config.servers] == [
         ("smpp1", "smpp1.txtsms.me", 3635, True),
         ("smpp2", "smpp2.txtsms.me", 3635, True),
     ]
-    assert {(s.binds, s.rate, s.burst, s.bind_types) for s in config.servers} == {
-        (3, 50.0, 1, ("trx",))
+    assert {(s.binds, s.rate, s.burst, s.bind_type) for s in config.servers} == {
+        (3, 50.0, 1, BindType.TRANSCEIVER)
     }
     g = config.gateway
     assert (g.system_type, g.enquire_link_interval, g.idle_timeout) == ("smpp", 60.0, 300.0)
     assert g.password == "pw-12345"
-    assert g.password_source == "env SMPPGW_PASSWORD"
+    assert config.sources["gateway.password"] == "env SMPPGW_PASSWORD"
     assert config.tls.verify is True
     assert config.intake.mode == 0o660
     assert config.simulator.enabled is False
@@ -266,7 +265,7 @@ def test_password_from_a_file(tmp_path: Path) -> None:
         minimal(gateway={"system_id": "acme", "password_file": str(secret)}), environ={}
     )
     assert config.gateway.password == "fromfile"
-    assert config.gateway.password_source == f"file {secret}"
+    assert config.sources["gateway.password"] == f"file {secret}"
 
 
 @pytest.mark.parametrize(
@@ -322,6 +321,7 @@ def test_defaults_of_an_almost_empty_config() -> None:
     assert config == Config(
         gateway=config.gateway,
         servers=config.servers,
+        sources=config.sources,
         source="",
     )
     g = config.gateway
@@ -359,8 +359,8 @@ def test_retry_overrides_by_name_and_number() -> None:
         ),
         environ=ENV,
     )
-    assert config.retry.unknown_policy is UnknownPolicy.NEVER
-    assert config.retry.status == {
+    assert config.gateway.unknown_policy is UnknownPolicy.NEVER
+    assert config.gateway.status_overrides == {
         CommandStatus.ESME_RSUBMITFAIL: StatusClass.PERMANENT,
         0x458: StatusClass.TRANSIENT,
         88: StatusClass.THROTTLED,
@@ -378,7 +378,7 @@ def test_intake_settings_carry_the_defaults() -> None:
         ),
         environ=ENV,
     )
-    settings = intake_settings(config)
+    settings = config.intake
     assert (settings.path, settings.mode, settings.max_line) == ("/run/app/x.sock", 0o600, 4096)
     assert settings.defaults.sender == "ACME"
     assert settings.defaults.tm_id == "17"
@@ -390,14 +390,14 @@ def test_webhook_settings() -> None:
         minimal(webhook={"url": "https://h/x", "secret_env": "HOOK_SECRET", "timeout": 2}),
         environ=ENV,
     )
-    settings = webhook_settings(config)
+    settings = config.webhook
     assert settings is not None
     assert (settings.url, settings.secret, settings.timeout) == (
         "https://h/x",
         "hook-secret-value",
         2,
     )
-    assert webhook_settings(parse_config(minimal(), environ=ENV)) is None
+    assert parse_config(minimal(), environ=ENV).webhook is None
 
 
 def test_bind_manager_settings() -> None:
@@ -429,7 +429,7 @@ def test_servers_from_a_simulator() -> None:
     )
     assert config.servers == ()
     servers = servers_from_simulator(config, [("smpp1", "127.0.0.1", 40001, None)])
-    assert [(s.name, s.host, s.port, s.tls, s.rate) for s in servers] == [
+    assert [(s.name, s.host, s.port, s.tls is not None, s.rate) for s in servers] == [
         ("smpp1", "127.0.0.1", 40001, False, 20.0)
     ]
     with pytest.raises(ConfigError, match="has no usable port"):

@@ -70,8 +70,8 @@ def test_nan_and_infinite_times_and_rates_are_refused_with_their_keys(tmp_path: 
     data["servers"][0]["rate"] = float("inf")
     assert errors_of(data) == (
         "simulator.dlr_delay: expected [min, max] seconds with 0 <= min <= max, got [0, inf]",
-        "gateway.reconnect_max: must be a finite number, got inf",
         "gateway.response_timeout: must be a finite number, got nan",
+        "gateway.reconnect_max: must be a finite number, got inf",
         "servers[0].rate: must be a finite number, got inf",
         "store.retention_days: must be a finite number, got inf",
     )
@@ -250,7 +250,7 @@ def test_relative_paths_are_relative_to_the_config_file_folder(
     assert loaded.intake.path == str(tmp_path / "run" / "gw.sock")
     assert loaded.log.file == str(folder / "gw.log")
     assert loaded.gateway.password == "filepw"
-    assert loaded.gateway.password_source == f"file {folder / 'password'}"
+    assert loaded.sources["gateway.password"] == f"file {folder / 'password'}"
 
 
 def test_absolute_paths_and_parsed_data_are_left_alone(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 from test_config import ENV, minimal
 from test_intake import TIMEOUT, Client, FakeBackend, FakeCoder, connect, settings
 
-from smppgw.gateway.config import ConfigError, intake_settings, parse_config
+from smppgw.gateway.config import ConfigError, parse_config
 from smppgw.gateway.intake import IntakeServer, SubmitRequest, SubmitResult, _Reported
 
 
@@ -203,9 +203,9 @@ async def test_running_out_of_file_descriptors_is_logged_once_and_clients_wait(
 
 def test_the_limits_come_from_the_intake_table() -> None:
     data = minimal(intake={"max_clients": 16, "line_timeout": 2.5, "max_connection_buffer": 65536})
-    built = intake_settings(parse_config(data, environ=ENV))
+    built = parse_config(data, environ=ENV).intake
     assert (built.max_clients, built.line_timeout, built.max_connection_buffer) == (16, 2.5, 65536)
-    defaults = intake_settings(parse_config(minimal(), environ=ENV))
+    defaults = parse_config(minimal(), environ=ENV).intake
     assert (defaults.max_clients, defaults.line_timeout, defaults.max_connection_buffer) == (
         256,
         30.0,

@@ -13,7 +13,7 @@ from test_intake import Client, FakeBackend, connect, settings
 
 from smppgw.codec.constants import DataCoding, EsmClass
 from smppgw.codec.text import parse_udh
-from smppgw.gateway.config import intake_settings, parse_config
+from smppgw.gateway.config import parse_config
 from smppgw.gateway.daemon import build_parts
 from smppgw.gateway.intake import IntakeDefaults, IntakeServer
 
@@ -309,6 +309,6 @@ async def test_defaults_transliterate_applies_unless_a_message_says_false(
 
 
 def test_defaults_transliterate_is_read_from_the_config() -> None:
-    assert intake_settings(parse_config(minimal(), environ=ENV)).defaults.transliterate is False
+    assert parse_config(minimal(), environ=ENV).intake.defaults.transliterate is False
     config = parse_config(minimal(defaults={"transliterate": True}), environ=ENV)
-    assert intake_settings(config).defaults.transliterate is True
+    assert config.intake.defaults.transliterate is True

@@ -30,7 +30,7 @@ from smppgw.codec import (
 from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings
 from smppgw.esme.observe import RecordingObserver
 from smppgw.esme.session import BindType, Session, SessionSettings
-from smppgw.gateway.config import ConfigError, parse_config, recovery_settings
+from smppgw.gateway.config import ConfigError, parse_config
 from smppgw.gateway.daemon import Gateway, GatewayOptions
 from smppgw.gateway.recovery import (
     QUERY_SM,
@@ -293,8 +293,8 @@ def test_the_receipts_section_is_read_and_checked() -> None:
         {**base, "receipts": {"query_after": 600, "query_interval": 900, "max_queries": 2}},
         environ={"PW": "secret"},
     )
-    assert recovery_settings(config) == RecoverySettings(600, 900, 2, 1.0)
-    assert recovery_settings(parse_config(base, environ={"PW": "secret"})) == RecoverySettings()
+    assert config.receipts == RecoverySettings(600, 900, 2, 1.0)
+    assert parse_config(base, environ={"PW": "secret"}).receipts == RecoverySettings()
     with pytest.raises(ConfigError) as caught:
         parse_config(
             {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
-from smppgw.gateway.config import parse_config, webhook_settings
+from smppgw.gateway.config import parse_config
 from smppgw.gateway.webhook import PendingDelivery, WebhookSender, WebhookSettings
 
 T0 = 1_700_000_000.0
@@ -260,9 +260,9 @@ async def test_stopping_the_sender_abandons_hung_requests_and_leaves_them_pendin
 def test_the_number_of_concurrent_attempts_is_configurable() -> None:
     base = {"defaults": {"sender": "ACME"}, "simulator": {"enabled": True}}
     config = parse_config({**base, "webhook": {"url": "http://h/", "concurrency": 8}}, environ={})
-    settings = webhook_settings(config)
+    settings = config.webhook
     assert settings is not None
     assert settings.concurrency == 8
-    default = webhook_settings(parse_config({**base, "webhook": {"url": "http://h/"}}, environ={}))
+    default = parse_config({**base, "webhook": {"url": "http://h/"}}, environ={}).webhook
     assert default is not None
     assert default.concurrency == 32

@@ -9,12 +9,13 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from smppgw.codec.errors import SmppError
 from smppgw.esme.ratelimit import AdaptiveRate, TokenBucket
 from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
 from smppgw.esme.session import BindType
+from smppgw.esme.settings import setting
 from smppgw.esme.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -65,13 +66,13 @@ class ServerSettings:
 
     name: str
     host: str
-    port: int
-    tls: TlsSettings | None = None
-    binds: int = 3
+    port: int = setting(low=1, high=65535)
+    tls: TlsSettings | None = None  # a configuration file writes true, for its [tls] table
+    binds: int = setting(3, low=0, high=100)
     bind_type: BindType | tuple[BindType, ...] = BindType.TRANSCEIVER
-    rate: float = 50.0
-    burst: int = 1
-    jitter_allowance: float = 0.02
+    rate: float = setting(50.0, low=0)
+    burst: int = setting(1, low=1, high=1000)
+    jitter_allowance: float = setting(0.02, configurable=False)
 
     def __post_init__(self) -> None:
         where = f"server {self.name!r}"
@@ -132,24 +133,53 @@ class BindManagerSettings:
     system_id: str
     password: str = field(repr=False)
     system_type: str = "smpp"
-    window: int = 10
-    response_timeout: float = 30.0
-    enquire_link_interval: float = 60.0
-    idle_timeout: float = 300.0
-    connect_timeout: float = 10.0
-    bind_timeout: float = 10.0
-    inbound_window: int = 64
-    reconnect_min: float = 1.0
-    reconnect_max: float = 60.0
-    stable_after: float = 10.0
-    throttle_backoff: float = 1.0
-    throttle_backoff_max: float = 60.0
-    throttle_report_interval: float = 10.0
-    retry_delay: float = 5.0
-    max_attempts: int = 10
+    window: int = setting(10, low=1, high=1000)
+    response_timeout: float = setting(30.0, positive=True)
+    enquire_link_interval: float = setting(60.0, positive=True)
+    idle_timeout: float = setting(300.0, positive=True)
+    connect_timeout: float = setting(10.0, positive=True)
+    bind_timeout: float = setting(10.0, positive=True)
+    inbound_window: int = setting(64, low=1, high=10000)
+    reconnect_min: float = setting(1.0, positive=True)
+    reconnect_max: float = setting(60.0, positive=True)
+    stable_after: float = setting(10.0, configurable=False)
+    throttle_backoff: float = setting(1.0, positive=True)
+    throttle_backoff_max: float = setting(60.0, positive=True)
+    throttle_report_interval: float = setting(10.0, configurable=False)
+    retry_delay: float = setting(5.0, low=0)
+    max_attempts: int = setting(10, low=1, high=1000)
     unknown_policy: UnknownPolicy = UnknownPolicy.RESUBMIT_ONCE
     status_overrides: Mapping[int, StatusClass] = field(default_factory=dict)
     unknown_status: StatusClass = StatusClass.TRANSIENT
+
+    @classmethod
+    def problems(cls, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Every problem of the account and timings in ``values`` (field: value), as
+        (field, problem); the servers are checked by :class:`ServerSettings`."""
+        found = []
+        # system_id, password and system_type are C-Octet Strings of at most 16, 9 and 13
+        # octets (SMPP v3.4 5.2.1-5.2.3), written as Latin-1 octets by the codec.
+        for name, most in (("system_id", 15), ("system_type", 12), ("password", 8)):
+            value = values.get(name)
+            if not isinstance(value, str):
+                continue
+            secret = name == "password"
+            if len(value) > most:
+                what = "the password must be " if secret else ""
+                found.append((name, f"{what}at most {most} characters, got {len(value)}"))
+            if not _is_latin1(value):
+                what = "the password must be" if secret else "must be"
+                shown = "" if secret else f", got {value!r}"
+                found.append((name, f"{what} Latin-1 text (octets on the wire){shown}"))
+        for low, high in (
+            ("reconnect_min", "reconnect_max"),
+            ("throttle_backoff", "throttle_backoff_max"),
+        ):
+            if values.get(high, math.inf) < values.get(low, 0):
+                found.append((high, f"must be >= {low} ({values[low]:g})"))
+        if values.get("idle_timeout", math.inf) <= values.get("enquire_link_interval", 0):
+            found.append(("idle_timeout", "must be longer than enquire_link_interval"))
+        return found
 
     def __post_init__(self) -> None:
         if not self.servers:
@@ -179,3 +209,11 @@ class BindManagerSettings:
         ):
             if not getattr(self, key) >= 0:
                 raise BindSettingsError(f"{key} must be >= 0, got {getattr(self, key)}")
+
+
+def _is_latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -11,8 +11,11 @@ import asyncio
 import contextlib
 import ssl
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from smppgw.esme.settings import setting
 
 __all__ = ["TLS_VERSIONS", "TlsSettings", "is_handshake_failure"]
 
@@ -22,6 +25,7 @@ TLS_VERSIONS: Final[dict[str, ssl.TLSVersion]] = {
     "TLSv1.2": ssl.TLSVersion.TLSv1_2,
     "TLSv1.3": ssl.TLSVersion.TLSv1_3,
 }
+_VERSION_NAMES: Final = tuple(TLS_VERSIONS)
 
 # OpenSSL reasons meaning the two sides share no protocol version.
 _VERSION_REASONS: Final = frozenset(
@@ -56,12 +60,19 @@ class TlsSettings:
         minimum_version: the lowest protocol version offered.
     """
 
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    ca_file: str | None = setting(None, path=True)
+    cert_file: str | None = setting(None, path=True)
+    key_file: str | None = setting(None, path=True)
     server_name: str | None = None
     verify: bool = True
-    minimum_version: str = "TLSv1"
+    minimum_version: str = setting("TLSv1", key="min_version", choices=_VERSION_NAMES)
+
+    @classmethod
+    def problems(cls, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Every problem of settings made of ``values`` (field: value), as (field, problem)."""
+        if (values.get("cert_file") is None) != (values.get("key_file") is None):
+            return [("cert_file", "cert_file and key_file go together")]
+        return []
 
     def context(self) -> ssl.SSLContext:
         """A client SSLContext for these settings.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import gc
 import hashlib
@@ -57,11 +58,8 @@ from smppgw.esme.session import inbound_origin
 from smppgw.gateway.config import (
     Config,
     bind_manager_settings,
-    intake_settings,
-    recovery_settings,
     servers_from_simulator,
     simulator_settings,
-    webhook_settings,
 )
 from smppgw.gateway.correlate import (
     Correlator,
@@ -96,7 +94,6 @@ from smppgw.gateway.store import (
     StoreClosedError,
     StoreError,
     StoreLockedError,
-    StoreSettings,
 )
 from smppgw.gateway.webhook import WebhookSender
 from smppgw.provider import dlt_tlvs
@@ -303,7 +300,7 @@ class Gateway:
         self.webhook: WebhookSender | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Parts waiting for receipts, to query_sm about when overdue (smppgw.gateway.recovery).
-        self._watch = ReceiptWatch(recovery_settings(config))
+        self._watch = ReceiptWatch(config.receipts)
         self._query_unsupported = False  # warned that an SMSC answered query_sm ESME_RINVCMDID
         self._in_flight: set[asyncio.Task[None]] = set()
         self._late: set[asyncio.Task[None]] = set()  # waiting for responses past the timeout
@@ -332,14 +329,9 @@ class Gateway:
             StoreError: the store cannot be opened (or is not a store of ours).
         """
         config = self.config
-        webhook = webhook_settings(config)
+        webhook = config.webhook
         self.store = await SqliteStore.open(
-            StoreSettings(
-                path=config.store.path,
-                synchronous=config.store.synchronous,
-                retention=config.store.retention_days * _DAY,
-                webhook=webhook is not None,
-            ),
+            dataclasses.replace(config.store, webhook=webhook is not None),
             observer=self.observer,
             clock=self._clock,
         )
@@ -397,7 +389,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self.webhook.run(), name="webhook"))
         self.intake = IntakeServer(
             _Backend(self.store, self.correlator, self._wake.set),
-            intake_settings(config),
+            config.intake,
             observer=self.observer,
             health=self.health,
         )

@@ -49,15 +49,16 @@ import contextlib
 import datetime as dt
 import enum
 import logging
+import os
 import re
 import shutil
 import socket
 import stat
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, Self
+from typing import Annotated, Any, Literal, Protocol, Self
 
 import msgspec
 
@@ -77,6 +78,7 @@ from smppgw.codec.text import (
 from smppgw.codec.transliterate import transliterate
 from smppgw.esme.numbers import NumberError, Sender, validate_msisdn, validate_sender
 from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.esme.settings import setting
 from smppgw.gateway.events import ReceiptPayload, StatusPayload, StoredEvent, stream_line
 
 __all__ = [
@@ -245,8 +247,24 @@ class IntakeDefaults:
     template_id: str | None = None
     tm_id: str | None = None
     registered_delivery: bool = True
-    max_parts: int = 10
+    max_parts: int = setting(10, low=1, high=255)
     transliterate: bool = False
+
+    @classmethod
+    def problems(cls, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Every problem of defaults made of ``values`` (field: value), as (field, problem)."""
+        found = [
+            (name, f"must be digits only, got {value!r}")
+            for name in ("pe_id", "template_id", "tm_id")
+            if (value := values.get(name)) is not None and not value.isdigit()
+        ]
+        sender = values.get("sender")
+        if sender is not None:
+            try:
+                validate_sender(sender, field="sender")
+            except NumberError as exc:
+                found.append(("sender", exc.problem))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,18 +280,27 @@ class IntakeSettings:
     ``line_timeout`` is how long a line may stay unfinished (seconds from its first byte).
     """
 
-    path: str
-    mode: int = 0o660
+    path: str = setting("/run/smppgw/smppgw.sock", path=True)
+    mode: int = setting(0o660, low=0, high=0o777)
     group: str | None = None
-    max_line: int = 65536
-    max_batch: int = 1000
-    max_pending: int = 10000
-    pipeline: int = 64
-    max_connection_buffer: int = 1024 * 1024
-    max_clients: int = 256
-    line_timeout: float = 30.0
-    event_batch: int = 500
-    defaults: IntakeDefaults = field(default_factory=IntakeDefaults)
+    max_line: int = setting(65536, low=1024, high=16 * 1024 * 1024)
+    max_batch: int = setting(1000, low=1, high=100_000)
+    max_pending: int = setting(10000, low=1, high=10_000_000)
+    pipeline: int = setting(64, configurable=False)
+    max_clients: int = setting(256, low=1, high=100_000)
+    line_timeout: float = setting(30.0, low=0.1, high=86400)
+    max_connection_buffer: int = setting(1024 * 1024, low=64 * 1024, high=1024 * 1024 * 1024)
+    event_batch: int = setting(500, configurable=False)
+    defaults: IntakeDefaults = field(default_factory=IntakeDefaults)  # the [defaults] table
+
+    @classmethod
+    def problems(cls, values: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """Every problem of settings made of ``values`` (field: value), as (field, problem)."""
+        path = str(values.get("path", ""))
+        # sockaddr_un.sun_path holds 108 bytes including the NUL (unix(7)).
+        if len(os.fsencode(path)) > 107:
+            return [("path", f"a Unix socket path has at most 107 bytes, got {len(path)}")]
+        return []
 
 
 # --- request models -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Final
 from smppgw.codec.constants import CommandStatus, MessageState
 from smppgw.codec.errors import SmppError
 from smppgw.codec.pdu import QuerySm, QuerySmResp
+from smppgw.esme.settings import setting
 from smppgw.gateway.correlate import FINAL_STATES, Dlr
 
 __all__ = [
@@ -64,10 +65,10 @@ class RecoverySettings:
     it goes to, so queries and submits together stay within the server's rate).
     """
 
-    query_after: float = 1800.0
-    query_interval: float = 3600.0
-    max_queries: int = 3
-    query_rate: float = 1.0
+    query_after: float = setting(1800.0, low=0)
+    query_interval: float = setting(3600.0, positive=True)
+    max_queries: int = setting(3, low=1, high=100)
+    query_rate: float = setting(1.0, positive=True)
 
     def __post_init__(self) -> None:
         if not 0 <= self.query_after < float("inf"):

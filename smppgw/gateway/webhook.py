@@ -42,6 +42,7 @@ from typing import Protocol
 from smppgw import __version__
 from smppgw.codec.errors import SmppError
 from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.esme.settings import setting
 
 __all__ = [
     "PendingDelivery",
@@ -81,15 +82,15 @@ class WebhookSettings:
     """
 
     url: str
-    secret: str | None = field(default=None, repr=False)
-    timeout: float = 3.0
-    max_attempts: int = 10
-    first_delay: float = 10.0
-    factor: float = 10.0
-    max_delay: float = 100_000.0
-    concurrency: int = 32
-    batch: int = 100
-    ca_file: str | None = None
+    secret: str | None = field(default=None, repr=False)  # from secret_env or secret_file
+    timeout: float = setting(3.0, positive=True)
+    max_attempts: int = setting(10, low=1, high=100)
+    first_delay: float = setting(10.0, configurable=False)
+    factor: float = setting(10.0, configurable=False)
+    max_delay: float = setting(100_000.0, configurable=False)
+    concurrency: int = setting(32, low=1, high=1000)
+    batch: int = setting(100, configurable=False)
+    ca_file: str | None = setting(None, path=True)
     verify: bool = True
 
     def __post_init__(self) -> None:

@@ -40,6 +40,7 @@ import msgspec
 
 from smppgw.codec.errors import SmppError
 from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.esme.settings import setting
 from smppgw.gateway.correlate import Dlr, Outcome, PartEntry, normalize_message_id
 from smppgw.gateway.events import (
     DeliveryState,
@@ -254,12 +255,12 @@ class StoreSettings:
     operations waiting for the writer (a caller beyond it waits for room).
     """
 
-    path: str
-    synchronous: str = "full"
-    retention: float = 7 * 86400.0
-    webhook: bool = False
-    max_batch: int = 2000
-    max_queue: int = 20000
+    path: str = setting("var/smppgw.db", path=True)
+    synchronous: str = setting("full", choices=("full", "normal"))
+    retention: float = setting(7 * 86400.0, positive=True, key="retention_days", scale=86400.0)
+    webhook: bool = setting(default=False, configurable=False)
+    max_batch: int = setting(2000, configurable=False)
+    max_queue: int = setting(20000, configurable=False)
 
 
 @dataclass(frozen=True, slots=True)
