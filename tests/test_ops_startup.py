@@ -113,6 +113,9 @@ path = "gw.sock"
 """
     for section in extra:
         text += f"\n{section}\n"
+    if "[metrics]" not in text:
+        # Never the default 127.0.0.1:9108: a daemon running beside the tests may hold it.
+        text += "\n[metrics]\nenabled = false\n"
     path = tmp_path / "gw.toml"
     path.write_text(text)
     return path
