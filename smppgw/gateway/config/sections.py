@@ -28,12 +28,15 @@ TOML              settings field
 ``[simulator]``   :class:`SimulatorConfig`, which makes the simulator's settings
 ================  ==========================================================================
 
-Where the daemon's default differs on purpose from the library's, :data:`GATEWAY_DEFAULTS`
-says so, once.
+:data:`SECTIONS` is this table for the reader, :data:`READ_APART` the fields it does not read
+by their type alone. Where the daemon's default differs on purpose from the library's,
+:data:`GATEWAY_DEFAULTS` says so, once; every other default is written on its field only
+(``tests/test_config_defaults.py`` holds README's tables to them).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
@@ -43,19 +46,27 @@ from smppgw.codec.errors import SmppError
 from smppgw.esme.binds import BindManagerSettings, ServerSettings
 from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
 from smppgw.esme.session import BindType
-from smppgw.esme.settings import setting
+from smppgw.esme.settings import setting, spec_of
 from smppgw.esme.tls import TlsSettings
 from smppgw.gateway.config.errors import SIMULATOR_SYSTEM_ID
 from smppgw.gateway.config.table import Table, default_of, read_fields, show
+from smppgw.gateway.intake import IntakeDefaults, IntakeSettings
+from smppgw.gateway.recovery import RecoverySettings
+from smppgw.gateway.store import StoreSettings
+from smppgw.gateway.webhook import WebhookSettings
+from smppgw.testing.simulator import Account, FaultSettings, MoSettings, SimulatorSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
     "GATEWAY_DEFAULTS",
+    "READ_APART",
+    "SECTIONS",
     "LogSettings",
     "MetricsSettings",
     "SimulatorConfig",
+    "file_defaults",
     "read_gateway",
     "read_metrics",
     "read_retry",
@@ -95,26 +106,42 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True)
 class SimulatorConfig:
-    """``[simulator]``: run the built-in SMSC simulator inside the daemon."""
+    """``[simulator]``: run the built-in SMSC simulator inside the daemon.
+
+    Each key's default is the simulator's own (:class:`~smppgw.testing.simulator.
+    SimulatorSettings`, its :class:`~smppgw.testing.simulator.Account`,
+    :class:`~smppgw.testing.simulator.MoSettings` and
+    :class:`~smppgw.testing.simulator.FaultSettings`), but for ``tls``: the daemon opens no TLS
+    port unless asked. :func:`~smppgw.gateway.config.simulator_settings` gives the simulator
+    these values and the ``[gateway]`` account.
+    """
 
     enabled: bool = False
-    host: str = "127.0.0.1"
-    servers: int = setting(2, low=1, high=16)
-    plain_ports: tuple[int, ...] = setting((), low=0, high=65535)
-    tls: bool = False
-    tls_ports: tuple[int, ...] = setting((), low=0, high=65535)
-    message_id_format: Literal["decimal", "hex", "uuid"] = setting(
-        "hex", choices=("decimal", "hex", "uuid")
+    host: str = default_of(SimulatorSettings, "host")
+    servers: int = setting(default_of(SimulatorSettings, "servers"), low=1, high=16)
+    plain_ports: tuple[int, ...] = setting(
+        default_of(SimulatorSettings, "plain_ports"), low=0, high=65535
     )
-    dlr_delay: tuple[float, float] = setting((0.05, 0.5), configurable=False)  # read apart
-    max_binds_per_server: int = setting(3, low=1, high=100)
-    rate_per_server: float = setting(50.0, low=0)
-    seed: int | None = setting(None, configurable=False)  # read apart
-    mo_rate: float = setting(0.0, low=0)  # MO messages per second over all servers; 0 = none
-    mo_long_share: float = setting(0.0, low=0, high=1)  # share needing 2 to 4 parts
-    mo_ucs2_share: float = setting(0.0, low=0, high=1)  # share outside GSM 03.38 (UCS-2)
-    mo_destination: str = "12345"  # the number or short code the mobiles write to
-    drop_receipts: float = setting(0.0, low=0, high=1)  # share of receipts never sent
+    tls: bool = False
+    tls_ports: tuple[int, ...] = setting(
+        default_of(SimulatorSettings, "tls_ports"), low=0, high=65535
+    )
+    message_id_format: Literal["decimal", "hex", "uuid"] = setting(
+        default_of(SimulatorSettings, "message_id_format"), choices=("decimal", "hex", "uuid")
+    )
+    dlr_delay: tuple[float, float] = setting(  # read apart: [min, max]
+        default_of(SimulatorSettings, "dlr_delay"), configurable=False
+    )
+    max_binds_per_server: int = setting(
+        default_of(Account, "max_binds_per_server"), low=1, high=100
+    )
+    rate_per_server: float = setting(default_of(Account, "rate_per_server"), low=0)
+    seed: int | None = setting(default_of(SimulatorSettings, "seed"), configurable=False)
+    mo_rate: float = setting(default_of(MoSettings, "rate"), low=0)
+    mo_long_share: float = setting(default_of(MoSettings, "long_share"), low=0, high=1)
+    mo_ucs2_share: float = setting(default_of(MoSettings, "ucs2_share"), low=0, high=1)
+    mo_destination: str = default_of(MoSettings, "destination")
+    drop_receipts: float = setting(default_of(FaultSettings, "drop_receipts"), low=0, high=1)
 
     @classmethod
     def problems(cls, values: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -132,11 +159,59 @@ class SimulatorConfig:
         return found
 
 
+SECTIONS: Final[Mapping[str, type[Any]]] = {
+    "gateway": BindManagerSettings,
+    "servers": ServerSettings,
+    "tls": TlsSettings,
+    "store": StoreSettings,
+    "intake": IntakeSettings,
+    "defaults": IntakeDefaults,
+    "webhook": WebhookSettings,
+    "log": LogSettings,
+    "receipts": RecoverySettings,
+    "simulator": SimulatorConfig,
+}
+"""The settings each TOML table fills by its fields (``[retry]`` and ``[metrics]`` are read
+apart: see :func:`read_retry` and :func:`read_metrics`)."""
+
+READ_APART: Final[Mapping[type[Any], tuple[str, ...]]] = {
+    BindManagerSettings: (
+        "servers",  # [[servers]]
+        "password",  # password_env / password_file
+        "unknown_policy",  # [retry]
+        "status_overrides",  # [retry.status]
+        "unknown_status",  # [retry]
+    ),
+    ServerSettings: ("name", "tls", "bind_type"),  # unique; true for [tls]; "tx"|"rx"|"trx"
+    WebhookSettings: ("secret",),  # secret_env / secret_file
+    IntakeSettings: ("defaults",),  # [defaults]
+    SimulatorConfig: ("dlr_delay", "seed"),  # [min, max]; an integer or none
+}
+"""Fields of a table's settings that are not read by their type alone."""
+
+
+def file_defaults(cls: type[Any]) -> dict[str, object]:
+    """TOML key -> the default a configuration file gets for it (``dataclasses.MISSING``:
+    required), in the file's units; from the fields of ``cls`` and :data:`GATEWAY_DEFAULTS`."""
+    overrides = GATEWAY_DEFAULTS.get(cls, {})
+    found: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        spec = spec_of(f)
+        if not spec.configurable or f.name in READ_APART.get(cls, ()):
+            continue
+        default = overrides.get(f.name, f.default)
+        if spec.scale != 1.0 and isinstance(default, int | float):
+            default = default / spec.scale
+        found[spec.key or f.name] = default
+    return found
+
+
 def read_settings(t: Table, cls: type[S], **given: Any) -> S | None:  # noqa: ANN401
     """The settings ``cls`` read from ``t`` (``given``: fields read apart), or None when a
     problem was found; every problem is recorded under its key."""
     errors = len(t.errors)
-    values = read_fields(t, cls, defaults=GATEWAY_DEFAULTS.get(cls), skip=tuple(given))
+    skip = (*READ_APART.get(cls, ()), *given)
+    values = read_fields(t, cls, defaults=GATEWAY_DEFAULTS.get(cls), skip=skip)
     values.update(given)
     check: Callable[[Mapping[str, Any]], list[tuple[str, str]]] | None = getattr(
         cls, "problems", None
@@ -155,11 +230,7 @@ def read_settings(t: Table, cls: type[S], **given: Any) -> S | None:  # noqa: AN
 
 def key_of(cls: type[Any], name: str) -> str:
     """The TOML key of field ``name`` of ``cls``."""
-    from dataclasses import fields  # noqa: PLC0415
-
-    from smppgw.esme.settings import spec_of  # noqa: PLC0415
-
-    for f in fields(cls):
+    for f in dataclasses.fields(cls):
         if f.name == name:
             return spec_of(f).key or name
     return name
@@ -168,9 +239,10 @@ def key_of(cls: type[Any], name: str) -> str:
 def read_gateway(t: Table, *, password: str, password_key: str, simulator: bool) -> dict[str, Any]:
     """``[gateway]``: the constructor arguments of :class:`BindManagerSettings` but its
     servers and the ``[retry]`` fields."""
-    skip = ("servers", "password", "unknown_policy", "status_overrides", "unknown_status")
     account = {"system_id": SIMULATOR_SYSTEM_ID} if simulator else None
-    values = read_fields(t, BindManagerSettings, defaults=account, skip=skip)
+    values = read_fields(
+        t, BindManagerSettings, defaults=account, skip=READ_APART[BindManagerSettings]
+    )
     values["password"] = password
     for name, problem in BindManagerSettings.problems(values):
         t.error(password_key if name == "password" else name, problem)

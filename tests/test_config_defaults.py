@@ -1,0 +1,102 @@
+"""Every default is written once, on its settings field, and README's tables say the same.
+
+The configuration has no defaults of its own: a key left out takes the default of the settings
+field it fills (or the one deliberate difference in ``GATEWAY_DEFAULTS``). These tests read
+README's configuration tables and hold each documented default to that field, so a default
+changed in one place and not the other fails here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smppgw.esme.binds import BindManagerSettings, ServerSettings
+from smppgw.esme.tls import TlsSettings
+from smppgw.gateway.config import LogSettings, SimulatorConfig, parse_config
+from smppgw.gateway.config.sections import SECTIONS, MetricsSettings, file_defaults
+from smppgw.gateway.intake import IntakeSettings
+from smppgw.gateway.recovery import RecoverySettings
+from smppgw.gateway.store import StoreSettings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_defaults() -> dict[tuple[str, str], str]:
+    """(table, key) -> the default column of README's configuration tables."""
+    rows: dict[tuple[str, str], str] = {}
+    table = None
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if heading := re.match(r"### `\[\[?([\w.]+)\]\]?`", line):
+            table = heading[1]
+            continue
+        if line.startswith("## "):
+            table = None
+        if table is None or not line.startswith("| `"):
+            continue
+        key_cell, default_cell = (c.strip() for c in line.strip("|").split("|")[:2])
+        keys = [k.strip().strip("`") for k in key_cell.split(",")]
+        values = [v.strip() for v in default_cell.split(",")]
+        if len(values) != len(keys):  # one default for all (`cert_file`, `key_file` | none)
+            values = [default_cell] * len(keys)
+        for key, value in zip(keys, values, strict=True):
+            rows[table, key] = value.strip("`")
+    return rows
+
+
+def literal(text: str) -> Any:
+    """The TOML value ``text`` is, or None when it is prose (``required``, ``none``...)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+@pytest.mark.parametrize("table", sorted(SECTIONS))
+def test_readme_documents_each_key_with_the_default_of_its_settings_field(table: str) -> None:
+    documented = readme_defaults()
+    for key, default in file_defaults(SECTIONS[table]).items():
+        assert (table, key) in documented, f"README has no row for [{table}] {key}"
+        value = literal(documented[table, key])
+        if value is None:  # prose: required, none, ephemeral, system trust store...
+            assert default in (dataclasses.MISSING, None, ()), (table, key, default)
+        else:
+            expected = tuple(value) if isinstance(value, list) else value
+            assert expected == default, f"[{table}] {key}: README {value!r}, code {default!r}"
+
+
+def test_readme_documents_the_retry_and_metrics_defaults() -> None:
+    documented = readme_defaults()
+    settings = dataclasses.fields(BindManagerSettings)
+    default = {f.name: f.default for f in settings}
+    assert literal(documented["retry", "unknown_policy"]) == default["unknown_policy"].value
+    assert literal(documented["retry", "unknown_status"]) == default["unknown_status"].value
+    metrics = MetricsSettings()
+    assert literal(documented["metrics", "address"]) == f"{metrics.host}:{metrics.port}"
+    assert literal(documented["metrics", "enabled"]) is metrics.enabled
+
+
+def test_a_key_left_out_takes_the_default_of_its_settings_field() -> None:
+    config = parse_config(
+        {
+            "gateway": {"system_id": "acme", "password_env": "PW"},
+            "servers": [{"name": "a", "host": "h", "port": 1}],
+        },
+        environ={"PW": "pw"},
+    )
+    server = ServerSettings(name="a", host="h", port=1)
+    assert config.servers == (server,)
+    assert config.gateway == BindManagerSettings(servers=(server,), system_id="acme", password="pw")
+    assert config.tls == TlsSettings(minimum_version="TLSv1.2")  # GATEWAY_DEFAULTS
+    assert config.store == StoreSettings()
+    assert config.intake == IntakeSettings()
+    assert config.log == LogSettings()
+    assert config.metrics == MetricsSettings()
+    assert config.receipts == RecoverySettings()
+    assert config.simulator == SimulatorConfig()
+    assert config.webhook is None
