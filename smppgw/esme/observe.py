@@ -20,6 +20,7 @@ __all__ = [
     "Observer",
     "ReceiptTally",
     "RecordingObserver",
+    "TeeObserver",
 ]
 
 
@@ -151,6 +152,94 @@ class NullObserver:
 
     def intake_request(self, op: str, ok: bool) -> None:
         pass
+
+
+class TeeObserver:
+    """An :class:`Observer` that tells every fact to two observers, ``first`` then ``second``
+    (compose for more). Two plain calls per fact: no loop, no allocation.
+
+    Args:
+        first: e.g. the Prometheus observer.
+        second: e.g. the live figures of ``smppgw top``.
+    """
+
+    __slots__ = ("_first", "_second")
+
+    def __init__(self, first: Observer, second: Observer) -> None:
+        self._first = first
+        self._second = second
+
+    def bind_state(self, server: str, bind: str, state: str) -> None:
+        self._first.bind_state(server, bind, state)
+        self._second.bind_state(server, bind, state)
+
+    def window(self, server: str, bind: str, in_flight: int) -> None:
+        self._first.window(server, bind, in_flight)
+        self._second.window(server, bind, in_flight)
+
+    def submit_result(self, server: str, bind: str, status: str, latency: float) -> None:
+        self._first.submit_result(server, bind, status, latency)
+        self._second.submit_result(server, bind, status, latency)
+
+    def submit_unknown(self, server: str, bind: str, reason: str) -> None:
+        self._first.submit_unknown(server, bind, reason)
+        self._second.submit_unknown(server, bind, reason)
+
+    def token_wait(self, server: str, seconds: float) -> None:
+        self._first.token_wait(server, seconds)
+        self._second.token_wait(server, seconds)
+
+    def throttled(self, server: str) -> None:
+        self._first.throttled(server)
+        self._second.throttled(server)
+
+    def reconnect(self, server: str, bind: str, delay: float) -> None:
+        self._first.reconnect(server, bind, delay)
+        self._second.reconnect(server, bind, delay)
+
+    def dlr_received(self, stat: str, matched: bool) -> None:
+        self._first.dlr_received(stat, matched)
+        self._second.dlr_received(stat, matched)
+
+    def dlr_parked(self) -> None:
+        self._first.dlr_parked()
+        self._second.dlr_parked()
+
+    def parked_dlrs(self, count: int) -> None:
+        self._first.parked_dlrs(count)
+        self._second.parked_dlrs(count)
+
+    def dlr_latency(self, seconds: float) -> None:
+        self._first.dlr_latency(seconds)
+        self._second.dlr_latency(seconds)
+
+    def unmatched_dlrs(self, count: int) -> None:
+        self._first.unmatched_dlrs(count)
+        self._second.unmatched_dlrs(count)
+
+    def mo_received(self) -> None:
+        self._first.mo_received()
+        self._second.mo_received()
+
+    def store_commit(self, seconds: float, records: int) -> None:
+        self._first.store_commit(seconds, records)
+        self._second.store_commit(seconds, records)
+
+    def queue_depth(self, state: str, count: int) -> None:
+        self._first.queue_depth(state, count)
+        self._second.queue_depth(state, count)
+
+    def message_final(self, status: str) -> None:
+        self._first.message_final(status)
+        self._second.message_final(status)
+
+    def webhook_delivery(self, ok: bool) -> None:
+        self._first.webhook_delivery(ok)
+        self._second.webhook_delivery(ok)
+
+    def intake_request(self, op: str, ok: bool) -> None:
+        self._first.intake_request(op, ok)
+        self._second.intake_request(op, ok)
 
 
 NULL_OBSERVER: Observer = NullObserver()
