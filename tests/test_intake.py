@@ -506,7 +506,8 @@ async def test_errors_echo_the_req_value_verbatim(client: Client) -> None:
         "req": {"batch": [1, "a"]},
         "error": "unknown_op",
         "message": (
-            "op: unknown operation 'nope' (submit, preview, status, subscribe, ping, unmatched)"
+            "op: unknown operation 'nope' "
+            "(submit, preview, status, subscribe, ping, unmatched, stats)"
         ),
     }
 

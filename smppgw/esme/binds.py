@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -103,12 +104,29 @@ __all__ = [
     "PartResult",
     "PartStatus",
     "QueryingSession",
+    "ServerRate",
     "ServerSettings",
     "SessionFactory",
     "SessionLike",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRate:
+    """A server's rate: as configured, and as sent at now (both msg/s, 0 = unlimited).
+
+    ``current`` is the configured rate, or this process's share of it under a slot source, or
+    lower while the server's ESME_RTHROTTLED answers taught the manager less; ``paused`` while
+    the manager waits after a throttle; ``slots`` the bind slots held (None: no slot source).
+    """
+
+    server: str
+    rate: float
+    current: float
+    paused: bool
+    slots: frozenset[int] | None
 
 
 class _Lifecycle(enum.Enum):
@@ -294,6 +312,22 @@ class BindManager:
             )
             for server in self._servers
             for bind in server.binds
+        ]
+
+    def rates(self) -> list[ServerRate]:
+        """Each server's configured rate and the rate it is sent at now, server by server."""
+        now = self._clock()
+        return [
+            ServerRate(
+                server=server.name,
+                rate=server.settings.rate,
+                current=0.0
+                if math.isinf(server.bucket.rate)
+                else server.bucket.rate * (1 + server.settings.jitter_allowance),
+                paused=server.bucket.paused_until > now,
+                slots=server.slots,
+            )
+            for server in self._servers
         ]
 
     # --- submitting -----------------------------------------------------------------------

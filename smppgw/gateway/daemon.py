@@ -52,7 +52,7 @@ from smppgw.codec.pdu import (
 )
 from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
 from smppgw.esme.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
-from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally
+from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally, TeeObserver
 from smppgw.esme.ratelimit import TokenBucket
 from smppgw.esme.session import inbound_origin
 from smppgw.gateway.config import (
@@ -85,6 +85,8 @@ from smppgw.gateway.intake import BackendStorageFullError, IntakeServer, SubmitR
 from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
 from smppgw.gateway.recovery import ReceiptWatch, Waiting, dlr_from_query
 from smppgw.gateway.sdnotify import Notifier
+from smppgw.gateway.stats import StatsObserver
+from smppgw.gateway.stats_reply import StatsSource, StoreFigures
 from smppgw.gateway.store import (
     ClaimedMessage,
     LogLimiter,
@@ -267,7 +269,8 @@ class Gateway:
         config: a validated configuration.
         options: knobs outside the configuration file.
         observer: where facts go (default: a fresh :class:`PrometheusObserver`, served by
-            the metrics endpoint when ``[metrics]`` is enabled).
+            the metrics endpoint when ``[metrics]`` is enabled); they go to :attr:`stats` too,
+            the live figures of the ``stats`` op.
         clock: wall-clock time for the store and events.
     """
 
@@ -285,11 +288,12 @@ class Gateway:
         if observer is None:
             self._prometheus = PrometheusObserver()
             observer = self._prometheus
-        self.observer: Observer = observer
+        self.stats = StatsObserver()
+        self.observer: Observer = TeeObserver(observer, self.stats)
         self._clock = clock
         # A receipt waits for its submit_sm_resp at least as long as the submit may.
         self._receipts = ReceiptTally(
-            observer, max(UNMATCHED_AFTER, config.gateway.response_timeout)
+            self.observer, max(UNMATCHED_AFTER, config.gateway.response_timeout)
         )
         self.simulator: Simulator | None = None
         self.store: SqliteStore | None = None
@@ -392,6 +396,7 @@ class Gateway:
             config.intake,
             observer=self.observer,
             health=self.health,
+            stats=StatsSource(self.stats, self.manager, self._store_figures, health=self.health),
         )
         await self.intake.start()
         logger.info(
@@ -400,6 +405,12 @@ class Gateway:
             len(settings.servers),
             config.store.path,
         )
+
+    async def _store_figures(self) -> StoreFigures:
+        """The queue by state and the webhook backlog, for the ``stats`` op."""
+        assert self.store is not None
+        backlog = await self.store.webhook_backlog() if self.webhook is not None else None
+        return StoreFigures(await self.store.counts(), backlog)
 
     def health(self) -> str | None:
         """None while the daemon can take and keep messages, else why not (a full disk, a

@@ -28,6 +28,9 @@ client can match replies to requests. Ops:
 ``unmatched``
     The delivery receipts that matched no message (kept, never dropped): ``count`` and the
     oldest ``limit`` (default 100) as ``receipts``.
+``stats``
+    The daemon's live figures (binds, rates, latency, queue, receipts, intake, webhook) as one
+    JSON object, for ``smppgw top`` (:mod:`smppgw.gateway.stats_reply`).
 
 Errors are replies, never disconnections: ``{"ok": false, "error": <code>, "message": <text
 naming the field>}`` with the codes of :class:`ErrorCode`. A line longer than ``max_line``
@@ -55,7 +58,7 @@ import shutil
 import socket
 import stat
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, Self
@@ -383,18 +386,24 @@ class _Unmatched(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
-_Request = _SubmitOne | _SubmitBatch | _Status | _Subscribe | _Ping | _Unmatched
+class _Stats(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
+_Request = _SubmitOne | _SubmitBatch | _Status | _Subscribe | _Ping | _Unmatched | _Stats
 _MESSAGE_OPS = frozenset({"submit", "preview"})  # one message, or a batch in ``messages``
 _OPS: dict[str, type[_Request]] = {
     "status": _Status,
     "subscribe": _Subscribe,
     "ping": _Ping,
     "unmatched": _Unmatched,
+    "stats": _Stats,
 }
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _DECODERS: dict[type[_Request], msgspec.json.Decoder[_Request]] = {
     t: msgspec.json.Decoder(t)
-    for t in (_SubmitOne, _SubmitBatch, _Status, _Subscribe, _Ping, _Unmatched)
+    for t in (_SubmitOne, _SubmitBatch, _Status, _Subscribe, _Ping, _Unmatched, _Stats)
 }
 _MESSAGE = msgspec.json.Decoder(MessageFields)
 _ENCODER = msgspec.json.Encoder()
@@ -524,7 +533,7 @@ def _request_kind(envelope: _Envelope) -> type[_Request]:
     raise RequestError(
         ErrorCode.UNKNOWN_OP,
         f"op: unknown operation {envelope.op!r} "
-        "(submit, preview, status, subscribe, ping, unmatched)",
+        "(submit, preview, status, subscribe, ping, unmatched, stats)",
     )
 
 
@@ -939,6 +948,7 @@ class IntakeServer:
         clock: the time now in seconds since the epoch (absolute times must be later).
         health: what ``ping`` reports: None when the gateway can take messages, else the
             reason it cannot (a full disk, a damaged store).
+        stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
     """
 
     def __init__(
@@ -950,8 +960,10 @@ class IntakeServer:
         coder: TextCoder | None = None,
         clock: Callable[[], float] = time.time,
         health: Callable[[], str | None] = lambda: None,
+        stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
     ) -> None:
         self._backend = backend
+        self._stats = stats
         self._clock = clock
         self._health = health
         self._settings = settings
@@ -1167,9 +1179,19 @@ class IntakeServer:
                 ok=True,
                 after=lambda: stream(start, types),
             )
+        return await self._inspect(request, req)
+
+    async def _inspect(
+        self, request: _Unmatched | _Stats | _Ping, req: msgspec.Raw | msgspec.UnsetType
+    ) -> _Reply:
+        """The ops that look at the gateway rather than at messages."""
         if isinstance(request, _Unmatched):
             count, receipts = await self._backend.unmatched(request.limit)
             return _Reply("unmatched", _reply(req, count=count, receipts=receipts), ok=True)
+        if isinstance(request, _Stats):
+            if self._stats is None:
+                raise RequestError(ErrorCode.UNKNOWN_OP, "op: stats: this server keeps no figures")
+            return _Reply("stats", _reply(req, **await self._stats()), ok=True)
         return self._ping(req)
 
     def _ping(self, req: msgspec.Raw | msgspec.UnsetType) -> _Reply:

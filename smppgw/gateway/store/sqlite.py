@@ -1187,6 +1187,17 @@ class SqliteStore:
 
         return await self._call(op)
 
+    async def webhook_backlog(self) -> int:
+        """How many events await a webhook delivery (read through the partial index)."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM events WHERE hook_state = ?", (_HOOK_PENDING,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._call(op)
+
     async def result(
         self,
         cursor: int,
