@@ -19,7 +19,8 @@ from test_config import ENV, minimal
 from test_intake import TIMEOUT, Client, FakeBackend, FakeCoder, connect, settings
 
 from smppgw.gateway.config import ConfigError, parse_config
-from smppgw.gateway.intake import IntakeServer, SubmitRequest, SubmitResult, _Reported
+from smppgw.gateway.intake import IntakeServer, SubmitRequest, SubmitResult
+from smppgw.gateway.intake.server import _Reported
 
 
 class CountingBackend(FakeBackend):
