@@ -14,7 +14,9 @@ from smppgw.codec import CommandStatus
 from smppgw.esme.binds import BindManagerSettings, ServerSettings
 from smppgw.esme.numbers import validate_sender
 from smppgw.esme.session import TlsSettings
-from smppgw.gateway.cli import CliError, _cmd_doctor, _parser
+from smppgw.gateway.cli import CliError
+from smppgw.gateway.cli import build_parser as _parser
+from smppgw.gateway.cli.doctor import doctor_command as _cmd_doctor
 from smppgw.gateway.doctor import Step, diagnose, id_form, recommended_window
 from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 

@@ -94,7 +94,7 @@ def image_command() -> list[str]:
 
 def image_config_source() -> Path:
     """The repository file the image installs where its default command reads its config."""
-    args = cli._parser().parse_args(image_command()[1:])
+    args = cli.build_parser().parse_args(image_command()[1:])
     for keyword, copy in runtime_stage():
         if keyword == "COPY" and not copy.startswith("--"):
             *sources, target = copy.split()
@@ -163,7 +163,7 @@ def test_the_image_s_default_command_runs_the_daemon_with_the_config_it_ships() 
     argv = image_command()
     (script,) = entry_points(group="console_scripts", name=argv[0])
     assert script.load() is cli.main
-    args = cli._parser().parse_args(argv[1:])
+    args = cli.build_parser().parse_args(argv[1:])
     assert args.command == "run"
     config = load_config(image_config_source(), environ={"SMPPGW_PASSWORD": "x"})
     assert config.metrics.enabled
@@ -195,7 +195,7 @@ def test_the_health_check_pings_the_daemon_on_the_socket_the_image_s_config_serv
     if ">" in tokens:
         tokens = tokens[: tokens.index(">")]
     assert tokens[0] == image_command()[0]
-    args = cli._parser().parse_args(tokens[1:])
+    args = cli.build_parser().parse_args(tokens[1:])
     assert args.command == "status"
     assert args.ping
     config = load_config(image_config_source(), environ={"SMPPGW_PASSWORD": "x"})
@@ -337,7 +337,7 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context() -> None:
                     for f in files
                     if "__pycache__" not in f.parts and ".egg-info" not in str(f)
                 ]
-    assert "smppgw/gateway/cli.py" in copied
+    assert "smppgw/gateway/cli/__init__.py" in copied
     assert [path for path in copied if docker_ignores(path, patterns)] == []
 
 
@@ -362,7 +362,7 @@ def compose_config(password: str = "secret") -> Config:
     mounts = dict(
         reversed(volume.split(":")[:2]) for volume in compose()["services"]["smppgw"]["volumes"]
     )
-    command = cli._parser().parse_args(image_command()[1:])
+    command = cli.build_parser().parse_args(image_command()[1:])
     return load_config(
         (COMPOSE.parent / mounts[command.config]).resolve(), environ={"SMPPGW_PASSWORD": password}
     )
@@ -450,7 +450,7 @@ def test_systemd_unit_is_a_hardened_notify_service() -> None:
         assert service.get(key) == value, key
     program, *argv = shlex.split(service["ExecStart"])
     assert Path(program).name == "smppgw"
-    args = cli._parser().parse_args(argv)
+    args = cli.build_parser().parse_args(argv)
     assert args.command == "run"
     assert args.config == "/etc/smppgw/smppgw.toml"
     assert set(service["ReadWritePaths"].split()) == {"/var/lib/smppgw", "/run/smppgw"}
