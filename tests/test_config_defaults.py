@@ -8,6 +8,7 @@ changed in one place and not the other fails here.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 import tomllib
@@ -17,12 +18,15 @@ from typing import Any
 import pytest
 
 from smppgw.esme.binds import BindManagerSettings, ServerSettings
+from smppgw.esme.session import SessionSettings
+from smppgw.esme.settings import default_of
 from smppgw.esme.tls import TlsSettings
 from smppgw.gateway.config import LogSettings, SimulatorConfig, parse_config
 from smppgw.gateway.config.sections import SECTIONS, MetricsSettings, file_defaults
 from smppgw.gateway.intake import IntakeSettings
 from smppgw.gateway.recovery import RecoverySettings
 from smppgw.gateway.store import StoreSettings
+from smppgw.testing.simulator import Account, FaultSettings, MoSettings, SimulatorSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -100,3 +104,80 @@ def test_a_key_left_out_takes_the_default_of_its_settings_field() -> None:
     assert config.receipts == RecoverySettings()
     assert config.simulator == SimulatorConfig()
     assert config.webhook is None
+
+
+# Fields whose value is handed on to another layer's settings field, which owns the default.
+HANDED_ON: dict[tuple[str, str], dict[str, tuple[type[Any], str]]] = {
+    ("esme/bind_settings.py", "BindManagerSettings"): {
+        name: (SessionSettings, name)
+        for name in (
+            "system_type",
+            "window",
+            "response_timeout",
+            "enquire_link_interval",
+            "idle_timeout",
+            "connect_timeout",
+            "bind_timeout",
+            "inbound_window",
+        )
+    },
+    ("esme/bind_settings.py", "ServerSettings"): {"bind_type": (SessionSettings, "bind_type")},
+    ("gateway/config/sections.py", "SimulatorConfig"): {
+        **{
+            name: (SimulatorSettings, name)
+            for name in (
+                "host",
+                "servers",
+                "plain_ports",
+                "tls_ports",
+                "message_id_format",
+                "dlr_delay",
+                "seed",
+            )
+        },
+        "max_binds_per_server": (Account, "max_binds_per_server"),
+        "rate_per_server": (Account, "rate_per_server"),
+        "mo_rate": (MoSettings, "rate"),
+        "mo_long_share": (MoSettings, "long_share"),
+        "mo_ucs2_share": (MoSettings, "ucs2_share"),
+        "mo_destination": (MoSettings, "destination"),
+        "drop_receipts": (FaultSettings, "drop_receipts"),
+    },
+}
+CLASSES: dict[str, type[Any]] = {
+    "BindManagerSettings": BindManagerSettings,
+    "ServerSettings": ServerSettings,
+    "SimulatorConfig": SimulatorConfig,
+}
+PACKAGE = Path(__file__).resolve().parent.parent / "smppgw"
+
+
+def default_sources(path: str, name: str) -> dict[str, str]:
+    """Field -> the source text of its default, in class ``name`` of ``path``."""
+    source = (PACKAGE / path).read_text(encoding="utf-8")
+    (cls,) = (
+        node
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ClassDef) and node.name == name
+    )
+    return {
+        node.target.id: ast.unparse(node.value)
+        for node in cls.body
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(node.target, ast.Name)
+        and node.value is not None
+    }
+
+
+@pytest.mark.parametrize(("path", "name"), sorted(HANDED_ON))
+def test_a_value_handed_on_to_another_layer_takes_that_layers_default(path: str, name: str) -> None:
+    """The bind manager's window, timeouts and system_type were written both on
+    BindManagerSettings and on the SessionSettings it builds for each bind (and the [simulator]
+    defaults in the configuration and in the simulator): a second copy of a default that the
+    two could disagree on. Each now reads the owner's default with ``default_of``."""
+    sources = default_sources(path, name)
+    for field, (owner, owner_field) in HANDED_ON[path, name].items():
+        assert f"default_of({owner.__name__}, '{owner_field}')" in sources[field], (
+            f"{name}.{field} writes its own default: {sources[field]}"
+        )
+        assert default_of(CLASSES[name], field) == default_of(owner, owner_field)

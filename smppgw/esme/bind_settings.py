@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from smppgw.codec.errors import SmppError
 from smppgw.esme.ratelimit import AdaptiveRate, TokenBucket
 from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
-from smppgw.esme.session import BindType
-from smppgw.esme.settings import setting
+from smppgw.esme.session import BindType, SessionSettings
+from smppgw.esme.settings import default_of, setting
 from smppgw.esme.tls import TlsSettings
 
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ class ServerSettings:
     port: int = setting(low=1, high=65535)
     tls: TlsSettings | None = None  # a configuration file writes true, for its [tls] table
     binds: int = setting(3, low=0, high=100)
-    bind_type: BindType | tuple[BindType, ...] = BindType.TRANSCEIVER
+    bind_type: BindType | tuple[BindType, ...] = default_of(  # noqa: RUF009 - an enum member
+        SessionSettings, "bind_type"
+    )
     rate: float = setting(50.0, low=0)
     burst: int = setting(1, low=1, high=1000)
     jitter_allowance: float = setting(0.02, configurable=False)
@@ -123,7 +125,11 @@ class BindManagerSettings:
     ``throttle_backoff_max``. ``max_attempts`` bounds the sends of one part for transient
     statuses and unknown outcomes (throttling is not counted: it never fails a message).
     ``inbound_window`` bounds the deliver_sm of one bind being recorded at once (see
-    :class:`smppgw.esme.session.Session`).
+    :class:`smppgw.esme.session.Session`). ``system_id``, ``password``, ``system_type``,
+    ``window``, ``response_timeout``, ``enquire_link_interval``, ``idle_timeout``,
+    ``connect_timeout``, ``bind_timeout`` and ``inbound_window`` go to every bind's
+    :class:`~smppgw.esme.session.SessionSettings` as they are (with the server's ``host``,
+    ``port`` and ``tls``, and the bind's type); their defaults are the session's.
     A bind lost less than ``stable_after`` seconds after it bound counts as a failed connection
     attempt for the reconnect backoff (an SMSC that unbinds every bind at once must not get a
     reconnect storm).
@@ -132,14 +138,20 @@ class BindManagerSettings:
     servers: tuple[ServerSettings, ...]
     system_id: str
     password: str = field(repr=False)
-    system_type: str = "smpp"
-    window: int = setting(10, low=1, high=1000)
-    response_timeout: float = setting(30.0, positive=True)
-    enquire_link_interval: float = setting(60.0, positive=True)
-    idle_timeout: float = setting(300.0, positive=True)
-    connect_timeout: float = setting(10.0, positive=True)
-    bind_timeout: float = setting(10.0, positive=True)
-    inbound_window: int = setting(64, low=1, high=10000)
+    # Handed to each bind's SessionSettings, whose defaults they are:
+    system_type: str = default_of(SessionSettings, "system_type")
+    window: int = setting(default_of(SessionSettings, "window"), low=1, high=1000)
+    response_timeout: float = setting(
+        default_of(SessionSettings, "response_timeout"), positive=True
+    )
+    enquire_link_interval: float = setting(
+        default_of(SessionSettings, "enquire_link_interval"), positive=True
+    )
+    idle_timeout: float = setting(default_of(SessionSettings, "idle_timeout"), positive=True)
+    connect_timeout: float = setting(default_of(SessionSettings, "connect_timeout"), positive=True)
+    bind_timeout: float = setting(default_of(SessionSettings, "bind_timeout"), positive=True)
+    inbound_window: int = setting(default_of(SessionSettings, "inbound_window"), low=1, high=10000)
+    # The bind manager's own:
     reconnect_min: float = setting(1.0, positive=True)
     reconnect_max: float = setting(60.0, positive=True)
     stable_after: float = setting(10.0, configurable=False)

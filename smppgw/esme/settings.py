@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Final
 
-__all__ = ["Spec", "setting", "spec_of"]
+__all__ = ["Spec", "default_of", "setting", "spec_of"]
 
 _KEY: Final = "smppgw.setting"
 
@@ -72,3 +72,17 @@ def spec_of(field: dataclasses.Field[Any]) -> Spec:
         return _FIXED
     spec = field.metadata.get(_KEY)
     return spec if isinstance(spec, Spec) else _PLAIN
+
+
+def default_of(cls: type[Any], name: str) -> Any:  # noqa: ANN401 - any field's value
+    """The default of field ``name`` of the dataclass ``cls``, for a field of another settings
+    class that takes the same value (the default stays written in one place)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            break
+    msg = f"{cls.__name__}.{name} has no default"
+    raise LookupError(msg)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from smppgw.esme.settings import Spec, spec_of
+from smppgw.esme.settings import Spec, default_of, spec_of
 
 __all__ = ["Table", "default_of", "read_fields", "resolve_path", "show"]
 
@@ -248,19 +248,6 @@ class Table:
         if required:
             self.error(f"{name}_env", f"required: set {name}_env or {name}_file")
         return None, None
-
-
-def default_of(cls: type[Any], name: str) -> Any:  # noqa: ANN401 - any field's value
-    """The default of field ``name`` of the dataclass ``cls`` (the one place it is written)."""
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            if f.default is not dataclasses.MISSING:
-                return f.default
-            if f.default_factory is not dataclasses.MISSING:
-                return f.default_factory()
-            break
-    msg = f"{cls.__name__}.{name} has no default"
-    raise LookupError(msg)
 
 
 def read_fields(
