@@ -32,12 +32,6 @@ _BINDS: dict[BindType, type[BindTransmitter | BindReceiver | BindTransceiver]] =
     BindType.RECEIVER: BindReceiver,
     BindType.TRANSCEIVER: BindTransceiver,
 }
-_BIND_NAMES = {BindType.TRANSMITTER: "tx", BindType.RECEIVER: "rx", BindType.TRANSCEIVER: "trx"}
-
-
-def _bind_type(server: ServerSettings, slot: int) -> BindType:
-    kind = server.bind_type
-    return kind[slot] if isinstance(kind, tuple) else kind
 
 
 def _endpoint(server: ServerSettings) -> str:
@@ -153,7 +147,7 @@ async def _open_slot(context: Context, server: ServerSettings, slot: SlotResult)
     except BaseException:
         await probe.close(context.settings.response_timeout)
         raise
-    context.probes_open.append((server.name, _bind_type(server, slot.slot), probe))
+    context.probes_open.append((server.name, server.bind_types[slot.slot], probe))
 
 
 async def _handshake(
@@ -192,7 +186,7 @@ async def _handshake(
 async def _bind(context: Context, server: ServerSettings, slot: SlotResult, probe: Probe) -> None:
     s = context.settings
     endpoint = _endpoint(server)
-    bind_type = _bind_type(server, slot.slot)
+    bind_type = server.bind_types[slot.slot]
     pdu = _BINDS[bind_type](
         system_id=s.system_id,
         password=s.password,
@@ -233,7 +227,7 @@ async def check_server(context: Context, server: ServerSettings) -> ServerResult
     """Open each of ``server``'s bind slots in turn; the links that bind stay open."""
     result = ServerResult(server.name, _endpoint(server), server.rate)
     for index in range(server.binds):
-        slot = SlotResult(server.name, index, _BIND_NAMES[_bind_type(server, index)])
+        slot = SlotResult(server.name, index, server.bind_types[index].value)
         result.slots.append(slot)
         try:
             await _open_slot(context, server, slot)
