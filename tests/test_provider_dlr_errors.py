@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from smppgw.provider import DLR_ERROR_CODES, lookup_dlr_error
+from smppgw.codec import DeliverSm, EsmClass, MessageState
+from smppgw.codec.receipt import receipt_info, stat_to_message_state
+from smppgw.esme.receipts import dlr_from_pdu
+from smppgw.provider import DLR_ERROR_CODES, is_rejection, lookup_dlr_error
 
 PROVIDER_TABLE = """\
 000 DELIVRD Delivered to SIM.
@@ -107,3 +110,35 @@ def test_codes_the_document_does_not_list_look_up_to_nothing() -> None:
 
 def test_the_table_keeps_the_document_s_rows_in_its_order() -> None:
     assert [(row.text, row.status, row.description) for row in DLR_ERROR_CODES] == ROWS
+
+
+@pytest.mark.parametrize(
+    ("stat", "state"),
+    [
+        ("DLT-REJECTED", MessageState.REJECTED),
+        ("DLT-INV-TMID", MessageState.REJECTED),
+        ("DNDNUMB", MessageState.REJECTED),
+        ("SPAM", MessageState.REJECTED),
+        ("NO-CREDITS", MessageState.REJECTED),
+        ("ABSENT-SUB", MessageState.UNDELIVERABLE),
+        ("NET-ERR", MessageState.UNDELIVERABLE),
+        ("DELIVRD", MessageState.DELIVERED),
+    ],
+)
+def test_the_providers_refusal_words_make_a_receipt_rejected(
+    stat: str, state: MessageState
+) -> None:
+    """Refusals (the message was never attempted) are the provider's words, not SMPP's: the
+    codec maps them to REJECTED only when told which they are."""
+    assert stat_to_message_state(stat, rejection=is_rejection) is state
+    info = receipt_info(f"id:7 stat:{stat} err:000".encode(), (), rejection=is_rejection)
+    assert info.state is state
+
+
+async def test_a_dlt_refusal_reaches_the_library_as_a_final_rejected_receipt() -> None:
+    dlr = dlr_from_pdu(
+        DeliverSm(esm_class=EsmClass.DELIVERY_RECEIPT, short_message=b"id:7 stat:DLT-REJECTED"),
+        received_at=0.0,
+    )
+    assert dlr is not None
+    assert (dlr.state, dlr.final) == (MessageState.REJECTED, True)

@@ -14,6 +14,7 @@ receipted_message_id / message_state / network_error_code TLVs, the TLVs winning
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -150,7 +151,7 @@ def format_receipt(
     ).encode("latin-1", "replace")
 
 
-# Receipt stat words (SMPP v3.4 Appendix B, and the provider's status words) to message states.
+# Receipt stat words (SMPP v3.4 Appendix B, and their long spellings) to message states.
 STAT_STATES: Final[dict[str, MessageState]] = {
     "DELIVRD": MessageState.DELIVERED,
     "DELIVERED": MessageState.DELIVERED,
@@ -165,34 +166,17 @@ STAT_STATES: Final[dict[str, MessageState]] = {
     "REJECTED": MessageState.REJECTED,
     "ENROUTE": MessageState.ENROUTE,
 }
-# The provider's failure words (its "Error Codes" table) that name a refusal, not a failure.
-_REJECTIONS: Final = frozenset(
-    {
-        "DLT-REJECTED",
-        "SPAM",
-        "DNDNUMB",
-        "BLACKLST",
-        "SNDR-BLOCK",
-        "NOTALLOWED",
-        "DUPLICATE",
-        "NOT-OPTIN",
-        "OPTOUT-REJ",
-        "TEMPLATE-NOT-FOUND",
-        "INV-TEMPLATE",
-        "INV-SENDER",
-        "NO-CREDITS",
-        "NO-ACCOUNT",
-        "THROTTLED",
-    }
-)
 
 
-def stat_to_message_state(stat: str | None) -> MessageState | None:
+def stat_to_message_state(
+    stat: str | None, *, rejection: Callable[[str], bool] | None = None
+) -> MessageState | None:
     """The message state a receipt's stat word means.
 
-    Appendix B words map directly; the provider's other status words (``ABSENT-SUB``,
-    ``NET-ERR``, ``FAILED``...) are UNDELIVERABLE, except refusals (``DLT-*`` rejections,
-    ``SPAM``, ``DNDNUMB``, ``BLACKLST``...) which are REJECTED. None for an empty stat.
+    Appendix B words map directly; other words (an SMSC's own: ``ABSENT-SUB``, ``NET-ERR``...)
+    are UNDELIVERABLE, except those ``rejection`` says name a refusal (it gets the word in upper
+    case; :func:`smppgw.provider.is_rejection` knows the provider's), which are REJECTED. None
+    for an empty stat.
     """
     if not stat:
         return None
@@ -200,7 +184,7 @@ def stat_to_message_state(stat: str | None) -> MessageState | None:
     state = STAT_STATES.get(word)
     if state is not None:
         return state
-    if word in _REJECTIONS or word.startswith("DLT-"):
+    if rejection is not None and rejection(word):
         return MessageState.REJECTED
     return MessageState.UNDELIVERABLE
 
@@ -217,8 +201,16 @@ class ReceiptInfo:
     receipt: DeliveryReceipt | None
 
 
-def receipt_info(short_message: bytes, tlvs: tuple[Tlv, ...]) -> ReceiptInfo:
+def receipt_info(
+    short_message: bytes,
+    tlvs: tuple[Tlv, ...],
+    *,
+    rejection: Callable[[str], bool] | None = None,
+) -> ReceiptInfo:
     """Combine a receipt's text with its TLVs; the TLVs win where both say something.
+
+    ``rejection`` is passed to :func:`stat_to_message_state` for the state of a receipt
+    without a message_state TLV.
 
     Raises:
         ReceiptParseError: neither the TLVs nor the text give a message id.
@@ -238,7 +230,7 @@ def receipt_info(short_message: bytes, tlvs: tuple[Tlv, ...]) -> ReceiptInfo:
     state = (
         MessageState(raw_state[0])
         if raw_state is not None and len(raw_state) == 1
-        else stat_to_message_state(stat)
+        else stat_to_message_state(stat, rejection=rejection)
     )
     raw_error = find_tlv(tlvs, Tag.NETWORK_ERROR_CODE)
     network_error = (

@@ -20,6 +20,7 @@ from typing import Final
 from smppgw.codec.constants import EsmClass, MessageState
 from smppgw.codec.pdu import DataSm, DeliverSm
 from smppgw.codec.receipt import ReceiptInfo, receipt_info
+from smppgw.provider import is_rejection
 
 __all__ = [
     "FINAL_STATES",
@@ -192,7 +193,7 @@ def dlr_from_pdu(
     if not is_receipt(pdu):
         return None
     try:
-        info: ReceiptInfo = receipt_info(user_data(pdu), pdu.tlvs)
+        info: ReceiptInfo = receipt_info(user_data(pdu), pdu.tlvs, rejection=is_rejection)
     except ValueError:  # ReceiptParseError: neither the TLVs nor the text give an id
         return None
     if not info.message_id.strip():

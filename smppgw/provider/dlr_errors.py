@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["DLR_ERROR_CODES", "DlrErrorCode", "lookup_dlr_error"]
+__all__ = ["DLR_ERROR_CODES", "REJECTION_WORDS", "DlrErrorCode", "is_rejection", "lookup_dlr_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,3 +109,33 @@ def lookup_dlr_error(code: int | str) -> DlrErrorCode | None:
             return None
         return _BY_CODE.get(int(digits))
     return _BY_CODE.get(code)
+
+
+REJECTION_WORDS: Final = frozenset(
+    {
+        "DLT-REJECTED",
+        "SPAM",
+        "DNDNUMB",
+        "BLACKLST",
+        "SNDR-BLOCK",
+        "NOTALLOWED",
+        "DUPLICATE",
+        "NOT-OPTIN",
+        "OPTOUT-REJ",
+        "TEMPLATE-NOT-FOUND",
+        "INV-TEMPLATE",
+        "INV-SENDER",
+        "NO-CREDITS",
+        "NO-ACCOUNT",
+        "THROTTLED",
+    }
+)
+"""The status words of the table that name a refusal (the message was never attempted), not a
+failure to deliver it."""
+
+
+def is_rejection(word: str) -> bool:
+    """Whether a receipt's stat word (upper case) is one of the provider's refusals: a word of
+    :data:`REJECTION_WORDS` or any ``DLT-`` word (the DLT scrutiny refused it). For
+    :func:`smppgw.codec.receipt.stat_to_message_state`'s ``rejection``."""
+    return word in REJECTION_WORDS or word.startswith("DLT-")

@@ -143,8 +143,7 @@ def test_tlvs_alone_and_text_alone() -> None:
         ("DELIVRD", MessageState.DELIVERED),
         ("undeliv", MessageState.UNDELIVERABLE),
         ("ABSENT-SUB", MessageState.UNDELIVERABLE),
-        ("DLT-REJECTED", MessageState.REJECTED),
-        ("DNDNUMB", MessageState.REJECTED),
+        ("DLT-REJECTED", MessageState.UNDELIVERABLE),
         ("ACCEPTD", MessageState.ACCEPTED),
         ("ENROUTE", MessageState.ENROUTE),
         ("", None),
@@ -152,6 +151,21 @@ def test_tlvs_alone_and_text_alone() -> None:
 )
 def test_stat_words_map_to_states(stat: str, state: MessageState | None) -> None:
     assert stat_to_message_state(stat) is state
+
+
+def test_a_word_the_rejection_test_names_is_rejected_and_only_then() -> None:
+    asked: list[str] = []
+
+    def refusal(word: str) -> bool:
+        asked.append(word)
+        return word == "NOPE"
+
+    assert stat_to_message_state("nope", rejection=refusal) is MessageState.REJECTED
+    assert stat_to_message_state("NET-ERR", rejection=refusal) is MessageState.UNDELIVERABLE
+    assert stat_to_message_state("DELIVRD", rejection=refusal) is MessageState.DELIVERED
+    assert asked == ["NOPE", "NET-ERR"]  # the spec's words never reach it
+    info = receipt_info(b"id:1 stat:nope err:000", (), rejection=refusal)
+    assert info.state is MessageState.REJECTED
 
 
 _word = st.text(

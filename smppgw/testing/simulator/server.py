@@ -63,6 +63,7 @@ from smppgw.codec.text import (
     split_message,
     split_octets,
 )
+from smppgw.provider import is_rejection
 
 __all__ = [
     "Account",
@@ -678,7 +679,7 @@ class _Connection(asyncio.Protocol):
             done_date=now,
             text=receipt.text,
         )
-        state = stat_to_message_state(receipt.stat) or MessageState.UNKNOWN
+        state = stat_to_message_state(receipt.stat, rejection=is_rejection) or MessageState.UNKNOWN
         tlvs: tuple[Tlv, ...] = (
             c_string_tlv(Tag.RECEIPTED_MESSAGE_ID, receipt.message_id),
             Tlv(Tag.MESSAGE_STATE, bytes((state,))),
@@ -1123,7 +1124,10 @@ class Simulator:
             # The message's outcome is decided now, whether or not its receipt ever goes out.
             message = self.messages.get(receipt.message_id)
             if message is not None:
-                message.state = stat_to_message_state(receipt.stat) or MessageState.UNKNOWN
+                message.state = (
+                    stat_to_message_state(receipt.stat, rejection=is_rejection)
+                    or MessageState.UNKNOWN
+                )
                 message.final_date = format_absolute(datetime.now(UTC))
                 message.error_code = min(receipt.err, 0xFF)  # one octet (section 5.2.29)
             drop = self.settings.faults.drop_receipts
