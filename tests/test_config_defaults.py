@@ -181,3 +181,23 @@ def test_a_value_handed_on_to_another_layer_takes_that_layers_default(path: str,
             f"{name}.{field} writes its own default: {sources[field]}"
         )
         assert default_of(CLASSES[name], field) == default_of(owner, owner_field)
+
+
+def test_a_default_path_is_written_in_one_module() -> None:
+    """The command line had its own copy of the intake socket's default path (and of the
+    request limits): a daemon built with another default would be looked for in the wrong
+    place. Each default path of the file is now written once in the package."""
+    paths = {
+        default
+        for cls in SECTIONS.values()
+        for default in file_defaults(cls).values()
+        if isinstance(default, str) and "/" in default
+    }
+    assert paths == {"/run/smppgw/smppgw.sock", "var/smppgw.db"}
+    for path in paths:
+        holders = [
+            module.relative_to(PACKAGE)
+            for module in PACKAGE.rglob("*.py")
+            if f'"{path}"' in module.read_text(encoding="utf-8")
+        ]
+        assert len(holders) == 1, (path, holders)

@@ -266,14 +266,12 @@ class MetricsServer:
 
     Args:
         registry: the registry to expose (a :class:`PrometheusObserver`'s ``registry``).
-        host: the address to listen on (``127.0.0.1`` by default: metrics stay local unless
-            configured otherwise).
+        host: the address to listen on (``[metrics] address``, local by default: see
+            :class:`smppgw.gateway.config.MetricsSettings`).
         port: the TCP port; 0 picks a free one (see :attr:`port` after :meth:`start`).
     """
 
-    def __init__(
-        self, registry: CollectorRegistry, host: str = "127.0.0.1", port: int = 9108
-    ) -> None:
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
         self._registry = registry
         self._host = host
         self._port = port

@@ -10,9 +10,12 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeGuard
+from typing import Final, TypeGuard
 
 import msgspec
+
+from smppgw.esme.settings import default_of
+from smppgw.gateway.intake.settings import IntakeSettings
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -34,10 +37,11 @@ EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3
 EXIT_INTERRUPTED = 130
 
-DEFAULT_SOCKET = "/run/smppgw/smppgw.sock"
+DEFAULT_SOCKET: Final[str] = default_of(IntakeSettings, "path")
 _REPLY_LIMIT = 16 * 1024 * 1024  # a batch reply lists one result per message
-_DEFAULT_MAX_LINE = 65536  # [intake] max_line and max_batch of a daemon configured without them
-_DEFAULT_MAX_BATCH = 1000
+# [intake] max_line and max_batch of a daemon configured without them
+_DEFAULT_MAX_LINE: Final[int] = default_of(IntakeSettings, "max_line")
+_DEFAULT_MAX_BATCH: Final[int] = default_of(IntakeSettings, "max_batch")
 
 
 class CliError(Exception):
