@@ -26,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "testing": {"smppgw.codec", "smppgw.provider", "smppgw.esme", "trustme"},
     "gateway": {"*"},
 }
-THIRD_PARTY = ("msgspec", "prometheus_client", "uvloop", "trustme", "asyncpg")
+THIRD_PARTY = ("msgspec", "prometheus_client", "uvloop", "trustme", "asyncpg", "rich")
 
 
 def layer_of(path: Path) -> str:

@@ -21,6 +21,7 @@ from smppgw.gateway.cli.run import (
 )
 from smppgw.gateway.cli.send import send_command
 from smppgw.gateway.cli.status import status_command
+from smppgw.gateway.cli.top import top_command
 
 __all__ = ["build_parser", "main"]
 
@@ -138,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_socket(events)
 
+    top = commands.add_parser("top", help="the daemon's live figures, refreshed every second")
+    top.add_argument("--once", action="store_true", help="print one screen (or --json) and exit")
+    top.add_argument("--json", action="store_true", help="with --once: the stats reply as JSON")
+    top.add_argument(
+        "--interval", type=float, default=1.0, metavar="S", help="seconds between refreshes (1)"
+    )
+    _add_socket(top)
+
     check = commands.add_parser("check-config", help="validate a configuration")
     check.add_argument("--config", required=True, metavar="PATH")
 
@@ -150,6 +159,7 @@ _ASYNC_COMMANDS = {
     "send": send_command,
     "status": status_command,
     "events": events_command,
+    "top": top_command,
     "doctor": doctor_command,
 }
 _SYNC_COMMANDS = {
