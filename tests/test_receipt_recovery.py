@@ -29,6 +29,7 @@ from smppgw.codec import (
 )
 from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings
 from smppgw.esme.observe import RecordingObserver
+from smppgw.esme.ratelimit import TokenBucket
 from smppgw.esme.session import BindType, Session, SessionSettings
 from smppgw.gateway.config import ConfigError, parse_config
 from smppgw.gateway.daemon import Gateway, GatewayOptions
@@ -420,7 +421,9 @@ class QueryingFake:
         return await self._closed
 
 
-async def test_a_query_takes_its_servers_token_and_a_throttled_one_slows_the_server() -> None:
+async def test_a_query_takes_its_servers_token_and_a_throttled_one_slows_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     session = QueryingFake([CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_ROK])
 
     async def connect(settings: SessionSettings, **kwargs: Any) -> QueryingFake:
@@ -440,6 +443,16 @@ async def test_a_query_takes_its_servers_token_and_a_throttled_one_slows_the_ser
         session_factory=connect,
         clock=loop.time,
     )
+    take = TokenBucket.try_take
+    granted: list[float] = []
+
+    def recording_take(bucket: TokenBucket, now: float) -> float:
+        wait = take(bucket, now)
+        if wait <= 0:
+            granted.append(now)
+        return wait
+
+    monkeypatch.setattr(TokenBucket, "try_take", recording_take)
     async with asyncio.timeout(TIMEOUT):
         await manager.start()
         try:
@@ -456,10 +469,19 @@ async def test_a_query_takes_its_servers_token_and_a_throttled_one_slows_the_ser
     assert observer.total("throttled") == 1
     kinds = [kind for kind, _ in session.sent]
     assert kinds == ["submit_sm", "query_sm", "query_sm"]
-    times = [at for _, at in session.sent]
-    # Each request took a token of the 10/s server (one every ~0.1 s): no query went early.
-    assert times[1] - times[0] >= 0.09
-    assert times[2] - times[1] >= 0.09
+    # Each request took a token of the 10/s server: three grants, each at least a token's
+    # interval after the one before on the bucket's own clock (it lets a sender take its token
+    # up to a quarter of the jitter allowance early). Send times are not compared: a loaded
+    # machine may write a request late and the next one on time.
+    assert len(granted) == 3
+    interval = (1 + bucket_allowance(manager)) / 10.0
+    early = bucket_allowance(manager) / 4
+    assert granted[1] - granted[0] >= interval - early - 1e-9
+    assert granted[2] - granted[1] >= interval - early - 1e-9
+
+
+def bucket_allowance(manager: BindManager) -> float:
+    return manager._servers[0].settings.jitter_allowance
 
 
 def test_a_part_whose_receipt_came_is_no_longer_held_nor_queried() -> None:
