@@ -23,6 +23,7 @@ from smppgw.esme.bind_state import (
     OnSend,
     PartResult,
     PartStatus,
+    ServerRate,
     SessionFactory,
     SessionLike,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "ResponseTimeoutError",
     "Sender",
     "SenderKind",
+    "ServerRate",
     "ServerSettings",
     "Session",
     "SessionClosedError",

@@ -11,13 +11,22 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from smppgw.codec.constants import CommandStatus
+from smppgw.codec.pdu import Pdu
 from smppgw.esme.bind_settings import ManagerStoppedError, ServerSettings
-from smppgw.esme.bind_state import BindState, CircuitState, SessionLike
+from smppgw.esme.bind_state import (
+    BindState,
+    CircuitState,
+    OnSend,
+    PartResult,
+    PartStatus,
+    SessionLike,
+)
 from smppgw.esme.observe import Observer
 from smppgw.esme.ratelimit import AdaptiveRate, TokenBucket
 from smppgw.esme.session import BindType
 
-__all__ = ["BindEntry", "Dispatcher", "Grant", "ServerEntry"]
+__all__ = ["BindEntry", "Dispatcher", "Grant", "PartRun", "ServerEntry"]
 
 
 @dataclass(eq=False, slots=True)
@@ -282,3 +291,36 @@ class Dispatcher:
         server.in_flight += 1
         server.rotation = (server.binds.index(bind) + 1) % len(server.binds)
         return Grant(bind, now)
+
+
+@dataclass(slots=True)
+class PartRun:
+    """One part's attempts so far."""
+
+    sent: int = 0
+    charged: int = 0  # attempts counted against max_attempts
+    unknown: int = 0
+    resent_after_unknown: bool = False
+    avoid: tuple[SessionLike, ...] = ()  # sessions that left an attempt unanswered
+    last: Grant | None = None
+    status: CommandStatus | None = None
+    late: list[asyncio.Future[Pdu]] = field(default_factory=list)
+    on_send: OnSend | None = None
+
+    def result(self, status: PartStatus, reason: str, message_id: str | None = None) -> PartResult:
+        # An earlier attempt with an unknown outcome may have been accepted: unless this one
+        # was, the part's outcome is unknown rather than failed.
+        if status is PartStatus.FAILED and self.unknown:
+            status = PartStatus.UNKNOWN
+            reason = f"{reason}; an earlier attempt's outcome is unknown"
+        return PartResult(
+            status=status,
+            smsc_message_id=message_id,
+            command_status=self.status,
+            server=self.last.bind.server.name if self.last else None,
+            bind=self.last.bind.name if self.last else None,
+            attempts=self.sent,
+            possible_duplicate=self.resent_after_unknown,
+            reason=reason,
+            late=tuple(self.late),
+        )

@@ -31,6 +31,7 @@ __all__ = [
     "PartResult",
     "PartStatus",
     "QueryingSession",
+    "ServerRate",
     "SessionFactory",
     "SessionLike",
 ]
@@ -146,3 +147,19 @@ class SessionFactory(Protocol):
         observer: Observer = ...,
         clock: Callable[[], float] = ...,
     ) -> Awaitable[SessionLike]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRate:
+    """A server's rate: as configured, and as sent at now (both msg/s, 0 = unlimited).
+
+    ``current`` is the configured rate, or this process's share of it under a slot source, or
+    lower while the server's ESME_RTHROTTLED answers taught the manager less; ``paused`` while
+    the manager waits after a throttle; ``slots`` the bind slots held (None: no slot source).
+    """
+
+    server: str
+    rate: float
+    current: float
+    paused: bool
+    slots: frozenset[int] | None

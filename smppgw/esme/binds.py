@@ -44,7 +44,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import EncodeError
@@ -52,13 +51,12 @@ from smppgw.codec.pdu import (
     DataSm,
     DataSmResp,
     GenericNack,
-    Pdu,
     QuerySm,
     QuerySmResp,
     SubmitSm,
     SubmitSmResp,
 )
-from smppgw.esme._dispatch import BindEntry, Dispatcher, Grant, ServerEntry
+from smppgw.esme._dispatch import BindEntry, Dispatcher, Grant, PartRun, ServerEntry
 from smppgw.esme._keeper import BindKeeper
 from smppgw.esme.bind_settings import (
     BindManagerError,
@@ -76,6 +74,7 @@ from smppgw.esme.bind_state import (
     PartResult,
     PartStatus,
     QueryingSession,
+    ServerRate,
     SessionFactory,
     SessionLike,
 )
@@ -113,60 +112,11 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ServerRate:
-    """A server's rate: as configured, and as sent at now (both msg/s, 0 = unlimited).
-
-    ``current`` is the configured rate, or this process's share of it under a slot source, or
-    lower while the server's ESME_RTHROTTLED answers taught the manager less; ``paused`` while
-    the manager waits after a throttle; ``slots`` the bind slots held (None: no slot source).
-    """
-
-    server: str
-    rate: float
-    current: float
-    paused: bool
-    slots: frozenset[int] | None
-
-
 class _Lifecycle(enum.Enum):
     NEW = "new"
     RUNNING = "running"
     DRAINING = "draining"
     STOPPED = "stopped"
-
-
-@dataclass(slots=True)
-class _Run:
-    """One part's attempts so far."""
-
-    sent: int = 0
-    charged: int = 0  # attempts counted against max_attempts
-    unknown: int = 0
-    resent_after_unknown: bool = False
-    avoid: tuple[SessionLike, ...] = ()  # sessions that left an attempt unanswered
-    last: Grant | None = None
-    status: CommandStatus | None = None
-    late: list[asyncio.Future[Pdu]] = field(default_factory=list)
-    on_send: OnSend | None = None
-
-    def result(self, status: PartStatus, reason: str, message_id: str | None = None) -> PartResult:
-        # An earlier attempt with an unknown outcome may have been accepted: unless this one
-        # was, the part's outcome is unknown rather than failed.
-        if status is PartStatus.FAILED and self.unknown:
-            status = PartStatus.UNKNOWN
-            reason = f"{reason}; an earlier attempt's outcome is unknown"
-        return PartResult(
-            status=status,
-            smsc_message_id=message_id,
-            command_status=self.status,
-            server=self.last.bind.server.name if self.last else None,
-            bind=self.last.bind.name if self.last else None,
-            attempts=self.sent,
-            possible_duplicate=self.resent_after_unknown,
-            reason=reason,
-            late=tuple(self.late),
-        )
 
 
 # --- the manager ----------------------------------------------------------------------------
@@ -408,7 +358,7 @@ class BindManager:
         return resp
 
     async def _submit_part(self, pdu: SubmitSm | DataSm, on_send: OnSend | None) -> PartResult:
-        run = _Run(on_send=on_send)
+        run = PartRun(on_send=on_send)
         while True:
             try:
                 grant = await self._acquire(run)
@@ -424,7 +374,7 @@ class BindManager:
             if outcome > 0:
                 await self._sleep_unless_stopping(outcome)
 
-    async def _acquire(self, run: _Run) -> Grant | None:
+    async def _acquire(self, run: PartRun) -> Grant | None:
         """A grant for the part's next attempt, on a link that has not failed it; None when
         those links outlived the wait (then any link may take it: try again)."""
         first = run.sent > 0
@@ -439,7 +389,9 @@ class BindManager:
             run.avoid = ()
             return None
 
-    async def _attempt(self, run: _Run, grant: Grant, pdu: SubmitSm | DataSm) -> PartResult | float:
+    async def _attempt(
+        self, run: PartRun, grant: Grant, pdu: SubmitSm | DataSm
+    ) -> PartResult | float:
         """Send once on ``grant``; return the part's result or the delay before trying again."""
         if run.on_send is not None:
             try:
@@ -481,7 +433,7 @@ class BindManager:
         return self._judge(run, grant, response)
 
     def _judge(
-        self, run: _Run, grant: Grant, response: SubmitSmResp | DataSmResp
+        self, run: PartRun, grant: Grant, response: SubmitSmResp | DataSmResp
     ) -> PartResult | float:
         run.status = response.command_status
         verdict = self._policy.classify(response.command_status)
@@ -510,7 +462,7 @@ class BindManager:
         finally:
             self._dispatcher.release(grant)
 
-    def _may_resubmit(self, run: _Run) -> bool:
+    def _may_resubmit(self, run: PartRun) -> bool:
         policy = self._settings.unknown_policy
         if policy is UnknownPolicy.NEVER:
             return False
