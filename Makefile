@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest codec-coverage bench bench-codec bench-session bench-binds bench-daemon bench-webhook bench-cluster simulate clean
+.PHONY: run test lint typecheck pytest codec-coverage bench bench-codec bench-session bench-binds bench-daemon bench-webhook bench-cluster bench-store simulate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench-webhook: $(STAMP)
 # Needs PostgreSQL (postgres@127.0.0.1:5432, or --dsn); not part of `make bench`.
 bench-cluster: $(STAMP)
 	$(BIN)/python tests/bench/bench_cluster.py
+
+bench-store: $(STAMP)
+	$(BIN)/python tests/bench/bench_store.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .coverage .coverage.codec
