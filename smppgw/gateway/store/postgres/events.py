@@ -133,6 +133,17 @@ class EventOps(StoreBase):
 
         return await self._writer.call(op)
 
+    async def webhook_backlog(self) -> int:
+        """How many events await a webhook delivery (neither delivered nor given up)."""
+
+        async def read(conn: Conn) -> int:
+            count = await conn.fetchval(
+                "SELECT count(*) FROM events WHERE hook_state = $1", HOOK_PENDING
+            )
+            return int(count)
+
+        return await self._writer.read(read)
+
     async def result(
         self,
         cursor: int,

@@ -13,7 +13,6 @@ nothing of them (its accepted parts still count: they are in ``parts``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Final
 
 import msgspec
@@ -21,12 +20,10 @@ import msgspec
 from smppgw.gateway.correlate import Outcome
 from smppgw.gateway.events import DeliveryState, PartPayload, StatusEvent, StatusPayload
 from smppgw.gateway.events import encode_event as _encode_event
-from smppgw.gateway.intake import SubmitRequest, SubmitResult
 from smppgw.gateway.store import ClaimedMessage
 from smppgw.gateway.store.postgres.base import (
     PAYLOAD_COLUMNS,
     StoreBase,
-    msgpack,
     payload,
     request_decoder,
     status_payload,
@@ -50,12 +47,6 @@ REQUEUE_LAPSED: Final = (
     f"UPDATE messages SET state = 'queued', due_at = $1, sending = false, claimed_by = NULL,"
     f" {_FLAG} WHERE state = 'submitting' AND claimed_by IS DISTINCT FROM $2 AND NOT EXISTS"
     " (SELECT 1 FROM instances i WHERE i.id = messages.claimed_by AND i.expires_at > $1)"
-)
-_INSERT: Final = (
-    "INSERT INTO messages (id, custom, mobile, request, parts, priority, state, status,"
-    " created_at, due_at) SELECT i, c, m, r, p, pr, 'queued', 'QUEUED', $7, $7 FROM"
-    " unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int[], $6::int[])"
-    " AS t(i, c, m, r, p, pr) ON CONFLICT (custom) DO NOTHING RETURNING id"
 )
 _CLAIM: Final = (
     "UPDATE messages m SET state = 'submitting', claims = m.claims + 1, claimed_by = $3,"
@@ -98,55 +89,6 @@ class QueueOps(StoreBase):
 
     _sending: list[str]
     _sending_op: asyncio.Future[None] | None
-
-    async def add_messages(self, requests: Sequence[SubmitRequest]) -> list[SubmitResult]:
-        """Store new messages as ``queued`` in one transaction; ``custom`` is unique across
-        every instance (a duplicate from any instance gets the first message's id)."""
-        now = self._clock()
-        ids = [self._new_id() for _ in requests]
-        first: dict[str, int] = {}  # custom -> index of its first request here
-        fresh = []
-        for index, request in enumerate(requests):
-            if request.custom is None or request.custom not in first:
-                if request.custom is not None:
-                    first[request.custom] = index
-                fresh.append(index)
-        columns = (
-            [ids[i] for i in fresh],
-            [requests[i].custom for i in fresh],
-            [requests[i].to for i in fresh],
-            [msgpack.encode(requests[i]) for i in fresh],
-            [requests[i].parts for i in fresh],
-            [requests[i].priority for i in fresh],
-        )
-
-        async def op(tx: Tx) -> list[SubmitResult]:
-            inserted = {r[0] for r in await tx.conn.fetch(_INSERT, *columns, now)}
-            existing: dict[str, tuple[str, int]] = {}
-            lost = [c for c, i in first.items() if ids[i] not in inserted]
-            if lost:
-                rows = await tx.conn.fetch(
-                    "SELECT custom, id, parts FROM messages WHERE custom = ANY($1::text[])", lost
-                )
-                existing = {r[0]: (r[1], r[2]) for r in rows}
-            results = []
-            for index, request in enumerate(requests):
-                custom = request.custom
-                if custom is None:
-                    results.append(SubmitResult(ids[index], request.parts))
-                elif custom in existing:
-                    results.append(SubmitResult(*existing[custom], duplicate=True))
-                elif first[custom] != index:
-                    results.append(
-                        SubmitResult(
-                            ids[first[custom]], requests[first[custom]].parts, duplicate=True
-                        )
-                    )
-                else:
-                    results.append(SubmitResult(ids[index], request.parts))
-            return results
-
-        return await self._writer.call(op)
 
     async def requeue_claimed(self) -> int:
         """Put back in the queue the messages this instance claimed (a restart under the same

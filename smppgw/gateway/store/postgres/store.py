@@ -29,6 +29,7 @@ import asyncpg
 
 from smppgw.esme.observe import NULL_OBSERVER, Observer
 from smppgw.gateway.store import StoreClosedError, StoreError, StoreHealth
+from smppgw.gateway.store.postgres.accept import AcceptOps
 from smppgw.gateway.store.postgres.correlation import CorrelationOps
 from smppgw.gateway.store.postgres.errors import DATABASE_ERRORS, store_error, unavailable
 from smppgw.gateway.store.postgres.events import EventOps
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 _RECONNECT_MAX: Final = 5.0  # seconds between two attempts of the listener to reconnect
 
 
-class PostgresStore(QueueOps, CorrelationOps, EventOps, HousekeepingOps):
+class PostgresStore(AcceptOps, QueueOps, CorrelationOps, EventOps, HousekeepingOps):
     """The store on PostgreSQL. Create with :meth:`open`; every method may be awaited from any
     task; several instances (processes, hosts) may open the same schema at once.
 
@@ -81,6 +82,8 @@ class PostgresStore(QueueOps, CorrelationOps, EventOps, HousekeepingOps):
         )
         self._sending = []
         self._sending_op = None
+        self._adding = []
+        self._adding_op = None
         self._last_cursor = 0
         self._new_events = asyncio.Event()
         self._on_failure: list[Callable[[BaseException], None]] = []
