@@ -1,21 +1,18 @@
-"""The state of one SMPP session (SMPP v3.4 section 2.3), as a table, for either role.
+"""The books of one SMPP session (SMPP v3.4 section 2.3), for either role.
 
 Sans-IO and clock-free: it knows nothing of sockets, and time arrives as a ``now`` argument.
 The owner (an asyncio session, a test, a simulator) tells it of every PDU it sends or
 receives; it answers with the session :class:`Input` that PDU is, keeps the bind
 :class:`State`, allocates sequence numbers (1..0x7FFFFFFF, then 1 again: section 3.2), keeps
 the window of outstanding requests (which sequence number awaits which response) and their
-response deadlines.
+response deadlines. :class:`~smppgw.codec.engine.SmppConnection` wraps it with framing, the
+codec and the automatic answers: most owners want that one.
 
-Rules, each one a line of a table below:
+The table itself (:class:`State`, :class:`Input`, :data:`TRANSITIONS`) is in
+:mod:`smppgw.codec.states`; this applies it. An input that is not in the table raises
+:class:`LocalProtocolError` (we broke the protocol) or :class:`RemoteProtocolError` (the peer
+did) and moves to CLOSED.
 
-* One :class:`State` enum, one :class:`Input` enum, one dict of legal transitions
-  (:data:`TRANSITIONS`). An input that is not in the table raises
-  :class:`LocalProtocolError` (we broke the protocol) or :class:`RemoteProtocolError` (the
-  peer did) and moves to CLOSED.
-* Both roles share the table: inputs are events of the *session*, not of one side. A bind is
-  ``BIND_TX`` whether the ESME sends it or the SMSC receives it, so two peers back to back
-  are always in the same state once the wire between them is empty.
 * Which side may originate a PDU is a per-role table too. Sending a PDU our role may not send
   is a local error (CLOSED). A *request* the peer may not send, or not in this state, is not
   fatal: :meth:`Connection.receive` raises :class:`RejectedRequestError` carrying the status
@@ -47,13 +44,24 @@ spoke when none are.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Final
 
 from .constants import CommandId, CommandStatus
 from .errors import SmppError
 from .pdu import Pdu
+from .states import (
+    BOUND,
+    CONTROL,
+    LEGAL,
+    REQUESTS,
+    ROLE_SIDE,
+    ROWS,
+    TRANSITIONS,
+    Input,
+    Role,
+    State,
+)
 
 __all__ = [
     "MAX_SEQUENCE",
@@ -74,7 +82,6 @@ __all__ = [
 ]
 
 MAX_SEQUENCE: Final = 0x7FFFFFFF
-_RESPONSE_BIT: Final = 0x80000000
 
 
 class ProtocolError(SmppError):
@@ -143,122 +150,6 @@ TimerEvent = RequestTimedOut | SendEnquireLink | LinkDead
 """What :meth:`Connection.handle_timer` asks of the owner."""
 
 
-class Role(enum.Enum):
-    """Which end of the session this connection is (SMPP v3.4 section 2.1)."""
-
-    ESME = "esme"
-    SMSC = "smsc"
-
-    __hash__ = object.__hash__  # as State's, below
-
-
-class State(enum.Enum):
-    """Bind states of section 2.3, plus the two halves of a bind and of an unbind."""
-
-    OPEN = "open"  # connected, not bound
-    BINDING_TX = "binding_tx"  # bind_transmitter sent, its response not yet
-    BINDING_RX = "binding_rx"
-    BINDING_TRX = "binding_trx"
-    BOUND_TX = "bound_tx"
-    BOUND_RX = "bound_rx"
-    BOUND_TRX = "bound_trx"
-    UNBINDING = "unbinding"  # unbind sent (by either side), unbind_resp not yet
-    CLOSED = "closed"
-
-    # Members are singletons, so hash by identity (in C) rather than by name (Enum.__hash__,
-    # in Python): every PDU costs a dict lookup keyed by a state or an input.
-    __hash__ = object.__hash__
-
-
-class Input(enum.Enum):
-    """What can happen to a session, whichever side makes it happen."""
-
-    BIND_TX = "bind_transmitter"
-    BIND_RX = "bind_receiver"
-    BIND_TRX = "bind_transceiver"
-    BIND_OK = "bind response ESME_ROK"
-    BIND_FAILED = "bind response error or generic_nack"
-    SUBMIT = "ESME operation (submit_sm, data_sm, query_sm, ...)"
-    DELIVER = "SMSC operation (deliver_sm, data_sm, alert_notification)"
-    ENQUIRE_LINK = "enquire_link"
-    UNBIND = "unbind"
-    UNBIND_RESP = "unbind response"
-    RESPONSE = "any other response"
-    CONNECTION_LOST = "connection lost"
-
-    __hash__ = object.__hash__  # as State's, below
-
-
-_BINDING: Final = {
-    State.BINDING_TX: State.BOUND_TX,
-    State.BINDING_RX: State.BOUND_RX,
-    State.BINDING_TRX: State.BOUND_TRX,
-}
-# Tuples, not sets: identity hashes differ from run to run, and the table's order should not.
-_BOUND: Final = tuple(_BINDING.values())
-_LIVE: Final = tuple(state for state in State if state is not State.CLOSED)
-
-# The legal transitions (section 2.3, table 2-1 of the bind states); anything else is a
-# protocol error. enquire_link and responses are legal whenever the link is up (a response
-# can answer a request sent in an earlier state, and section 4.11 lets either side probe the
-# link at any time). Unbind crossing unbind keeps UNBINDING: the first unbind_resp closes.
-TRANSITIONS: Final[dict[tuple[State, Input], State]] = {
-    (State.OPEN, Input.BIND_TX): State.BINDING_TX,
-    (State.OPEN, Input.BIND_RX): State.BINDING_RX,
-    (State.OPEN, Input.BIND_TRX): State.BINDING_TRX,
-    **{(binding, Input.BIND_OK): bound for binding, bound in _BINDING.items()},
-    **{(binding, Input.BIND_FAILED): State.OPEN for binding in _BINDING},
-    (State.BOUND_TX, Input.SUBMIT): State.BOUND_TX,
-    (State.BOUND_TRX, Input.SUBMIT): State.BOUND_TRX,
-    (State.BOUND_RX, Input.DELIVER): State.BOUND_RX,
-    (State.BOUND_TRX, Input.DELIVER): State.BOUND_TRX,
-    **{(bound, Input.UNBIND): State.UNBINDING for bound in _BOUND},
-    (State.UNBINDING, Input.UNBIND): State.UNBINDING,
-    (State.UNBINDING, Input.UNBIND_RESP): State.CLOSED,
-    **{(state, Input.ENQUIRE_LINK): state for state in _LIVE},
-    **{(state, Input.RESPONSE): state for state in _LIVE},
-    **{(state, Input.CONNECTION_LOST): State.CLOSED for state in State},
-}
-
-# Rows of the table, keyed by state: the current one is kept, so a lookup is one enum hash.
-_ROWS: Final[dict[State, dict[Input, State]]] = {
-    state: {i: new for (s, i), new in TRANSITIONS.items() if s is state} for state in State
-}
-
-# Who may originate each request (section 4): the input it is when the ESME sends it and when
-# the SMSC sends it; None means that side never sends it. data_sm goes both ways (4.7).
-_REQUESTS: Final[dict[int, tuple[Input | None, Input | None]]] = {
-    CommandId.BIND_TRANSMITTER: (Input.BIND_TX, None),
-    CommandId.BIND_RECEIVER: (Input.BIND_RX, None),
-    CommandId.BIND_TRANSCEIVER: (Input.BIND_TRX, None),
-    CommandId.SUBMIT_SM: (Input.SUBMIT, None),
-    CommandId.SUBMIT_MULTI: (Input.SUBMIT, None),
-    CommandId.QUERY_SM: (Input.SUBMIT, None),
-    CommandId.CANCEL_SM: (Input.SUBMIT, None),
-    CommandId.REPLACE_SM: (Input.SUBMIT, None),
-    CommandId.DATA_SM: (Input.SUBMIT, Input.DELIVER),
-    CommandId.DELIVER_SM: (None, Input.DELIVER),
-    CommandId.ALERT_NOTIFICATION: (None, Input.DELIVER),
-    CommandId.ENQUIRE_LINK: (Input.ENQUIRE_LINK, Input.ENQUIRE_LINK),
-    CommandId.UNBIND: (Input.UNBIND, Input.UNBIND),
-}
-
-# The input a response is, by the input of the request it answers (a failed bind aside).
-_ANSWERS: Final = {
-    Input.BIND_TX: Input.BIND_OK,
-    Input.BIND_RX: Input.BIND_OK,
-    Input.BIND_TRX: Input.BIND_OK,
-    Input.UNBIND: Input.UNBIND_RESP,
-}
-
-# Requests with no response (section 4.12.1): nothing to await.
-_UNANSWERED: Final = frozenset({CommandId.ALERT_NOTIFICATION})
-
-# Requests that must get through with the window full: binding, keeping the link alive and
-# closing it must never wait behind submits.
-_CONTROL: Final = frozenset(
-    {Input.BIND_TX, Input.BIND_RX, Input.BIND_TRX, Input.ENQUIRE_LINK, Input.UNBIND}
-)
 _BIND_RESPONSES: Final = frozenset(
     {
         CommandId.BIND_TRANSMITTER_RESP,
@@ -273,26 +164,6 @@ _ESME_ROK: Final = int(CommandStatus.ESME_ROK)
 # more than a module global.
 _BIND_OK: Final = Input.BIND_OK
 _BIND_FAILED: Final = Input.BIND_FAILED
-
-# What one side may originate in one state: command_id -> (input, new state, input of its
-# answer, command_id of its answer or None when it has none). Derived from the tables above,
-# so the hot path is one int-keyed lookup.
-_Legal = dict[int, tuple[Input, State, Input, int | None]]
-
-
-def _legal(side: int, state: State) -> _Legal:
-    row = _ROWS[state]
-    legal: _Legal = {}
-    for command_id, inputs in _REQUESTS.items():
-        event = inputs[side]
-        if event is not None and event in row:
-            response = None if command_id in _UNANSWERED else int(command_id) | _RESPONSE_BIT
-            legal[command_id] = (event, row[event], _ANSWERS.get(event, Input.RESPONSE), response)
-    return legal
-
-
-_ROLE_SIDE: Final = {Role.ESME: 0, Role.SMSC: 1}
-_LEGAL: Final = {(side, state): _legal(side, state) for side in (0, 1) for state in State}
 
 
 class Connection:
@@ -340,7 +211,7 @@ class Connection:
         self.window = window
         self.enquire_link_interval = enquire_link_interval
         self.idle_timeout = idle_timeout
-        self._side = _ROLE_SIDE[role]
+        self._side = ROLE_SIDE[role]
         self._sequence = last_sequence
         # sequence_number -> (input its answer is, expected response command_id, deadline)
         self._outstanding: dict[int, tuple[Input, int, float]] = {}
@@ -359,10 +230,10 @@ class Connection:
     @state.setter
     def state(self, state: State) -> None:
         self._state = state
-        self._bound = state in _BOUND
-        self._row = _ROWS[state]
-        self._ours = _LEGAL[self._side, state]
-        self._theirs = _LEGAL[1 - self._side, state]
+        self._bound = state in BOUND
+        self._row = ROWS[state]
+        self._ours = LEGAL[self._side, state]
+        self._theirs = LEGAL[1 - self._side, state]
 
     @property
     def bound(self) -> bool:
@@ -469,7 +340,7 @@ class Connection:
             raise self._illegal_send(command_id)
         event, new, answer, response = legal
         outstanding = self._outstanding
-        if len(outstanding) >= self.window and event not in _CONTROL:
+        if len(outstanding) >= self.window and event not in CONTROL:
             raise WindowFullError(f"window of {self.window} requests is full")
         if new is not self._state:
             self.state = new
@@ -485,7 +356,7 @@ class Connection:
         return seq
 
     def _illegal_send(self, command_id: int) -> LocalProtocolError:
-        event = _REQUESTS.get(command_id, (None, None))[self._side]
+        event = REQUESTS.get(command_id, (None, None))[self._side]
         if event is None:
             self._close()
             return LocalProtocolError(
@@ -495,7 +366,7 @@ class Connection:
             self.handle(event, local=True)
         except LocalProtocolError as exc:
             return exc
-        raise AssertionError(event)  # pragma: no cover - _LEGAL is derived from the table
+        raise AssertionError(event)  # pragma: no cover - LEGAL is derived from the table
 
     def send_response(self, command_id: int, status: int = CommandStatus.ESME_ROK) -> State:
         """Record that we answer a request of the peer.
@@ -576,7 +447,7 @@ class Connection:
         return event
 
     def _rejection(self, pdu: Pdu) -> RejectedRequestError:
-        if _REQUESTS.get(pdu.command_id, (None, None))[1 - self._side] is None:
+        if REQUESTS.get(pdu.command_id, (None, None))[1 - self._side] is None:
             peer = Role.SMSC if self.role is Role.ESME else Role.ESME
             return RejectedRequestError(
                 f"an {peer.name} does not send {type(pdu).__name__}", CommandStatus.ESME_RINVCMDID
