@@ -11,41 +11,29 @@ closed before writing wholly to the socket fails with :class:`NotSentError` (it 
 the SMSC); while the link is in doubt (a response timed out, the probe after it unanswered) new
 submits wait for the verdict.
 
-Requests from the SMSC (deliver_sm, data_sm) go to the ``on_inbound`` handler, whose result is
-the status of the response: the caller answers ESME_ROK only after it stored the message. At
-most ``inbound_window`` handlers run at once; while that many are unanswered the session stops
-reading from the socket, so TCP backpressure makes the SMSC wait for our responses instead of
-every queued receipt becoming a task in memory (an SMSC flushes its whole backlog at a bind).
-A non-OK submit_sm_resp is returned, not raised (so is a generic_nack to a submit, as a response
-with its status); a submit whose response never came raises :class:`ResponseTimeoutError` or
-:class:`LinkLostError` (its outcome is unknown); a response that comes after the timeout
-resolves the error's ``late`` future instead of being dropped. No reconnect: that is the bind
-manager's job.
+Requests from the SMSC go to the ``on_inbound`` handler (see :mod:`smppgw.esme.inbound`). A
+non-OK submit_sm_resp is returned, not raised (so is a generic_nack to a submit); a submit whose
+response never came raises :class:`ResponseTimeoutError` (whose ``late`` future gets the
+response should it still come) or :class:`LinkLostError`: its outcome is unknown. No
+reconnect: that is the bind manager's job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
-import enum
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import cast
 
 from smppgw.codec import (
     BadPdu,
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
     CommandStatus,
     DataSm,
     DataSmResp,
     DeliverSm,
-    DeliverSmResp,
     EnquireLinkSent,
     Event,
     GenericNack,
@@ -61,15 +49,29 @@ from smppgw.codec import (
     ResponseTimedOut,
     Role,
     SmppConnection,
-    SmppError,
     State,
     SubmitSm,
     SubmitSmResp,
     Unbind,
     UnbindReceived,
 )
+from smppgw.esme._transport import LateResponses, Writer, open_transport
+from smppgw.esme.inbound import InboundHandler, InboundWindow, Origin, inbound_origin
 from smppgw.esme.observe import NULL_OBSERVER, Observer
-from smppgw.esme.tls import TlsSettings, is_handshake_failure
+from smppgw.esme.session_types import (
+    MAX_LATE,
+    BindError,
+    BindType,
+    ConnectError,
+    LinkLostError,
+    NotSentError,
+    ResponseTimeoutError,
+    SessionClosedError,
+    SessionError,
+    SessionSettings,
+    refusal,
+)
+from smppgw.esme.tls import TlsSettings
 
 __all__ = [
     "MAX_LATE",
@@ -91,137 +93,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_LATE = 1024
-"""Timed-out requests whose late response a session still takes, per session (the oldest
-beyond it stop waiting). Sequence numbers are not reused before they wrap (2**31), so a
-late response is never mistaken for another request's."""
-
 # Hot-path constants: a tuple for isinstance (a union would be built on every call) and the
 # status names by value (Enum.name is a descriptor, slower than a dict lookup).
 _SUBMIT_RESPONSES = (SubmitSmResp, DataSmResp)
 _STATUS_NAMES: dict[int, str] = {status: status.name for status in CommandStatus}
-
-
-class BindType(enum.Enum):
-    """The three bind modes (SMPP v3.4 section 2.2)."""
-
-    TRANSMITTER = "tx"
-    RECEIVER = "rx"
-    TRANSCEIVER = "trx"
-
-    @property
-    def can_submit(self) -> bool:
-        return self is not BindType.RECEIVER
-
-    @property
-    def can_receive(self) -> bool:
-        return self is not BindType.TRANSMITTER
-
-
-_BIND_PDUS: dict[BindType, type[BindTransmitter | BindReceiver | BindTransceiver]] = {
-    BindType.TRANSMITTER: BindTransmitter,
-    BindType.RECEIVER: BindReceiver,
-    BindType.TRANSCEIVER: BindTransceiver,
-}
-
-
-class SessionError(SmppError):
-    """Root of the session layer's errors."""
-
-
-class ConnectError(SessionError):
-    """The TCP or TLS connection could not be opened."""
-
-
-class BindError(SessionError):
-    """The SMSC refused the bind; ``status`` says why (ESME_RINVPASWD, ESME_RALYBND...)."""
-
-    def __init__(self, message: str, status: CommandStatus) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class SessionClosedError(SessionError):
-    """A request on a session that is closing or closed; nothing was sent."""
-
-
-class NotSentError(SessionClosedError):
-    """The link closed before the request was wholly written to the socket: the SMSC never
-    got it, so it may be sent again elsewhere without risk of a duplicate."""
-
-
-class ResponseTimeoutError(SessionError):
-    """The request was sent but its response did not come in time: the outcome is unknown.
-
-    Attributes:
-        late: resolved with the response if it still comes on this link (an SMSC slower than
-            ``response_timeout`` still decided the request); cancelled when the link closes
-            first, or when :data:`MAX_LATE` later timeouts push it out.
-    """
-
-    def __init__(self, message: str, late: asyncio.Future[Pdu] | None = None) -> None:
-        super().__init__(message)
-        self.late = late
-
-
-class LinkLostError(SessionError):
-    """The link died with the request outstanding: the outcome is unknown."""
-
-
-InboundHandler = Callable[[DeliverSm | DataSm], Awaitable[CommandStatus]]
-"""Called with each deliver_sm / data_sm; its result is the response's command_status. While
-it runs, :func:`inbound_origin` tells which server and bind the PDU came on."""
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where an inbound PDU arrived: the configured server and bind names."""
-
-    server: str
-    bind: str
-
-
-_ORIGIN: contextvars.ContextVar[Origin | None] = contextvars.ContextVar(
-    "smppgw_inbound_origin", default=None
-)
-
-
-def inbound_origin() -> Origin | None:
-    """The server and bind of the PDU the current inbound handler is answering (None outside
-    a handler, or for a session without names)."""
-    return _ORIGIN.get()
-
-
-@dataclass(frozen=True, slots=True)
-class SessionSettings:
-    """Everything one session needs; see the module docstring for the timers."""
-
-    host: str
-    port: int
-    system_id: str
-    password: str = field(repr=False)
-    system_type: str = "smpp"
-    bind_type: BindType = BindType.TRANSCEIVER
-    interface_version: int = 0x34
-    addr_ton: int = 0
-    addr_npi: int = 0
-    address_range: str = ""
-    tls: TlsSettings | None = None
-    window: int = 10
-    response_timeout: float = 30.0
-    enquire_link_interval: float = 60.0
-    idle_timeout: float = 300.0
-    connect_timeout: float = 10.0
-    bind_timeout: float = 10.0
-    close_timeout: float = 5.0
-    max_command_length: int = 65536
-    inbound_window: int = 64
-    server: str = ""
-    name: str = ""
-
-    @property
-    def endpoint(self) -> str:
-        return f"{self.host}:{self.port}{' (TLS)' if self.tls else ''}"
 
 
 class Session(asyncio.Protocol):
@@ -235,13 +110,12 @@ class Session(asyncio.Protocol):
         clock: Callable[[], float],
     ) -> None:
         self.settings = settings
-        self._on_inbound = on_inbound
         self._observer = observer
         self._clock = clock
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
-        self._out: list[bytes] = []  # written at the end of this turn of the loop
-        self._in_turn = False  # a PDU was written in this turn: queue the next ones
+        self._writer = Writer(self._loop)
+        self._queue_bytes = self._writer.write
         self._conn = SmppConnection(
             Role.ESME,
             window=settings.window,
@@ -253,8 +127,7 @@ class Session(asyncio.Protocol):
         )
         # sequence_number -> (its future, when it was sent, the end of its octets in our stream)
         self._pending: dict[int, tuple[asyncio.Future[Pdu], float, int]] = {}
-        self._queued = 0  # octets handed to _queue_bytes since the connection opened
-        self._late: dict[int, asyncio.Future[Pdu]] = {}  # timed out; their response may come
+        self._late = LateResponses(self._loop)  # timed out; their response may still come
         # Set while a response timed out and the probe after it is unanswered (see submit).
         self._doubt: asyncio.Future[None] | None = None
         self._server, self._name = settings.server, settings.name
@@ -264,12 +137,13 @@ class Session(asyncio.Protocol):
         self._closed: asyncio.Future[BaseException | None] = self._loop.create_future()
         self._closing = False
         self._timer: asyncio.TimerHandle | None = None
-        self._inbound_tasks: set[asyncio.Task[None]] = set()
-        # deliver_sm / data_sm read while inbound_window handlers ran: reading is paused
-        # until they are served.
-        self._inbound_backlog: deque[DeliverSm | DataSm] = deque()
-        self._inbound_window = max(1, settings.inbound_window)
-        self._reading_paused = False
+        self._inbound = InboundWindow(
+            on_inbound,
+            Origin(settings.server, settings.name),
+            window=settings.inbound_window,
+            answer=self._answer,
+            reading=self._reading,
+        )
 
     @classmethod
     async def connect(
@@ -289,20 +163,11 @@ class Session(asyncio.Protocol):
         """
         session = cls(settings, on_inbound, observer, clock)
         observer.bind_state(settings.server, settings.name, "connecting")
-        await _open_transport(settings, session, observer)
+        await open_transport(settings, session, observer)
         s = settings
-        bind = _BIND_PDUS[s.bind_type](
-            system_id=s.system_id,
-            password=s.password,
-            system_type=s.system_type,
-            interface_version=s.interface_version,
-            addr_ton=s.addr_ton,
-            addr_npi=s.addr_npi,
-            address_range=s.address_range,
-        )
         what = f"bind_{s.bind_type.name.lower()} to {s.endpoint}"
         try:
-            resp = await session._start_request(bind, s.bind_timeout)
+            resp = await session._start_request(s.bind_pdu(), s.bind_timeout)
         except SessionError as exc:
             session.abort()
             raise BindError(f"{what}: {exc}", CommandStatus.ESME_RBINDFAIL) from exc
@@ -375,22 +240,13 @@ class Session(asyncio.Protocol):
             await asyncio.shield(self._doubt)
             if self._closing or not self._conn.bound:
                 raise NotSentError(f"link to {self.settings.endpoint} closed before the request")
-        resp = await self._send_request(pdu, self.settings.response_timeout)
+        waiters = self._waiters  # _send_request inlined: one coroutine less per submit
+        if self._conn.window_full or (waiters and waiters[0].done()):
+            await self._wait_for_room()
+        resp = await self._start_request(pdu, self.settings.response_timeout)
         if isinstance(resp, _SUBMIT_RESPONSES):
             return resp
-        status = resp.command_status
-        log.warning(
-            "%s answered %s (sequence %d) with generic_nack %s (%s)",
-            self.settings.endpoint,
-            type(pdu).__name__,
-            resp.sequence_number,
-            status.name,
-            status.description,
-        )
-        if status == CommandStatus.ESME_ROK:
-            status = CommandStatus.ESME_RUNKNOWNERR
-        cls = DataSmResp if isinstance(pdu, DataSm) else SubmitSmResp
-        return cls(sequence_number=resp.sequence_number, command_status=status, body_omitted=True)
+        return refusal(pdu, resp, self.settings.endpoint)
 
     async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack:
         """Send a query_sm (section 4.8); return its answer, whatever its status (an SMSC
@@ -433,7 +289,7 @@ class Session(asyncio.Protocol):
 
     def abort(self) -> None:
         """Close at once; outstanding requests fail with LinkLostError (or NotSentError)."""
-        self._finish(None, self._abort_transport())
+        self._finish(None, self._writer.abort())
 
     async def wait_closed(self) -> BaseException | None:
         """Wait until the session is closed; return why (None for a local close)."""
@@ -442,6 +298,12 @@ class Session(asyncio.Protocol):
     # --- sending: the connection encodes, stamps and books; this writes and waits --------------
 
     async def _send_request(self, pdu: Pdu, timeout: float) -> Pdu:  # noqa: ASYNC109
+        waiters = self._waiters
+        if self._conn.window_full or (waiters and waiters[0].done()):
+            await self._wait_for_room()
+        return await self._start_request(pdu, timeout)
+
+    async def _wait_for_room(self) -> None:
         waiters = self._waiters
         while self._conn.window_full or (waiters and waiters[0].done()):
             waiter = self._loop.create_future()  # first come, first served
@@ -453,7 +315,6 @@ class Session(asyncio.Protocol):
                     waiters.remove(waiter)
             if self._closing:
                 raise SessionClosedError(f"session to {self.settings.endpoint} closed")
-        return await self._start_request(pdu, timeout)
 
     def _start_request(self, pdu: Pdu, timeout: float) -> asyncio.Future[Pdu]:
         conn = self._conn
@@ -466,36 +327,12 @@ class Session(asyncio.Protocol):
         self._queue_bytes(conn.send(pdu, now, timeout))
         future: asyncio.Future[Pdu] = self._loop.create_future()
         pending = self._pending
-        pending[conn.last_sequence] = (future, now, self._queued)
+        pending[conn.last_sequence] = (future, now, self._writer.queued)
         self._observe_window(self._server, self._name, len(pending))
         timer = self._timer
         if timer is None or timer.when() > self._loop.time() + timeout:
             self._arm_timer()
         return future
-
-    def _queue_bytes(self, data: bytes) -> None:
-        """The first PDU of a turn of the loop goes at once, the next ones together at its end:
-        under load one write (one system call) carries a window of PDUs."""
-        self._queued += len(data)
-        if self._in_turn:
-            self._out.append(data)
-            return
-        self._in_turn = True
-        self._loop.call_soon(self._flush)
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
-
-    def _flush(self) -> None:
-        self._in_turn = False
-        out = self._out
-        if not out:
-            return
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.write(data)
 
     def _wake_waiter(self) -> None:
         while self._waiters:
@@ -508,7 +345,7 @@ class Session(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = cast("asyncio.Transport", transport)
+        self._transport = self._writer.transport = cast("asyncio.Transport", transport)
         self._conn.heard(self._clock())
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -548,23 +385,12 @@ class Session(asyncio.Protocol):
     def _other(self, event: Event) -> None:
         endpoint = self.settings.endpoint
         if isinstance(event, PduReceived):
-            self._received(event.pdu)
+            if isinstance(event.pdu, DeliverSm | DataSm):
+                self._inbound.received(event.pdu)
+            else:  # alert_notification: nothing to answer (section 4.12)
+                log.info("%s: %s ignored", endpoint, type(event.pdu).__name__)
         elif isinstance(event, LateResponse):
-            late = self._late.pop(event.response.sequence_number, None)
-            if late is None:
-                log.warning(
-                    "%s: response for unknown sequence %d dropped",
-                    endpoint,
-                    event.response.sequence_number,
-                )
-            else:
-                log.warning(
-                    "%s: response to sequence %d came after the response timeout",
-                    endpoint,
-                    event.response.sequence_number,
-                )
-                if not late.done():
-                    late.set_result(event.response)
+            self._late.take(event.response, endpoint)
         elif isinstance(event, UnbindReceived):
             self._closing = True
             self._fail(LinkLostError(f"{endpoint} unbound"))
@@ -573,53 +399,14 @@ class Session(asyncio.Protocol):
         elif isinstance(event, BadPdu | RequestRefused):
             log.warning("%s: %s", endpoint, event)
 
-    def _received(self, pdu: Pdu) -> None:
-        if not isinstance(pdu, DeliverSm | DataSm):  # alert_notification: no answer (4.12)
-            log.info("%s: %s ignored", self.settings.endpoint, type(pdu).__name__)
-        elif self._inbound_backlog or len(self._inbound_tasks) >= self._inbound_window:
-            self._inbound_backlog.append(pdu)
-            if not self._reading_paused and self._transport is not None:
-                self._reading_paused = True
-                self._transport.pause_reading()
-        else:
-            self._start_inbound(pdu)
-
-    def _start_inbound(self, pdu: DeliverSm | DataSm) -> None:
-        task = self._loop.create_task(self._inbound(pdu))
-        self._inbound_tasks.add(task)
-        task.add_done_callback(self._inbound_done)
-
-    def _inbound_done(self, task: asyncio.Task[None]) -> None:
-        self._inbound_tasks.discard(task)
-        backlog = self._inbound_backlog
-        if self.closed:
-            backlog.clear()  # never answered: the SMSC sends them again on another bind
-            return
-        while backlog and len(self._inbound_tasks) < self._inbound_window:
-            self._start_inbound(backlog.popleft())
-        transport = self._transport
-        if not backlog and self._reading_paused:
-            self._reading_paused = False
-            if transport is not None and not transport.is_closing():
-                transport.resume_reading()
-
-    async def _inbound(self, pdu: DeliverSm | DataSm) -> None:
-        # This task runs in its own copy of the context: the handler sees this bind's origin.
-        _ORIGIN.set(Origin(self._server, self._name))
-        status = CommandStatus.ESME_RX_T_APPN
-        if self._on_inbound is not None:
-            try:
-                status = await self._on_inbound(pdu)
-            except Exception:
-                log.exception("inbound handler failed; answering ESME_RX_T_APPN")
-        seq = pdu.sequence_number
-        resp = (
-            DeliverSmResp(sequence_number=seq, command_status=status)
-            if isinstance(pdu, DeliverSm)
-            else DataSmResp(sequence_number=seq, command_status=status)
-        )
+    def _answer(self, pdu: Pdu) -> None:
         if not self.closed and self._conn.state is not State.CLOSED:
-            self._queue_bytes(self._conn.send(resp, self._clock()))
+            self._queue_bytes(self._conn.send(pdu, self._clock()))
+
+    def _reading(self, *, on: bool) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading() if on else transport.pause_reading()
 
     # --- timers: the connection keeps the deadlines; this arms one loop timer at the next -------
 
@@ -638,7 +425,7 @@ class Session(asyncio.Protocol):
         if self.closed:
             return
         now = self._clock()
-        if self._reading_paused:
+        if self._inbound.paused:
             # We hold reading back (inbound flow control): the silence is ours, and responses
             # may be waiting unread. Judge the link again once we read.
             self._conn.heard(now)
@@ -686,7 +473,7 @@ class Session(asyncio.Protocol):
             return True
         self._observe_window(s.server, s.name, len(self._pending))
         future, _, end = entry
-        if end > self._written():
+        if end > self._writer.written():
             # Still in our write buffer after a whole response_timeout: the peer has read
             # nothing for that long. Drop the link: its octets are discarded unsent, so it
             # goes back to the queue instead of ending unknown.
@@ -699,10 +486,7 @@ class Session(asyncio.Protocol):
             self._fail(LinkLostError(f"{s.endpoint} read nothing for {s.response_timeout:g} s"))
             return False
         if not future.done():
-            late: asyncio.Future[Pdu] = self._loop.create_future()
-            self._late[seq] = late
-            if len(self._late) > MAX_LATE:
-                self._late.pop(next(iter(self._late))).cancel()
+            late = self._late.expect(seq)
             message = f"no response from {s.endpoint} in {s.response_timeout:g} s"
             future.set_exception(ResponseTimeoutError(message, late))
             self._observer.submit_unknown(s.server, s.name, "timeout")
@@ -716,31 +500,8 @@ class Session(asyncio.Protocol):
 
     # --- closing ------------------------------------------------------------------------------
 
-    def _written(self) -> int:
-        """Octets of our stream handed to the kernel so far (over TLS, octets still being
-        encrypted count as written: that only errs towards "the SMSC may have it")."""
-        unsent = sum(map(len, self._out))
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            unsent += transport.get_write_buffer_size()
-        return self._queued - unsent
-
-    def _abort_transport(self) -> int:
-        """Flush what this turn queued, abort the transport; return :meth:`_written` before."""
-        transport = self._transport
-        if transport is None:
-            return self._written()
-        if transport.is_closing():
-            written = self._written()  # the transport's buffer is gone: count it as written
-            self._out.clear()
-        else:
-            self._flush()  # responses already given (deliver_sm_resp, unbind_resp) still go
-            written = self._written()
-        transport.abort()
-        return written
-
     def _fail(self, exc: SessionError) -> None:
-        self._finish(exc, self._abort_transport())
+        self._finish(exc, self._writer.abort())
 
     def _finish(self, exc: SessionError | None, written: int) -> None:
         """Close the books: each outstanding request fails with NotSentError when its octets
@@ -748,14 +509,13 @@ class Session(asyncio.Protocol):
         if self._closed.done():
             return
         self._conn.connection_lost()
+        self._inbound.close()
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         pending, self._pending = self._pending, {}
-        late, self._late = self._late, {}
-        for future in late.values():
-            future.cancel()  # no response can come on a closed link
+        self._late.cancel()  # no response can come on a closed link
         self._end_doubt()
         s = self.settings
         self._observe_window(s.server, s.name, 0)
@@ -773,38 +533,3 @@ class Session(asyncio.Protocol):
                 waiter.set_result(None)
         self._closed.set_result(exc)
         self._observer.bind_state(s.server, s.name, "closed")
-
-
-async def _open_transport(settings: SessionSettings, session: Session, observer: Observer) -> None:
-    """Open the TCP or TLS connection with ``session`` as its protocol.
-
-    Raises:
-        ConnectError: not in ``connect_timeout``, refused, or the TLS handshake failed (named).
-    """
-    ssl_context = None
-    if settings.tls is not None:
-        try:
-            ssl_context = settings.tls.context()
-        except (OSError, ValueError) as exc:
-            raise ConnectError(f"TLS settings for {settings.endpoint}: {exc}") from exc
-    server_hostname = None if settings.tls is None else settings.tls.server_name or settings.host
-    try:
-        async with asyncio.timeout(settings.connect_timeout):
-            await asyncio.get_running_loop().create_connection(
-                lambda: session,
-                settings.host,
-                settings.port,
-                ssl=ssl_context,
-                server_hostname=server_hostname,
-            )
-    except (OSError, TimeoutError) as exc:
-        observer.bind_state(settings.server, settings.name, "closed")
-        if settings.tls is not None and is_handshake_failure(exc):
-            reason = await settings.tls.explain_failure(
-                exc, settings.host, settings.port, settings.connect_timeout
-            )
-            raise ConnectError(
-                f"TLS handshake with {settings.host}:{settings.port} failed: {reason}"
-            ) from exc
-        cause = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
-        raise ConnectError(f"connect to {settings.endpoint} failed: {cause}") from exc
