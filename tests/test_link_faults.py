@@ -18,33 +18,23 @@ import signal
 import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from unittest import mock
 
 import pytest
 
 from smppgw.codec import (
-    BindTransceiver,
-    BindTransceiverResp,
     CommandStatus,
     DataSm,
     DataSmResp,
     DeliverSm,
-    EnquireLink,
-    EnquireLinkResp,
-    Framer,
-    GenericNack,
     Pdu,
     SubmitSm,
     SubmitSmResp,
     Tag,
     Tlv,
     Unbind,
-    UnbindResp,
-    decode,
-    encode,
 )
 from smppgw.esme.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.esme.session import (
@@ -58,70 +48,7 @@ from smppgw.esme.session import (
 )
 from smppgw.testing.simulator import Account, FaultSettings, Simulator, SimulatorSettings
 from smppgw.testing.simulator.cli import build_parser, run_outages, settings_from_args
-
-Answer = Callable[[Pdu], Pdu | None]
-
-
-@dataclass
-class ScriptedSmsc:
-    """A loopback SMSC answering each PDU with ``answer`` (binds and enquire_link by default)."""
-
-    answer: Answer
-    received: list[Pdu] = field(default_factory=list)
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
-    handlers: set[asyncio.Task[object]] = field(default_factory=set)
-    port: int = 0
-    close_on_unbind: bool = False  # close the link on an unbind, without an unbind_resp
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.handlers.add(task)
-        self.writers.append(writer)
-        framer = Framer()
-        try:
-            while data := await reader.read(65536):
-                for frame in framer.feed(data):
-                    pdu = decode(frame)
-                    self.received.append(pdu)
-                    if isinstance(pdu, Unbind) and self.close_on_unbind:
-                        return
-                    reply = _default_answer(pdu) or self.answer(pdu)
-                    if reply is not None:
-                        writer.write(encode(reply))
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    def submits(self) -> list[SubmitSm]:
-        return [p for p in self.received if isinstance(p, SubmitSm)]
-
-
-def _default_answer(pdu: Pdu) -> Pdu | None:
-    seq = pdu.sequence_number
-    if isinstance(pdu, BindTransceiver):
-        return BindTransceiverResp(sequence_number=seq, system_id="SCRIPTED")
-    if isinstance(pdu, EnquireLink):
-        return EnquireLinkResp(sequence_number=seq)
-    if isinstance(pdu, Unbind):
-        return UnbindResp(sequence_number=seq)
-    return None
-
-
-@contextlib.asynccontextmanager
-async def scripted_smsc(answer: Answer, **kwargs: Any) -> AsyncIterator[ScriptedSmsc]:
-    smsc = ScriptedSmsc(answer, **kwargs)
-    server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
-    smsc.port = server.sockets[0].getsockname()[1]
-    try:
-        yield smsc
-    finally:
-        server.close()
-        for writer in smsc.writers:
-            writer.close()
-        await asyncio.gather(*smsc.handlers, return_exceptions=True)
-        await server.wait_closed()
+from smppgw.testing.smsc import Handler, Nack, TestSmsc
 
 
 def session_settings(port: int, **kwargs: object) -> SessionSettings:
@@ -136,11 +63,9 @@ def session_settings(port: int, **kwargs: object) -> SessionSettings:
     return SessionSettings(**base)  # type: ignore[arg-type]
 
 
-def nack_every_submit(status: CommandStatus) -> Answer:
-    def answer(pdu: Pdu) -> Pdu | None:
-        if isinstance(pdu, SubmitSm | DataSm):
-            return GenericNack(sequence_number=pdu.sequence_number, command_status=status)
-        return None
+def nack_every_submit(status: CommandStatus) -> Handler:
+    def answer(pdu: Pdu) -> Nack | None:
+        return Nack(status) if isinstance(pdu, SubmitSm | DataSm) else None
 
     return answer
 
@@ -155,14 +80,14 @@ async def test_generic_nack_to_a_submit_is_a_refusal_with_its_status_and_the_bin
     bound: the bind manager took the outcome as unknown, resubmitted the message and flagged it
     possible_duplicate, although the SMSC had refused it. It is the submit's refusal: returned
     with its status, tied to the submit by sequence number, logged naming the PDU and status."""
-    async with scripted_smsc(nack_every_submit(CommandStatus.ESME_RINVCMDID)) as smsc:
+    async with TestSmsc(nack_every_submit(CommandStatus.ESME_RINVCMDID)) as smsc:
         session = await Session.connect(session_settings(smsc.port))
         try:
             with caplog.at_level(logging.WARNING, logger="smppgw.esme.session"):
                 resp = await session.submit(SubmitSm(destination_addr="14155550101"))
             assert isinstance(resp, SubmitSmResp)
             assert resp.command_status is CommandStatus.ESME_RINVCMDID
-            assert resp.sequence_number == smsc.submits()[0].sequence_number
+            assert resp.sequence_number == smsc.of_type(SubmitSm)[0].sequence_number
             assert session.bound
             assert "SubmitSm" in caplog.text
             assert "generic_nack ESME_RINVCMDID" in caplog.text
@@ -175,7 +100,7 @@ async def test_generic_nack_to_a_submit_is_a_refusal_with_its_status_and_the_bin
 async def test_close_returns_when_the_smsc_closes_the_link_on_unbind_without_answering() -> None:
     """smpp34's server often closes the link on our unbind before its unbind_resp reaches us;
     Session.close() raised LinkLostError although the link was closed, as asked."""
-    async with scripted_smsc(lambda _pdu: None, close_on_unbind=True) as smsc:
+    async with TestSmsc(close_on_unbind=True) as smsc:
         session = await Session.connect(session_settings(smsc.port))
         await session.close(5)
         assert session.closed
@@ -213,7 +138,7 @@ async def no_inbound(_pdu: DeliverSm | DataSm) -> CommandStatus:
 async def test_bind_manager_follows_the_retry_policy_for_a_generic_nack_status(
     status: CommandStatus, expected: PartStatus, sends: int
 ) -> None:
-    async with scripted_smsc(nack_every_submit(status)) as smsc:
+    async with TestSmsc(nack_every_submit(status)) as smsc:
         manager = BindManager(
             manager_settings(ServerSettings("smpp1", "127.0.0.1", smsc.port, binds=1, rate=0)),
             on_inbound=no_inbound,
@@ -228,7 +153,7 @@ async def test_bind_manager_follows_the_retry_policy_for_a_generic_nack_status(
     assert result.command_status is status
     assert result.possible_duplicate is False
     assert result.attempts == sends
-    assert len(smsc.submits()) == sends
+    assert len(smsc.of_type(SubmitSm)) == sends
 
 
 # --- item: no reconnect storm against an SMSC that unbinds every bind at once -----------------

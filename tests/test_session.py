@@ -5,32 +5,25 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
 
 from smppgw.codec import (
-    BindReceiverResp,
-    BindTransceiverResp,
-    BindTransmitterResp,
     CommandStatus,
     DataSm,
     DataSmResp,
-    DecodeError,
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
     EnquireLinkResp,
-    Framer,
     GenericNack,
     Pdu,
     SubmitSm,
-    SubmitSmResp,
     Unbind,
     UnbindResp,
-    decode,
     encode,
 )
 from smppgw.codec.connection import State
@@ -48,78 +41,23 @@ from smppgw.esme.session import (
     TlsSettings,
     inbound_origin,
 )
-
-_BIND_RESP = {0x01: BindReceiverResp, 0x02: BindTransmitterResp, 0x09: BindTransceiverResp}
+from smppgw.testing.smsc import Action, Answer, Hold, TestSmsc
 
 
 @dataclass
-class FakeSmsc:
-    """Answers binds and submits; can hold responses, go silent, or push PDUs."""
+class Script:
+    """How the test SMSC answers submits: with ``status``, or not yet (``hold``)."""
 
-    password: str = "secret"
-    hold: bool = False
-    silent: bool = False
     status: CommandStatus = CommandStatus.ESME_ROK
-    received: list[Pdu] = field(default_factory=list)
-    held: list[SubmitSm] = field(default_factory=list)
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
-    got: asyncio.Queue[Pdu] = field(default_factory=asyncio.Queue)
+    hold: bool = False
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        framer = Framer()
-        try:
-            while data := await reader.read(65536):
-                for frame in framer.feed(data):
-                    try:
-                        pdu = decode(frame)
-                    except DecodeError:  # the fake ignores what it cannot read
-                        continue
-                    self.received.append(pdu)
-                    self.got.put_nowait(pdu)
-                    reply = self.answer(pdu)
-                    if reply is not None and not self.silent:
-                        writer.write(encode(reply))
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+    def __call__(self, pdu: Pdu) -> Action | None:
+        if not isinstance(pdu, SubmitSm):
+            return None
+        return Hold() if self.hold else Answer(self.status)
 
-    def answer(self, pdu: Pdu) -> Pdu | None:  # noqa: PLR0911 - one answer per request type
-        seq = pdu.sequence_number
-        if pdu.command_id in _BIND_RESP:
-            ok = getattr(pdu, "password", None) == self.password
-            if not ok:
-                return _BIND_RESP[pdu.command_id](
-                    sequence_number=seq,
-                    command_status=CommandStatus.ESME_RINVPASWD,
-                    body_omitted=True,
-                )
-            return _BIND_RESP[pdu.command_id](sequence_number=seq, system_id="FAKE")
-        if isinstance(pdu, SubmitSm):
-            if self.hold:
-                self.held.append(pdu)
-                return None
-            return SubmitSmResp(
-                sequence_number=seq, command_status=self.status, message_id=f"id{seq}"
-            )
-        if isinstance(pdu, EnquireLink):
-            return EnquireLinkResp(sequence_number=seq)
-        if isinstance(pdu, Unbind):
-            return UnbindResp(sequence_number=seq)
-        return None
 
-    def release(self) -> None:
-        for pdu in self.held:
-            for writer in self.writers:
-                writer.write(
-                    encode(SubmitSmResp(sequence_number=pdu.sequence_number, message_id="late"))
-                )
-        self.held.clear()
-
-    def push(self, data: bytes) -> None:
-        for writer in self.writers:
-            writer.write(data)
+Fake = tuple[TestSmsc, Script, int]
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
@@ -130,14 +68,10 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:  #
 
 
 @pytest.fixture
-async def smsc() -> AsyncIterator[tuple[FakeSmsc, int]]:
-    fake = FakeSmsc()
-    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield fake, port
-        for writer in fake.writers:
-            writer.close()
+async def smsc() -> AsyncIterator[Fake]:
+    script = Script()
+    async with TestSmsc(script, password="secret") as server:
+        yield server, script, server.port
 
 
 def settings(port: int, **kwargs: object) -> SessionSettings:
@@ -153,8 +87,8 @@ def settings(port: int, **kwargs: object) -> SessionSettings:
 
 
 @pytest.mark.parametrize("bind_type", list(BindType))
-async def test_bind_each_type(smsc: tuple[FakeSmsc, int], bind_type: BindType) -> None:
-    fake, port = smsc
+async def test_bind_each_type(smsc: Fake, bind_type: BindType) -> None:
+    fake, _script, port = smsc
     observer = RecordingObserver()
     session = await Session.connect(
         settings(port, bind_type=bind_type, name="b0"), observer=observer
@@ -169,8 +103,8 @@ async def test_bind_each_type(smsc: tuple[FakeSmsc, int], bind_type: BindType) -
     assert observer.bind_states["b0"] == "closed"
 
 
-async def test_bind_refused_carries_the_status(smsc: tuple[FakeSmsc, int]) -> None:
-    _, port = smsc
+async def test_bind_refused_carries_the_status(smsc: Fake) -> None:
+    _, _, port = smsc
     with pytest.raises(BindError) as info:
         await Session.connect(settings(port, password="wrong"))
     assert info.value.status is CommandStatus.ESME_RINVPASWD
@@ -185,30 +119,30 @@ async def test_connect_refused_names_the_endpoint() -> None:
         await Session.connect(settings(port))
 
 
-async def test_submit_returns_non_ok_status(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_submit_returns_non_ok_status(smsc: Fake) -> None:
+    _fake, script, port = smsc
     session = await Session.connect(settings(port))
     ok = await session.submit(SubmitSm(destination_addr="14155550101", short_message=b"hi"))
     assert ok.command_status is CommandStatus.ESME_ROK
     assert ok.message_id == f"id{ok.sequence_number}"
-    fake.status = CommandStatus.ESME_RTHROTTLED
+    script.status = CommandStatus.ESME_RTHROTTLED
     throttled = await session.submit(SubmitSm(destination_addr="14155550101"))
     assert throttled.command_status is CommandStatus.ESME_RTHROTTLED
     session.abort()
 
 
-async def test_window_bounds_outstanding_requests(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_window_bounds_outstanding_requests(smsc: Fake) -> None:
+    fake, script, port = smsc
     session = await Session.connect(settings(port, window=3))
-    fake.hold = True
+    script.hold = True
     tasks = [asyncio.create_task(session.submit(SubmitSm())) for _ in range(5)]
     await until(lambda: len(fake.held) >= 3)
     await asyncio.sleep(0.05)
     assert len(fake.held) == 3
     assert session.in_flight == 3
     assert session.window_free == 0
-    fake.hold = False
-    fake.release()
+    script.hold = False
+    fake.release(Answer(message_id="late"))
     async with asyncio.timeout(5):
         results = await asyncio.gather(*tasks)
     assert len(results) == 5
@@ -216,11 +150,11 @@ async def test_window_bounds_outstanding_requests(smsc: tuple[FakeSmsc, int]) ->
     session.abort()
 
 
-async def test_response_timeout_is_an_unknown_outcome(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_response_timeout_is_an_unknown_outcome(smsc: Fake) -> None:
+    _fake, script, port = smsc
     observer = RecordingObserver()
     session = await Session.connect(settings(port, response_timeout=0.1), observer=observer)
-    fake.hold = True
+    script.hold = True
     with pytest.raises(ResponseTimeoutError):
         await session.submit(SubmitSm())
     assert observer.total("submit_unknown") == 1
@@ -228,14 +162,13 @@ async def test_response_timeout_is_an_unknown_outcome(smsc: tuple[FakeSmsc, int]
     session.abort()
 
 
-async def test_link_lost_fails_every_outstanding_request(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_link_lost_fails_every_outstanding_request(smsc: Fake) -> None:
+    fake, script, port = smsc
     session = await Session.connect(settings(port))
-    fake.hold = True
+    script.hold = True
     tasks = [asyncio.create_task(session.submit(SubmitSm())) for _ in range(4)]
     await until(lambda: len(fake.held) >= 4)
-    for writer in fake.writers:
-        writer.transport.abort()
+    fake.drop_links()
     results = await asyncio.gather(*tasks, return_exceptions=True)
     assert all(isinstance(r, LinkLostError) for r in results)
     assert isinstance(await session.wait_closed(), LinkLostError)
@@ -243,14 +176,14 @@ async def test_link_lost_fails_every_outstanding_request(smsc: tuple[FakeSmsc, i
         await session.submit(SubmitSm())
 
 
-async def test_enquire_link_sent_when_idle_and_answered(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_enquire_link_sent_when_idle_and_answered(smsc: Fake) -> None:
+    fake, _script, port = smsc
     session = await Session.connect(settings(port, enquire_link_interval=0.05))
     await until(lambda: any(isinstance(p, EnquireLink) for p in fake.received))
     # Answered, so the session stays up through several intervals.
     await asyncio.sleep(0.2)
     assert session.bound
-    fake.push(encode(EnquireLink(sequence_number=77)))
+    fake.push_raw(encode(EnquireLink(sequence_number=77)))
     await until(
         lambda: any(
             isinstance(p, EnquireLinkResp) and p.sequence_number == 77 for p in fake.received
@@ -259,8 +192,8 @@ async def test_enquire_link_sent_when_idle_and_answered(smsc: tuple[FakeSmsc, in
     session.abort()
 
 
-async def test_silent_peer_is_declared_dead(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_silent_peer_is_declared_dead(smsc: Fake) -> None:
+    fake, _script, port = smsc
     session = await Session.connect(
         settings(port, enquire_link_interval=0.05, response_timeout=0.1, idle_timeout=10)
     )
@@ -272,11 +205,11 @@ async def test_silent_peer_is_declared_dead(smsc: tuple[FakeSmsc, int]) -> None:
 
 
 async def test_garbage_gets_generic_nack_and_session_survives(
-    smsc: tuple[FakeSmsc, int],
+    smsc: Fake,
 ) -> None:
-    fake, port = smsc
+    fake, _script, port = smsc
     session = await Session.connect(settings(port))
-    fake.push(bytes.fromhex("00000010 00000099 00000000 0000002a"))  # unknown command_id
+    fake.push_raw(bytes.fromhex("00000010 00000099 00000000 0000002a"))  # unknown command_id
     await until(lambda: any(isinstance(p, GenericNack) for p in fake.received))
     nack = next(p for p in fake.received if isinstance(p, GenericNack))
     assert nack.command_status is CommandStatus.ESME_RINVCMDID
@@ -285,10 +218,10 @@ async def test_garbage_gets_generic_nack_and_session_survives(
     session.abort()
 
 
-async def test_peer_unbind_is_answered_and_closes(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_peer_unbind_is_answered_and_closes(smsc: Fake) -> None:
+    fake, _script, port = smsc
     session = await Session.connect(settings(port))
-    fake.push(encode(Unbind(sequence_number=5)))
+    fake.push_raw(encode(Unbind(sequence_number=5)))
     async with asyncio.timeout(5):
         await session.wait_closed()
     await until(lambda: any(isinstance(p, UnbindResp) for p in fake.received))
@@ -299,9 +232,9 @@ async def test_peer_unbind_is_answered_and_closes(smsc: tuple[FakeSmsc, int]) ->
     [("ok", CommandStatus.ESME_ROK), ("raise", CommandStatus.ESME_RX_T_APPN)],
 )
 async def test_inbound_deliver_sm_answered_with_handler_status(
-    smsc: tuple[FakeSmsc, int], outcome: str, status: CommandStatus
+    smsc: Fake, outcome: str, status: CommandStatus
 ) -> None:
-    fake, port = smsc
+    fake, _script, port = smsc
     seen: list[DeliverSm] = []
 
     async def handler(pdu: DeliverSm | object) -> CommandStatus:
@@ -312,7 +245,7 @@ async def test_inbound_deliver_sm_answered_with_handler_status(
         return CommandStatus.ESME_ROK
 
     session = await Session.connect(settings(port), on_inbound=handler)
-    fake.push(encode(DeliverSm(sequence_number=9, esm_class=4, short_message=b"id:1 stat:X")))
+    fake.push_raw(encode(DeliverSm(sequence_number=9, esm_class=4, short_message=b"id:1 stat:X")))
     await until(lambda: any(isinstance(p, DeliverSmResp) for p in fake.received))
     resp = next(p for p in fake.received if isinstance(p, DeliverSmResp))
     assert (resp.sequence_number, resp.command_status) == (9, status)
@@ -321,9 +254,9 @@ async def test_inbound_deliver_sm_answered_with_handler_status(
 
 
 async def test_the_inbound_handler_knows_the_server_and_bind_of_the_pdu(
-    smsc: tuple[FakeSmsc, int],
+    smsc: Fake,
 ) -> None:
-    fake, port = smsc
+    fake, _script, port = smsc
     origins: list[Origin | None] = []
 
     async def handler(_pdu: DeliverSm | object) -> CommandStatus:
@@ -334,24 +267,24 @@ async def test_the_inbound_handler_knows_the_server_and_bind_of_the_pdu(
     session = await Session.connect(
         settings(port, server="smpp2", name="smpp2/trx-1"), on_inbound=handler
     )
-    fake.push(encode(DeliverSm(sequence_number=3, esm_class=4, short_message=b"id:1 stat:X")))
+    fake.push_raw(encode(DeliverSm(sequence_number=3, esm_class=4, short_message=b"id:1 stat:X")))
     await until(lambda: bool(origins))
     assert origins == [Origin("smpp2", "smpp2/trx-1")]
     assert inbound_origin() is None  # outside a handler
     session.abort()
 
 
-async def test_graceful_close_waits_for_outstanding(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
+async def test_graceful_close_waits_for_outstanding(smsc: Fake) -> None:
+    fake, script, port = smsc
     session = await Session.connect(settings(port))
-    fake.hold = True
+    script.hold = True
     task = asyncio.create_task(session.submit(SubmitSm()))
     await until(lambda: bool(fake.held))
     closing = asyncio.create_task(session.close(3))
     await asyncio.sleep(0.05)
     assert not session.closed
-    fake.hold = False
-    fake.release()
+    script.hold = False
+    fake.release(Answer(message_id="late"))
     resp = await task
     assert resp.message_id == "late"
     await closing
@@ -365,10 +298,8 @@ async def test_tls_bind_verifies_the_server(tmp_path: Path) -> None:
     cert.configure_cert(server_ctx)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    fake = FakeSmsc()
-    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0, ssl=server_ctx)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with TestSmsc(tls=server_ctx) as fake:
+        port = fake.port
         session = await Session.connect(
             settings(port, tls=TlsSettings(ca_file=str(ca_file), minimum_version="TLSv1.2"))
         )
@@ -378,12 +309,10 @@ async def test_tls_bind_verifies_the_server(tmp_path: Path) -> None:
         # Without our CA the certificate is refused: verification is on by default.
         with pytest.raises(ConnectError):
             await Session.connect(settings(port, tls=TlsSettings()))
-        for writer in fake.writers:
-            writer.close()
 
 
-async def test_session_state_follows_the_bind_and_the_unbind(smsc: tuple[FakeSmsc, int]) -> None:
-    _, port = smsc
+async def test_session_state_follows_the_bind_and_the_unbind(smsc: Fake) -> None:
+    _, _, port = smsc
     session = await Session.connect(settings(port, bind_type=BindType.TRANSMITTER))
     states = [session.state]
     await session.close()
@@ -392,11 +321,11 @@ async def test_session_state_follows_the_bind_and_the_unbind(smsc: tuple[FakeSms
 
 
 async def test_deliver_sm_on_a_transmitter_bind_is_refused_and_the_bind_survives(
-    smsc: tuple[FakeSmsc, int],
+    smsc: Fake,
 ) -> None:
     """SMPP v3.4 section 2.3: a transmitter may not receive deliver_sm; the SMSC is told so
     (ESME_RINVBNDSTS) and the handler never sees it, but the bind stays up."""
-    fake, port = smsc
+    fake, _script, port = smsc
     seen: list[DeliverSm | DataSm] = []
 
     async def handler(pdu: DeliverSm | DataSm) -> CommandStatus:
@@ -406,7 +335,7 @@ async def test_deliver_sm_on_a_transmitter_bind_is_refused_and_the_bind_survives
     session = await Session.connect(
         settings(port, bind_type=BindType.TRANSMITTER), on_inbound=handler
     )
-    fake.push(encode(DeliverSm(sequence_number=77, short_message=b"x")))
+    fake.push_raw(encode(DeliverSm(sequence_number=77, short_message=b"x")))
     await until(lambda: any(isinstance(p, DeliverSmResp) for p in fake.received))
     resp = next(p for p in fake.received if isinstance(p, DeliverSmResp))
     assert (resp.sequence_number, resp.command_status) == (77, CommandStatus.ESME_RINVBNDSTS)
@@ -417,9 +346,9 @@ async def test_deliver_sm_on_a_transmitter_bind_is_refused_and_the_bind_survives
 
 
 async def test_submit_on_a_receiver_bind_is_refused_before_sending(
-    smsc: tuple[FakeSmsc, int],
+    smsc: Fake,
 ) -> None:
-    fake, port = smsc
+    fake, _script, port = smsc
     session = await Session.connect(settings(port, bind_type=BindType.RECEIVER))
     with pytest.raises(SessionClosedError, match="not allowed in state bound_rx"):
         await session.submit(SubmitSm(destination_addr="1"))
@@ -428,13 +357,13 @@ async def test_submit_on_a_receiver_bind_is_refused_before_sending(
     await session.close()
 
 
-async def test_response_of_the_wrong_command_drops_the_link(smsc: tuple[FakeSmsc, int]) -> None:
-    fake, port = smsc
-    fake.hold = True
+async def test_response_of_the_wrong_command_drops_the_link(smsc: Fake) -> None:
+    fake, script, port = smsc
+    script.hold = True
     session = await Session.connect(settings(port))
     task = asyncio.create_task(session.submit(SubmitSm(destination_addr="1")))
     await until(lambda: bool(fake.held))
-    fake.push(encode(DataSmResp(sequence_number=fake.held[0].sequence_number)))
+    fake.push_raw(encode(DataSmResp(sequence_number=fake.held[0][1].sequence_number)))
     with pytest.raises(LinkLostError):
         await task
     cause = await session.wait_closed()

@@ -18,21 +18,12 @@ from typing import Any
 import pytest
 
 from smppgw.codec import (
-    BindTransceiverResp,
     CommandStatus,
-    DecodeError,
     DeliverSm,
     DeliverSmResp,
-    EnquireLink,
-    EnquireLinkResp,
-    Framer,
     Pdu,
     SubmitSm,
     SubmitSmResp,
-    Unbind,
-    UnbindResp,
-    decode,
-    encode,
 )
 from smppgw.codec.constants import DataCoding, EsmClass, MessageState
 from smppgw.esme.numbers import validate_sender
@@ -45,6 +36,7 @@ from smppgw.gateway.daemon import Gateway, GatewayOptions
 from smppgw.gateway.events import DeliveryState
 from smppgw.gateway.intake import SubmitRequest
 from smppgw.gateway.store import SqliteStore, StoreSettings
+from smppgw.testing.smsc import Action, Answer, Hold, TestSmsc
 
 TIMEOUT = 20.0
 # The scripted SMSC holds some submits past this; the others it answers at once, so only a
@@ -55,66 +47,40 @@ LONG_TEXT = "x" * 400  # three GSM parts of at most 153 septets
 
 @dataclass
 class ScriptedSmsc:
-    """One bind's SMSC: answers binds and enquire_links; each submit_sm is answered with the
+    """One bind's SMSC (a :class:`TestSmsc`): each submit_sm is answered with the
     command_status ``answer`` gives (and the next id, kept in ``given``) or, when it gives
     None, held until the test calls :meth:`respond`."""
 
     answer: Callable[[SubmitSm], CommandStatus | None] = lambda _: CommandStatus.ESME_ROK
     given: list[str] = field(default_factory=list)
     submits: asyncio.Queue[SubmitSm] = field(default_factory=asyncio.Queue)
-    answered: asyncio.Queue[DeliverSmResp] = field(default_factory=asyncio.Queue)
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    server: TestSmsc = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.server = TestSmsc(self._reply)
 
     def next_id(self) -> str:
         return f"m{next(self.ids)}"
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        framer = Framer()
-        try:
-            while data := await reader.read(65536):
-                for frame in framer.feed(data):
-                    try:
-                        pdu = decode(frame)
-                    except DecodeError:
-                        continue
-                    reply = self._reply(pdu)
-                    if reply is not None:
-                        writer.write(encode(reply))
-        except ConnectionError:
-            pass
-        finally:
-            self.writers.remove(writer)
-            writer.close()
-
-    def _reply(self, pdu: Pdu) -> Pdu | None:  # noqa: PLR0911 - one answer per request type
-        seq = pdu.sequence_number
-        if pdu.command_id == 0x09:  # bind_transceiver
-            return BindTransceiverResp(sequence_number=seq, system_id="SCRIPT")
-        if isinstance(pdu, EnquireLink):
-            return EnquireLinkResp(sequence_number=seq)
-        if isinstance(pdu, Unbind):
-            return UnbindResp(sequence_number=seq)
-        if isinstance(pdu, DeliverSmResp):
-            self.answered.put_nowait(pdu)
+    def _reply(self, pdu: Pdu) -> Action | None:
+        if not isinstance(pdu, SubmitSm):
             return None
-        if isinstance(pdu, SubmitSm):
-            self.submits.put_nowait(pdu)
-            status = self.answer(pdu)
-            if status is None:
-                return None
-            message_id = self.next_id() if status == CommandStatus.ESME_ROK else ""
-            self.given.append(message_id)
-            return SubmitSmResp(sequence_number=seq, command_status=status, message_id=message_id)
-        return None
+        self.submits.put_nowait(pdu)
+        status = self.answer(pdu)
+        if status is None:
+            return Hold()
+        message_id = self.next_id() if status == CommandStatus.ESME_ROK else ""
+        self.given.append(message_id)
+        return Answer(status, message_id)
 
     def send(self, pdu: Pdu) -> None:
-        self.writers[-1].write(encode(pdu))
+        self.server.links[-1].send(pdu)
 
     def respond(self, submit: SubmitSm, message_id: str) -> None:
         """Answer a held submit_sm with ESME_ROK and ``message_id``."""
-        self.send(SubmitSmResp(sequence_number=submit.sequence_number, message_id=message_id))
+        resp = SubmitSmResp(sequence_number=submit.sequence_number, message_id=message_id)
+        self.server.links[-1].answer(resp)
 
     async def receipt(self, message_id: str, stat: str, err: str) -> None:
         """Send a delivery receipt and wait until the gateway answered it (it is recorded)."""
@@ -122,16 +88,16 @@ class ScriptedSmsc:
             f"id:{message_id} sub:001 dlvrd:001 submit date:2611281200 done date:2611281201"
             f" stat:{stat} err:{err} text:"
         )
+        answered = len(self.server.of_type(DeliverSmResp))
         self.send(
             DeliverSm(
-                sequence_number=0x7000 + next(self.ids),
                 source_addr="919812345678",
                 destination_addr="ACME",
                 esm_class=EsmClass.DELIVERY_RECEIPT,
                 short_message=text.encode(),
             )
         )
-        resp = await self.answered.get()
+        resp = await self.server.wait_for(DeliverSmResp, answered + 1, TIMEOUT)
         assert resp.command_status == CommandStatus.ESME_ROK
 
 
@@ -237,8 +203,9 @@ async def running(
     """The scripted SMSC, the daemon bound to it, a subscriber from cursor 0, a client, and a
     webhook receiver."""
     smsc = ScriptedSmsc(answer)
-    server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    server = smsc.server
+    await server.start()
+    port = server.port
     hooks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def receive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -498,9 +465,8 @@ async def test_a_late_response_makes_an_unknown_message_without_receipt_request_
 
 @contextlib.asynccontextmanager
 async def bound_session(smsc: ScriptedSmsc) -> AsyncIterator[Session]:
-    server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
+    async with smsc.server as server:
+        port = server.port
         session = await Session.connect(
             SessionSettings(
                 host="127.0.0.1",

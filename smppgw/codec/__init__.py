@@ -33,6 +33,7 @@ from .constants import (
 )
 from .engine import (
     BadPdu,
+    EnquireLinkReceived,
     EnquireLinkSent,
     Event,
     LateResponse,
@@ -127,6 +128,7 @@ __all__ = [
     "DistributionList",
     "EncodeError",
     "EnquireLink",
+    "EnquireLinkReceived",
     "EnquireLinkResp",
     "EnquireLinkSent",
     "EsmClass",

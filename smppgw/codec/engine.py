@@ -57,6 +57,7 @@ from .states import Input
 
 __all__ = [
     "BadPdu",
+    "EnquireLinkReceived",
     "EnquireLinkSent",
     "Event",
     "LateResponse",
@@ -149,6 +150,14 @@ class BadPdu:
 
 
 @dataclass(frozen=True, slots=True)
+class EnquireLinkReceived:
+    """The peer probed the link; its enquire_link_resp is in :meth:`SmppConnection.data_to_send`
+    (for the owner's log or counters: there is nothing to do)."""
+
+    pdu: Pdu
+
+
+@dataclass(frozen=True, slots=True)
 class UnbindReceived:
     """The peer unbound; its unbind_resp is in :meth:`SmppConnection.data_to_send`. Write it,
     then close the transport."""
@@ -163,6 +172,7 @@ Event = (
     | ResponseTimedOut
     | LateResponse
     | EnquireLinkSent
+    | EnquireLinkReceived
     | RequestRefused
     | BadPdu
     | UnbindReceived
@@ -388,6 +398,7 @@ class SmppConnection:
             return
         if event is _ENQUIRE:
             self._answer(EnquireLinkResp(sequence_number=pdu.sequence_number))
+            events.append(EnquireLinkReceived(pdu))
         elif event is _UNBIND:
             self._answer(UnbindResp(sequence_number=pdu.sequence_number))
             events.append(UnbindReceived(pdu))

@@ -18,6 +18,7 @@ from smppgw.codec import (
     DeliverSm,
     DeliverSmResp,
     EnquireLink,
+    EnquireLinkReceived,
     EnquireLinkResp,
     EnquireLinkSent,
     Event,
@@ -109,7 +110,9 @@ def test_a_generic_nack_is_a_rejection_of_its_request_not_a_lost_link() -> None:
 
 def test_the_engine_answers_enquire_link_itself_byte_for_byte() -> None:
     esme, _smsc = pair()
-    assert esme.receive_data(encode(EnquireLink(sequence_number=7)), 5.0) == []
+    assert esme.receive_data(encode(EnquireLink(sequence_number=7)), 5.0) == [
+        EnquireLinkReceived(EnquireLink(sequence_number=7))
+    ]
     assert esme.data_to_send() == encode(EnquireLinkResp(sequence_number=7))
     assert esme.data_to_send() == b""
 
@@ -140,14 +143,15 @@ def test_a_command_length_out_of_bounds_is_answered_and_ends_the_link() -> None:
     ]
     assert esme.data_to_send() == encode(GenericNack(command_status=CommandStatus.ESME_RINVCMDLEN))
     assert esme.state is State.CLOSED
-    assert esme.receive_data(encode(EnquireLink(sequence_number=1)), 2.0) == []
+    assert esme.receive_data(encode(EnquireLink(sequence_number=1)), 2.0) == []  # closed
 
 
 def test_an_undecodable_pdu_is_nacked_with_its_sequence_number_and_the_link_carries_on() -> None:
     esme, _ = pair()
     bad = b"\x00\x00\x00\x10\x00\x00\x00\x99\x00\x00\x00\x00\x00\x00\x00\x2a"
-    [event] = esme.receive_data(bad + encode(EnquireLink(sequence_number=3)), 1.0)
+    [event, probe] = esme.receive_data(bad + encode(EnquireLink(sequence_number=3)), 1.0)
     assert isinstance(event, BadPdu)
+    assert probe == EnquireLinkReceived(EnquireLink(sequence_number=3))
     assert esme.data_to_send() == encode(
         GenericNack(sequence_number=42, command_status=CommandStatus.ESME_RINVCMDID)
     ) + encode(EnquireLinkResp(sequence_number=3))
