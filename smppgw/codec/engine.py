@@ -52,8 +52,9 @@ from .pdu import (
     UnbindResp,
     decode,
     encode,
+    pdu_class,
 )
-from .states import Input
+from .states import RESPONSE_BIT, Input
 
 __all__ = [
     "BadPdu",
@@ -135,7 +136,8 @@ class EnquireLinkSent:
 @dataclass(frozen=True, slots=True)
 class RequestRefused:
     """A request of the peer not allowed now (section 2.3: a bind state, or a command its role
-    does not send); it has been answered with ``status``, the connection carries on."""
+    does not send); it has been answered with ``status`` (its own response, else
+    generic_nack). The connection carries on."""
 
     pdu: Pdu
     status: CommandStatus
@@ -455,11 +457,15 @@ class SmppConnection:
 
 
 def _refusal(pdu: Pdu, status: CommandStatus) -> Pdu:
-    """The answer to a request we refuse: its own response where it has one, else generic_nack
-    (a deliver_sm or data_sm refused with its own response keeps the SMSC's books simple)."""
+    """The answer to a request we refuse: in the wrong bind state, its own response carrying
+    ESME_RINVBNDSTS (section 2.3); a deliver_sm or data_sm always gets its own response (it
+    keeps the SMSC's books simple); anything else generic_nack (section 4.3)."""
     seq = pdu.sequence_number
     if isinstance(pdu, DeliverSm):
         return DeliverSmResp(sequence_number=seq, command_status=status)
     if isinstance(pdu, DataSm):
         return DataSmResp(sequence_number=seq, command_status=status)
+    response = pdu_class(pdu.command_id | RESPONSE_BIT)
+    if status == CommandStatus.ESME_RINVBNDSTS and response is not None:
+        return response(sequence_number=seq, command_status=status, body_omitted=True)
     return GenericNack(sequence_number=seq, command_status=status)

@@ -26,6 +26,7 @@ from smppgw.codec import (
     LateResponse,
     LinkDead,
     LocalProtocolError,
+    Pdu,
     PduReceived,
     QuerySm,
     RequestRefused,
@@ -159,33 +160,49 @@ def test_an_undecodable_pdu_is_nacked_with_its_sequence_number_and_the_link_carr
 
 
 @pytest.mark.parametrize(
-    ("request_pdu", "answer"),
+    ("role", "request_pdu", "answer"),
     [
         (
+            Role.ESME,
             DeliverSm(sequence_number=4),
             DeliverSmResp(sequence_number=4, command_status=CommandStatus.ESME_RINVBNDSTS),
         ),
         (
+            Role.ESME,
             DataSm(sequence_number=4),
             DataSmResp(sequence_number=4, command_status=CommandStatus.ESME_RINVBNDSTS),
         ),
         (
+            Role.SMSC,
+            SubmitSm(sequence_number=4),
+            SubmitSmResp(
+                sequence_number=4, command_status=CommandStatus.ESME_RINVBNDSTS, body_omitted=True
+            ),
+        ),
+        (
+            Role.ESME,
+            AlertNotification(sequence_number=4),
+            GenericNack(sequence_number=4, command_status=CommandStatus.ESME_RINVBNDSTS),
+        ),
+        (
+            Role.ESME,
             QuerySm(sequence_number=4),
             GenericNack(sequence_number=4, command_status=CommandStatus.ESME_RINVCMDID),
         ),
     ],
 )
 def test_a_request_not_allowed_now_is_refused_with_its_own_response_and_the_link_carries_on(
-    request_pdu: DeliverSm | DataSm | QuerySm, answer: DeliverSmResp | DataSmResp | GenericNack
+    role: Role, request_pdu: Pdu, answer: Pdu
 ) -> None:
-    """Section 2.3: a deliver_sm before the bind (or a query_sm an SMSC never sends) is answered
-    with an error status, not a disconnection."""
-    esme = SmppConnection(Role.ESME)
-    assert esme.receive_data(encode(request_pdu), 1.0) == [
+    """Section 2.3: a request before the bind is answered with its own response carrying
+    ESME_RINVBNDSTS (generic_nack when it has none, or for a command the peer's role never
+    sends), not a disconnection."""
+    conn = SmppConnection(role)
+    assert conn.receive_data(encode(request_pdu), 1.0) == [
         RequestRefused(request_pdu, answer.command_status)
     ]
-    assert esme.data_to_send() == encode(answer)
-    assert esme.state is State.OPEN
+    assert conn.data_to_send() == encode(answer)
+    assert conn.state is State.OPEN
 
 
 def test_an_unbind_from_the_peer_is_answered_and_the_rest_of_the_read_ignored() -> None:
