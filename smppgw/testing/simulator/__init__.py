@@ -6,21 +6,22 @@ submit_sm / data_sm answered with a message id; delivery receipts sent after a d
 receiver-capable bind of the same system_id, on any server, chosen at random, as the provider
 relays them; mobile-originated messages (MO, concatenated when long) injected with
 :meth:`Simulator.send_mo` or generated at a rate, delivered under the same rules; faults to switch
-on. Built on :mod:`smppgw.codec` with one asyncio.Protocol per
-connection. Counters in :class:`SimulatorStats` let tests prove that nothing was lost.
+on. Each link speaks the SMSC role of :class:`smppgw.codec.SmppConnection` (one
+asyncio.Protocol per connection). Counters in :class:`SimulatorStats` let tests prove that
+nothing was lost.
 """
 
-from .server import (
+from .mo import build_mo_parts
+from .server import Simulator
+from .settings import (
     Account,
     FaultSettings,
     MoRecord,
     MoSettings,
     ServerInfo,
-    Simulator,
     SimulatorSettings,
     SimulatorStats,
     UnknownAccountError,
-    build_mo_parts,
 )
 
 __all__ = [

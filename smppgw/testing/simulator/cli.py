@@ -13,7 +13,8 @@ from pathlib import Path
 
 from smppgw.codec.text import SplitMethod
 
-from .server import Account, FaultSettings, MoSettings, Simulator, SimulatorSettings
+from .server import Simulator
+from .settings import Account, FaultSettings, MoSettings, SimulatorSettings
 
 __all__ = ["DEFAULT_PASSWORD", "build_parser", "main"]
 
