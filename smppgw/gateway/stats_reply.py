@@ -15,6 +15,7 @@ from typing import Final, Protocol
 
 from smppgw import __version__
 from smppgw.esme.binds import BindStatus, ServerRate
+from smppgw.gateway.cluster.plan import Member as ClusterMember
 from smppgw.gateway.events import format_time
 from smppgw.gateway.stats import StatsObserver, StatsSnapshot
 
@@ -22,15 +23,6 @@ __all__ = ["STORE_EVERY", "ClusterMember", "StatsSource", "stats_fields"]
 
 STORE_EVERY: Final = 1.0
 """Seconds a reading of the store is reused for by the next ``stats`` requests."""
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterMember:
-    """One live instance sharing the account, with its slots and rate share per server."""
-
-    instance: str
-    slots: Mapping[str, tuple[int, ...]]
-    rates: Mapping[str, float]
 
 
 class BindsView(Protocol):

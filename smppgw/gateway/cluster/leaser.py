@@ -41,7 +41,7 @@ import asyncpg
 
 from smppgw.codec.errors import SmppError
 from smppgw.esme.slots import SlotGrant, rate_share
-from smppgw.gateway.cluster.plan import Instance, Lease, SlotKey, plan
+from smppgw.gateway.cluster.plan import Instance, Lease, Member, SlotKey, members, plan
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -195,11 +195,17 @@ class SlotLeaser:
         self._task: asyncio.Task[None] | None = None
         self._failing_since: float | None = None
         self._fenced = False
+        self._members: tuple[Member, ...] = ()
 
     @property
     def instance(self) -> str:
         """This instance's name in the tables."""
         return self._settings.instance
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        """The live instances and their slots as the last heartbeat read them."""
+        return self._members
 
     @property
     def held(self) -> frozenset[SlotKey]:
@@ -215,6 +221,10 @@ class SlotLeaser:
         if limits is None:
             return SlotGrant(frozenset(), 0.0)
         return SlotGrant(slots, rate_share(limits.rate, limits.binds, slots))
+
+    def _rate_of(self, server: str, slots: tuple[int, ...]) -> float:
+        limits = self._settings.servers.get(server)
+        return 0.0 if limits is None else rate_share(limits.rate, limits.binds, slots)
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` whenever a grant changes."""
@@ -383,17 +393,20 @@ class SlotLeaser:
                 f" FROM {schema}.slot_leases WHERE account = $1",
                 account,
             )
+            read_instances = [Instance(row["instance"], row["expires_at"]) for row in instances]
+            read_leases = [
+                Lease(row["server"], row["slot"], row["holder"], row["expires_at"])
+                for row in leases
+            ]
             decided = plan(
                 me,
                 {name: limits.binds for name, limits in settings.servers.items()},
-                [Instance(row["instance"], row["expires_at"]) for row in instances],
-                [
-                    Lease(row["server"], row["slot"], row["holder"], row["expires_at"])
-                    for row in leases
-                ],
+                read_instances,
+                read_leases,
                 now,
                 handing_over=self._handing_over.keys(),
             )
+            self._members = members(read_instances, read_leases, now, self._rate_of)
             taken: list[SlotKey] = []
             for server, slot in decided.take:
                 row = await connection.fetchrow(

@@ -24,10 +24,10 @@ Times are seconds on the database's clock (one clock for every instance's decisi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Instance", "Lease", "Plan", "SlotKey", "plan"]
+__all__ = ["Instance", "Lease", "Member", "Plan", "SlotKey", "members", "plan"]
 
 SlotKey = tuple[str, int]
 """(server name, slot index)."""
@@ -129,3 +129,43 @@ def plan(
         target = low if starving else high
         take.extend((server, slot) for slot in free[: max(0, target - len(mine))])
     return Plan(tuple(renew), tuple(take), tuple(release))
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A live instance as the lease table shows it: its slots of each server, and the rate
+    those slots carry (what ``smppgw top`` shows of the cluster)."""
+
+    instance: str
+    slots: Mapping[str, tuple[int, ...]]
+    rates: Mapping[str, float]
+
+
+def members(
+    instances: Sequence[Instance],
+    leases: Sequence[Lease],
+    now: float,
+    rate: Callable[[str, tuple[int, ...]], float],
+) -> tuple[Member, ...]:
+    """The live instances at ``now``, by name, with their unexpired leases.
+
+    Args:
+        instances: the heartbeat rows of the account.
+        leases: the lease rows of the account.
+        now: the database's time.
+        rate: the rate of some slots of a server (:func:`smppgw.esme.slots.rate_share`).
+    """
+    held: dict[str, dict[str, list[int]]] = {
+        i.name: {} for i in sorted(instances, key=lambda i: i.name) if i.expires_at > now
+    }
+    for lease in sorted(leases, key=lambda x: (x.server, x.slot)):
+        if lease.expires_at > now and lease.holder in held:
+            held[lease.holder].setdefault(lease.server, []).append(lease.slot)
+    return tuple(
+        Member(
+            name,
+            {server: tuple(slots) for server, slots in servers.items()},
+            {server: rate(server, tuple(slots)) for server, slots in servers.items()},
+        )
+        for name, servers in held.items()
+    )
