@@ -17,12 +17,25 @@ from smppgw.gateway.intake import SubmitRequest
 from smppgw.gateway.store.postgres.settings import PostgresSettings
 from smppgw.gateway.store.postgres.writer import Conn, Writer
 
-__all__ = ["PAYLOAD_COLUMNS", "StoreBase", "payload", "status_payload"]
+__all__ = ["PAYLOAD_COLUMNS", "StoreBase", "payload", "status_payload", "with_parts"]
 
 PAYLOAD_COLUMNS: Final = (
     "id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err, reason,"
     " possible_duplicate"
 )
+
+_PART_COLUMNS: Final = ("part", "smsc_id", "dlr_stat", "dlr_err")
+
+
+def with_parts(returning: str) -> str:
+    """``returning`` (a statement ``RETURNING PAYLOAD_COLUMNS``) followed, in the same round
+    trip, by the message's parts as four arrays in part order (what :func:`payload` reads)."""
+    arrays = ", ".join(
+        f"array(SELECT p.{c} FROM parts p WHERE p.message_id = m.id ORDER BY p.part)"
+        for c in _PART_COLUMNS
+    )
+    return f"WITH m AS ({returning}) SELECT m.*, {arrays} FROM m"
+
 
 msgpack: Final = msgspec.msgpack.Encoder()
 request_decoder: Final = msgspec.msgpack.Decoder(SubmitRequest)
@@ -62,10 +75,16 @@ async def payload(
 ) -> StatusPayload:
     """The status payload of a message row (``PAYLOAD_COLUMNS``); its parts are read unless
     given."""
+    columns = tuple(row)
     mid, mobile, state, status, units, created_at, sent_at, deliv_at, custom, err, reason, dup = (
-        tuple(row)
+        columns[:12]
     )
     delivery = DeliveryState(state) if state != "submitting" else DeliveryState.QUEUED
+    if parts is None and len(columns) > 12:
+        parts = tuple(
+            PartPayload(part=p, smsc_id=i, status=s, err=e)
+            for p, i, s, e in zip(*columns[12:16], strict=True)
+        )
     if parts is None:
         rows = await conn.fetch(
             "SELECT part, smsc_id, dlr_stat, dlr_err FROM parts WHERE message_id = $1"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from smppgw.gateway.events import DeliveryState
 from smppgw.gateway.intake import SubmitRequest
-from smppgw.gateway.store.postgres.base import PAYLOAD_COLUMNS, StoreBase, payload, request_decoder
+from smppgw.gateway.store.postgres.base import (
+    PAYLOAD_COLUMNS,
+    StoreBase,
+    payload,
+    request_decoder,
+    with_parts,
+)
 from smppgw.gateway.store.postgres.queue import append_status
 from smppgw.gateway.store.postgres.writer import HOOK_PENDING, Conn, Tx
 
@@ -73,9 +79,11 @@ class HousekeepingOps(StoreBase):
 
         async def op(tx: Tx) -> int:
             rows = await tx.conn.fetch(
-                "UPDATE messages SET state = 'unknown', status = 'UNKNOWN', reason = $1,"
-                " final_at = $2 WHERE state = 'submitted' AND final_at IS NULL AND sent_at < $3"
-                f" RETURNING {PAYLOAD_COLUMNS}",
+                with_parts(
+                    "UPDATE messages SET state = 'unknown', status = 'UNKNOWN', reason = $1,"
+                    " final_at = $2 WHERE state = 'submitted' AND final_at IS NULL"
+                    f" AND sent_at < $3 RETURNING {PAYLOAD_COLUMNS}"
+                ),
                 reason,
                 now,
                 older_than,

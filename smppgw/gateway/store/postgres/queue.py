@@ -27,6 +27,7 @@ from smppgw.gateway.store.postgres.base import (
     payload,
     request_decoder,
     status_payload,
+    with_parts,
 )
 from smppgw.gateway.store.postgres.writer import Conn, Operation, Tx
 
@@ -54,17 +55,17 @@ _CLAIM: Final = (
     " ORDER BY priority DESC, seq LIMIT $2 FOR UPDATE SKIP LOCKED) c WHERE m.seq = c.seq"
     " RETURNING m.priority, m.seq, m.id, m.request, m.parts, m.claims, m.created_at"
 )
-_FINISH: Final = (
+_FINISH: Final = with_parts(
     "UPDATE messages SET state = $1, status = $2, err = $3, reason = $4, sent_at = $5,"
     " final_at = $6, possible_duplicate = possible_duplicate OR $7"
     f" WHERE id = $8 AND state = 'submitting' AND claimed_by = $9 RETURNING {PAYLOAD_COLUMNS}"
 )
-_APPLY_RECEIPT: Final = (
+_APPLY_RECEIPT: Final = with_parts(
     "UPDATE messages SET state = $1, status = $2, err = $3, reason = $4, deliv_at = $5,"
     " final_at = $6 WHERE id = $7 AND state IN ('queued', 'submitting', 'submitted', 'unknown')"
     f" RETURNING {PAYLOAD_COLUMNS}"
 )
-_RESOLVE_UNKNOWN: Final = (
+_RESOLVE_UNKNOWN: Final = with_parts(
     "UPDATE messages SET state = $1, status = $2, err = NULL, reason = $3, final_at = $4"
     f" WHERE id = $5 AND state = 'unknown' RETURNING {PAYLOAD_COLUMNS}"
 )

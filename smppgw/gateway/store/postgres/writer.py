@@ -186,9 +186,8 @@ class Writer:
         finally:
             try:
                 await self.pool.release(conn)
-            except DATABASE_ERRORS as exc:
+            except DATABASE_ERRORS as exc:  # the pool drops a broken connection itself
                 logger.debug("store: a connection failed as it went back to the pool: %s", exc)
-                conn.terminate()
 
     # --- the loop ---------------------------------------------------------------------------
 
