@@ -185,7 +185,7 @@ async def test_the_watchdog_is_fed_while_the_store_answers_and_status_tells_its_
         watchdog = asyncio.create_task(_watchdog(notifier, 0.05, gateway))
         release = asyncio.Event()
         try:
-            assert gateway.store is not None
+            assert isinstance(gateway.store, SqliteStore)
             assert await datagram(notify_socket) == "WATCHDOG=1"
             disk = FullAtCommit(gateway.store, monkeypatch)
             disk.full = True

@@ -167,7 +167,7 @@ async def test_a_part_accepted_while_the_disk_is_full_is_kept_and_never_sent_aga
     async with asyncio.timeout(TIMEOUT):
         await gateway.start()
         store = gateway.store
-        assert store is not None
+        assert isinstance(store, SqliteStore)
         disk = FullAtCommit(store, monkeypatch)
         register = store.register_part
 
@@ -217,7 +217,7 @@ async def test_a_full_store_answers_storage_full_keeps_its_messages_and_recovers
     async with asyncio.timeout(TIMEOUT):
         await gateway.start()
         try:
-            assert gateway.store is not None
+            assert isinstance(gateway.store, SqliteStore)
             client = await Client.connect(gateway.config.intake.path)
             await limit_pages(gateway.store, 30)
             accepted: list[str] = []
@@ -256,7 +256,7 @@ async def test_ping_says_the_store_is_unhealthy_while_the_disk_is_full(
     async with asyncio.timeout(TIMEOUT):
         await gateway.start()
         try:
-            assert gateway.store is not None
+            assert isinstance(gateway.store, SqliteStore)
             disk = FullAtCommit(gateway.store, monkeypatch)
             client = await Client.connect(gateway.config.intake.path)
             assert (await client.call({"op": "ping"}))["healthy"] is True
@@ -399,7 +399,7 @@ async def test_a_writer_that_stops_for_good_stops_the_daemon(tmp_path: Path) -> 
     async with asyncio.timeout(TIMEOUT):
         await gateway.start()
         try:
-            assert gateway.store is not None
+            assert isinstance(gateway.store, SqliteStore)
             writer = gateway.store._writer
             assert writer is not None
             writer.cancel()

@@ -93,6 +93,7 @@ from smppgw.gateway.store import (
     NotAStoreError,
     SqliteStore,
     StorageFullError,
+    Store,
     StoreClosedError,
     StoreError,
     StoreLockedError,
@@ -214,9 +215,7 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
 class _Backend:
     """What the intake sees: the store, plus waking the dispatcher on new messages."""
 
-    def __init__(
-        self, store: SqliteStore, correlator: Correlator, on_new: Callable[[], None]
-    ) -> None:
+    def __init__(self, store: Store, correlator: Correlator, on_new: Callable[[], None]) -> None:
         self._store = store
         self._correlator = correlator
         self._on_new = on_new
@@ -296,7 +295,7 @@ class Gateway:
             self.observer, max(UNMATCHED_AFTER, config.gateway.response_timeout)
         )
         self.simulator: Simulator | None = None
-        self.store: SqliteStore | None = None
+        self.store: Store | None = None
         self.manager: BindManager | None = None
         self.correlator: Correlator | None = None
         self.intake: IntakeServer | None = None
@@ -845,7 +844,7 @@ class Gateway:
 
     # --- receipt recovery (query_sm) --------------------------------------------------------
 
-    async def _start_recovery(self, store: SqliteStore) -> None:
+    async def _start_recovery(self, store: Store) -> None:
         """Watch the parts that were waiting for receipts at the last stop, then start asking
         about overdue ones."""
         for message_id, part, smsc_id, registered_at, request in await store.waiting_parts():

@@ -20,6 +20,7 @@ from smppgw.codec.errors import SmppError
 __all__ = [
     "LogLimiter",
     "StorageFullError",
+    "StoreClosedError",
     "StoreCorruptError",
     "StoreError",
     "StoreHealth",
@@ -29,6 +30,10 @@ __all__ = [
 
 class StoreError(SmppError):
     """The store could not do what was asked (the message says what and why)."""
+
+
+class StoreClosedError(StoreError):
+    """The store is closed (or its writer stopped for good)."""
 
 
 class StorageFullError(StoreError):

@@ -56,11 +56,13 @@ from smppgw.gateway.store.health import (
     HEALTHY,
     LogLimiter,
     StorageFullError,
+    StoreClosedError,
     StoreCorruptError,
     StoreError,
     StoreHealth,
     store_error,
 )
+from smppgw.gateway.store.interfaces import ClaimedMessage, InboundBuilder, WaitingPart
 from smppgw.gateway.store.lock import InstanceLock
 from smppgw.gateway.webhook import PendingDelivery
 
@@ -77,9 +79,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-InboundBuilder = Callable[[bytes, list[bytes], tuple[int, ...]], bytes]
-"""Builds an inbound message's event body from (head, parts' data in order, missing seqnums)."""
 
 SCHEMA_VERSION: Final = 3
 # PRAGMA application_id of a store ("smpg"): a database with another id, or one without an id
@@ -240,10 +239,6 @@ class NotAStoreError(StoreError):
     """The file is a database, but not a store of smppgw's: it is left untouched."""
 
 
-class StoreClosedError(StoreError):
-    """The store is closed."""
-
-
 @dataclass(frozen=True, slots=True)
 class StoreSettings:
     """Where and how durably to store.
@@ -261,22 +256,6 @@ class StoreSettings:
     webhook: bool = setting(default=False, configurable=False)
     max_batch: int = setting(2000, configurable=False)
     max_queue: int = setting(20000, configurable=False)
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedMessage:
-    """A message taken from the queue for submission.
-
-    ``accepted`` holds the parts an SMSC already accepted (after a crash or a stop); they are
-    not sent again. ``claims`` counts how often it was claimed (1 on its first run).
-    """
-
-    id: str
-    request: SubmitRequest
-    parts: int
-    accepted: frozenset[int]
-    claims: int
-    created_at: float
 
 
 @dataclass(slots=True)
@@ -437,6 +416,7 @@ class SqliteStore:
         self._wake.set()
         if self._writer is not None:
             await self._writer
+        self._new_events.set()  # wait_events callers learn that the store closed
         loop = asyncio.get_running_loop()
         if self._conn is not None:
             await loop.run_in_executor(self._executor, self._conn.close)
@@ -1240,7 +1220,7 @@ class SqliteStore:
 
         return await self._call(op)
 
-    async def waiting_parts(self) -> list[tuple[str, int, str, float, SubmitRequest]]:
+    async def waiting_parts(self) -> list[WaitingPart]:
         """The parts still waiting for a receipt: accepted with an SMSC id still matchable, no
         final receipt, their message submitted with a receipt asked for and not final. Read
         once at start (receipt recovery, :mod:`smppgw.gateway.recovery`).
@@ -1249,7 +1229,7 @@ class SqliteStore:
             (message id, part, SMSC id, registered_at, the message's request) of each.
         """
 
-        def op(conn: sqlite3.Connection) -> list[tuple[str, int, str, float, SubmitRequest]]:
+        def op(conn: sqlite3.Connection) -> list[WaitingPart]:
             rows = conn.execute(
                 "SELECT p.message_id, p.part, p.smsc_id, p.registered_at, m.request"
                 " FROM messages m JOIN parts p ON p.message_id = m.id"
