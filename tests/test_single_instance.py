@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from smppgw.codec.constants import DataCoding
@@ -292,6 +293,16 @@ async def test_a_file_that_is_no_database_is_refused_and_left_untouched(tmp_path
     assert digest(path) == before
 
 
+OLD_REQUEST = SubmitRequest(
+    to="919800000001",
+    sender=validate_sender("ACME"),
+    text="old",
+    payload=None,
+    data_coding=DataCoding.DEFAULT,
+    parts=1,
+)
+
+
 async def test_a_store_written_before_the_application_id_opens_and_is_stamped(
     tmp_path: Path,
 ) -> None:
@@ -303,7 +314,8 @@ async def test_a_store_written_before_the_application_id_opens_and_is_stamped(
             "INSERT INTO messages (id, mobile, request, parts, priority, state, status,"
             " created_at, due_at) VALUES ('m1', '919800000001', ?, 1, 0, 'submitting',"
             " 'QUEUED', 1.0, 1.0)",
-            (b"",),
+            # The request as schema 2 stores held it: the intake's class, msgspec-encoded.
+            (msgspec.msgpack.encode(OLD_REQUEST),),
         )
     conn.close()
     store = await SqliteStore.open(StoreSettings(str(path)))
@@ -312,11 +324,13 @@ async def test_a_store_written_before_the_application_id_opens_and_is_stamped(
         status = await store.status(message_id="m1")
         assert status is not None
         assert status.state.value == "queued"
+        [claimed] = await store.claim(1)
+        assert claimed.request == OLD_REQUEST
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA application_id").fetchone()[0] == 0x736D7067
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("4",)
         assert conn.execute("SELECT sending FROM messages").fetchall() == [(0,)]
     conn.close()
     again = await SqliteStore.open(StoreSettings(str(path)))  # stamped: ours from now on

@@ -564,6 +564,7 @@ async def test_new_events_await_the_webhook_and_attempts_persist(backend: Backen
     second = await backend.s.add_inbound("b", 1, 1, b"", head=b"", build=body(b"b"))
     assert first is not None
     assert second is not None
+    assert await backend.s.webhook_backlog() == 2
     pending = await backend.s.pending(10)
     assert [(p.cursor, p.body, p.attempts) for p in pending] == [
         (first, b"a", 0),
@@ -581,12 +582,14 @@ async def test_new_events_await_the_webhook_and_attempts_persist(backend: Backen
     await backend.s.result(second, delivered=True, attempts=0, next_attempt_at=None, error=None)
     await backend.s.result(first, delivered=False, attempts=9, next_attempt_at=None, error="gone")
     assert await backend.s.pending(10) == []
+    assert await backend.s.webhook_backlog() == 0
 
 
 async def test_events_written_without_a_webhook_await_no_delivery(backend: Backend) -> None:
     await backend.reopen(webhook=False)
     assert await backend.s.add_inbound("a", 1, 1, b"", head=b"", build=body(b"a")) is not None
     assert await backend.s.pending(10) == []
+    assert await backend.s.webhook_backlog() == 0
 
 
 # --- Housekeeping ----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ __all__ = [
     "EventType",
     "InboundEvent",
     "InboundPayload",
+    "MessageRecord",
     "PartPayload",
     "ReceiptPayload",
     "StatusEvent",
@@ -40,6 +41,8 @@ __all__ = [
     "decode_event",
     "encode_event",
     "format_time",
+    "status_event",
+    "status_payload",
     "stream_line",
 ]
 
@@ -217,6 +220,63 @@ def decode_event(body: bytes) -> Event:
         return _decoder.decode(body)
     except msgspec.DecodeError as exc:
         raise EventDecodeError(f"not an event: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """A message as a store keeps it, from which its status payload is rendered.
+
+    ``state`` is the store's life-cycle state (``submitting`` included); times are Unix
+    seconds; ``parts`` is the number of parts (the payload's ``units``).
+    """
+
+    id: str
+    mobile: str
+    state: str
+    status: str
+    parts: int
+    created_at: float
+    sent_at: float | None
+    deliv_at: float | None
+    custom: str | None
+    err: str | None
+    reason: str | None
+    possible_duplicate: bool
+
+
+def status_payload(
+    message: MessageRecord,
+    parts: tuple[PartPayload, ...],
+    *,
+    via: str | msgspec.UnsetType = msgspec.UNSET,
+) -> StatusPayload:
+    """The status payload of a stored message and its parts (a claimed message is queued to
+    the client: ``submitting`` is the store's own state)."""
+    state = message.state
+    delivery = DeliveryState(state) if state != "submitting" else DeliveryState.QUEUED
+    return StatusPayload(
+        id=message.id,
+        mobile=message.mobile,
+        status=message.status,
+        state=delivery,
+        final=delivery.is_final,
+        units=message.parts,
+        submit_time=format_time(message.created_at),
+        sent_time=format_time(message.sent_at),
+        deliv_time=format_time(message.deliv_at),
+        custom=message.custom,
+        cid=message.custom,
+        err=message.err,
+        reason=message.reason,
+        possible_duplicate=bool(message.possible_duplicate),
+        parts=parts,
+        via=via,
+    )
+
+
+def status_event(payload: StatusPayload) -> bytes:
+    """The stored body of an ``sms:message:status`` event carrying ``payload``."""
+    return _encoder.encode(StatusEvent(payload))
 
 
 def stream_line(cursor: int, body: bytes) -> bytes:

@@ -256,6 +256,10 @@ class WebhookState(WebhookStore, Protocol):
     attempts and due times survive a restart. Events appended while the store's ``webhook``
     setting is on await a delivery from their creation time; others never do."""
 
+    async def webhook_backlog(self) -> int:
+        """How many events await a webhook delivery (neither delivered nor given up)."""
+        ...
+
 
 class Housekeeping(Protocol):
     """Counts, receipt recovery at start, and retention."""
