@@ -55,7 +55,7 @@ class BindKeeper:
         slots: SlotSource | None,
         stopping: asyncio.Event,
     ) -> None:
-        self._settings = settings
+        self.settings = settings
         self._servers = servers
         self._dispatcher = dispatcher
         self._on_inbound = on_inbound
@@ -65,7 +65,8 @@ class BindKeeper:
         self._rng = rng
         self._slots = slots
         self._stopping = stopping
-        self._supervisors: list[asyncio.Task[None]] = []
+        self._supervisors: dict[ServerEntry, asyncio.Task[None]] = {}
+        self._retiring: set[ServerEntry] = set()  # removed by new settings, still closing
         self._watchers: set[asyncio.Task[None]] = set()
         self.none_bound = asyncio.Event()  # set while no bind is up
         self.none_bound.set()
@@ -80,21 +81,60 @@ class BindKeeper:
         if self._slots is not None:
             self._slots.subscribe(self._regrant)
             self._regrant()
-        self._supervisors = [
-            asyncio.create_task(self._supervise(server), name=f"smppgw-binds-{server.name}")
-            for server in self._servers
-        ]
+        for server in self._servers:
+            self._start_supervisor(server)
+
+    def _start_supervisor(self, server: ServerEntry) -> None:
+        self._supervisors[server] = asyncio.create_task(
+            self._supervise(server), name=f"smppgw-binds-{server.name}"
+        )
+
+    def add(self, server: ServerEntry) -> None:
+        """Start keeping the binds of a server the settings gained (the manager lists it)."""
+        for bind in server.binds:
+            self._observer.bind_state(server.name, bind.name, bind.state.value)
+        self._start_supervisor(server)
+        if self._slots is not None:
+            self._regrant()
+
+    def retire(self, server: ServerEntry, timeout: float) -> None:
+        """Unbind a server the settings lost (the manager no longer lists it): no new submit
+        goes to it, the ones in flight get ``timeout`` seconds for their responses, then each
+        bind unbinds; its binds are not reconnected and their closing is not a loss."""
+        task = self._supervisors.pop(server, None)
+        if task is not None:
+            task.cancel()
+        server.slots = frozenset()  # holds no bind: the watchers see the closes as releases
+        if server.report is not None:
+            server.report.cancel()
+            self.report_throttles(server)
+        self._retiring.add(server)
+        self._spawn_watcher(self._unbind(server, timeout))
+
+    async def _unbind(self, server: ServerEntry, timeout: float) -> None:  # noqa: ASYNC109
+        sessions = [b.session for b in server.binds if b.session is not None]
+        for bind in server.binds:
+            bind.closing = True
+        logger.info("server %s removed: unbinding its %d binds", server.name, len(sessions))
+        await asyncio.gather(*(s.close(timeout) for s in sessions), return_exceptions=True)
+        for bind in server.binds:
+            bind.state = BindState.CLOSED
+            self._observer.bind_state(server.name, bind.name, BindState.CLOSED.value)
+        self._retiring.discard(server)
+        if not self.bound_count():
+            self.none_bound.set()
 
     async def close(self, timeout: float) -> None:  # noqa: ASYNC109 - what is left of stop()'s
         """Stop reconnecting, then close every session gracefully within ``timeout``."""
-        for task in self._supervisors:
+        for task in self._supervisors.values():
             task.cancel()
-        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
         for server in self._servers:
             if server.report is not None:
                 server.report.cancel()
                 self.report_throttles(server)  # the last interval's count, if any
-        sessions = [b.session for s in self._servers for b in s.binds if b.session is not None]
+        servers = [*self._servers, *self._retiring]
+        sessions = [b.session for s in servers for b in s.binds if b.session is not None]
         await asyncio.gather(*(s.close(timeout) for s in sessions), return_exceptions=True)
         for server in self._servers:
             for bind in server.binds:
@@ -124,7 +164,7 @@ class BindKeeper:
     def throttled(self, grant: Grant) -> None:
         server = grant.bind.server
         self._observer.throttled(server.name)
-        settings = self._settings
+        settings = self.settings
         server.throttled(
             grant.at, self._clock(), settings.throttle_backoff, settings.throttle_backoff_max
         )
@@ -153,7 +193,7 @@ class BindKeeper:
             f"{configured:g}" if configured else "unlimited",
         )
         server.throttles = 0
-        interval = self._settings.throttle_report_interval
+        interval = self.settings.throttle_report_interval
         if not self._stopping.is_set():
             server.report = asyncio.get_running_loop().call_later(
                 interval, self.report_throttles, server
@@ -198,7 +238,7 @@ class BindKeeper:
 
     def _ceiling(self, server: ServerEntry) -> float:
         """The longest backoff after ``server.failures`` failures (reconnect_min with none)."""
-        settings = self._settings
+        settings = self.settings
         exponent = min(max(server.failures - 1, 0), 30)
         return min(settings.reconnect_max, settings.reconnect_min * 2.0**exponent)
 
@@ -339,13 +379,13 @@ class BindKeeper:
         )
         server = bind.server
         lived = self._clock() - bind.bound_at
-        if lived < self._settings.stable_after:
+        if lived < self.settings.stable_after:
             server.failures += 1
             logger.warning(
                 "bind %s lived %.1f s (< %g s): counted as failure %d of server %s",
                 bind.name,
                 lived,
-                self._settings.stable_after,
+                self.settings.stable_after,
                 server.failures,
                 server.name,
             )
@@ -375,7 +415,7 @@ class BindKeeper:
         }
 
     def _session_settings(self, bind: BindEntry) -> SessionSettings:
-        settings, server = self._settings, bind.server.settings
+        settings, server = self.settings, bind.server.settings
         return SessionSettings(
             host=server.host,
             port=server.port,

@@ -56,8 +56,9 @@ from smppgw.codec.pdu import (
     SubmitSm,
     SubmitSmResp,
 )
-from smppgw.esme._dispatch import BindEntry, Dispatcher, Grant, PartRun, ServerEntry
+from smppgw.esme._dispatch import Dispatcher, Grant, PartRun
 from smppgw.esme._keeper import BindKeeper
+from smppgw.esme._reconfigure import plan_servers, rerate, server_entry
 from smppgw.esme.bind_settings import (
     BindManagerError,
     BindManagerSettings,
@@ -156,15 +157,7 @@ class BindManager:
         self._observer = observer
         self._clock = clock
         self._policy = StatusPolicy(settings.status_overrides, settings.unknown_status)
-        self._servers: list[ServerEntry] = []
-        for server_settings in settings.servers:
-            bucket = server_settings.token_bucket(clock)
-            server = ServerEntry(server_settings, bucket, server_settings.adaptive_rate(bucket))
-            server.binds = [
-                BindEntry(server, f"{server_settings.name}/{bind_type.value}-{i}", bind_type)
-                for i, bind_type in enumerate(server_settings.bind_types)
-            ]
-            self._servers.append(server)
+        self._servers = [server_entry(s, clock) for s in settings.servers]
         self._dispatcher = Dispatcher(self._servers, settings.window, clock, observer)
         self._lifecycle = _Lifecycle.NEW
         self._active = 0
@@ -221,6 +214,33 @@ class BindManager:
         self._stopping.set()
         self._dispatcher.close("bind manager stopped")
         await self._keeper.close(max(0.0, deadline - loop.time()))
+
+    def apply(self, settings: BindManagerSettings, *, unbind_timeout: float = 10.0) -> None:
+        """Take new settings while running, keeping every bind that can stay (see
+        :mod:`smppgw.esme._reconfigure`): a rate or burst changes the server's bucket from now
+        on; a server removed or relinked unbinds once its submits in flight are answered
+        (within ``unbind_timeout`` s); the account and session values reach new binds only.
+
+        Raises:
+            BindManagerError: the manager is not running.
+        """
+        if self._lifecycle is not _Lifecycle.RUNNING:
+            raise BindManagerError(f"bind manager is {self._lifecycle.value}, not running")
+        plan = plan_servers(self._servers, settings.servers)
+        now = self._clock()
+        for server, server_settings in plan.rerate:
+            rerate(server, server_settings, now)
+        self._settings = settings
+        self._policy = StatusPolicy(settings.status_overrides, settings.unknown_status)
+        self._keeper.settings = settings
+        for server in plan.retire:
+            self._servers.remove(server)
+            self._keeper.retire(server, unbind_timeout)
+        for server_settings in plan.add:
+            server = server_entry(server_settings, self._clock)
+            self._servers.append(server)
+            self._keeper.add(server)
+        self._dispatcher.pump()
 
     async def _drained(self) -> None:
         """Until no submit is in progress, or no bind is up: then nothing in progress can be

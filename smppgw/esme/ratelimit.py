@@ -180,7 +180,21 @@ class TokenBucket:
             # Rebase: TAT = anchor + count / rate holds for the new rate with count 0.
             self._anchor = tat
             self._count = 0
+        else:
+            # Idle: the tokens counted at the old rate must not be recounted at the new one.
+            self._anchor = -math.inf
+            self._count = 0
         self._rate = rate
+
+    def set_burst(self, burst: int) -> None:
+        """Grant up to ``burst`` tokens at once from now on, keeping the schedule so far.
+
+        Raises:
+            RateLimitSettingsError: ``burst`` is below 1.
+        """
+        if burst < 1:
+            raise RateLimitSettingsError(f"token bucket burst must be >= 1, got {burst!r}")
+        self._burst = burst
 
     def pause_until(self, until: float) -> None:
         """Grant nothing before ``until`` (the server answered ESME_RTHROTTLED).
