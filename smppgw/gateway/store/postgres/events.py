@@ -10,7 +10,7 @@ claimant's lease lapses; attempts and due times are in the row, so they survive 
 from __future__ import annotations
 
 from smppgw.gateway.events import StoredEvent
-from smppgw.gateway.store import InboundBuilder
+from smppgw.gateway.store.interfaces import InboundBuilder
 from smppgw.gateway.store.postgres.base import StoreBase
 from smppgw.gateway.store.postgres.correlation import lock_keys
 from smppgw.gateway.store.postgres.writer import HOOK_DONE, HOOK_NONE, HOOK_PENDING, Conn, Tx

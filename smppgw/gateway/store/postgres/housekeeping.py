@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from smppgw.gateway.events import DeliveryState
-from smppgw.gateway.intake import SubmitRequest
+from smppgw.gateway.store.interfaces import WaitingPart
 from smppgw.gateway.store.postgres.base import (
     PAYLOAD_COLUMNS,
     StoreBase,
@@ -14,11 +14,7 @@ from smppgw.gateway.store.postgres.base import (
 from smppgw.gateway.store.postgres.queue import append_status
 from smppgw.gateway.store.postgres.writer import HOOK_PENDING, Conn, Tx
 
-__all__ = ["HousekeepingOps", "WaitingPart"]
-
-WaitingPart = tuple[str, int, str, float, SubmitRequest]
-"""(message id, part, SMSC id, registered_at, the message's request) of a part awaiting its
-receipt."""
+__all__ = ["HousekeepingOps"]
 
 
 class HousekeepingOps(StoreBase):

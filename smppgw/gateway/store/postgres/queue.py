@@ -20,7 +20,7 @@ import msgspec
 from smppgw.gateway.correlate import Outcome
 from smppgw.gateway.events import DeliveryState, PartPayload, StatusEvent, StatusPayload
 from smppgw.gateway.events import encode_event as _encode_event
-from smppgw.gateway.store import ClaimedMessage
+from smppgw.gateway.store.interfaces import ClaimedMessage
 from smppgw.gateway.store.postgres.base import (
     PAYLOAD_COLUMNS,
     StoreBase,
