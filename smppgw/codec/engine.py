@@ -185,6 +185,7 @@ Event = (
 and close the transport."""
 
 _ENQUIRE_LINK: Final = int(CommandId.ENQUIRE_LINK)
+_ALERT_NOTIFICATION: Final = int(CommandId.ALERT_NOTIFICATION)
 _ENQUIRE: Final = Input.ENQUIRE_LINK
 _UNBIND: Final = Input.UNBIND
 _FOREVER: Final = math.inf
@@ -310,8 +311,9 @@ class SmppConnection:
             return wire
         if timeout is None:
             timeout = self.response_timeout
-        seq = books.send_request(pdu.command_id, now, _FOREVER if timeout is None else timeout)
-        if books.awaiting(seq) is not None:
+        command_id = pdu.command_id
+        seq = books.send_request(command_id, now, _FOREVER if timeout is None else timeout)
+        if command_id != _ALERT_NOTIFICATION:  # the one request without a response (4.12)
             self._requests[seq] = pdu
         if pdu.sequence_number == seq:
             return wire
@@ -349,7 +351,7 @@ class SmppConnection:
         books = self._books
         books.heard(now)
         events: list[Event] = []
-        if books.state is State.CLOSED:
+        if books.state is _CLOSED:
             return events
         try:
             frames = self._framer.feed(data)
