@@ -1,21 +1,16 @@
 """One SMPP session (one bind) over asyncio: plain TCP or TLS.
 
 A :class:`Session` is a thin :class:`asyncio.Protocol` over the sans-IO
-:class:`~smppgw.codec.SmppConnection`, which frames, decodes, matches each response to its
-request, answers enquire_link and bad frames, and keeps the window and the timers
-(enquire_link after ``enquire_link_interval`` without a word from the peer, and at once after a
-response timeout; the peer dead when that goes unanswered or nothing arrives for
-``idle_timeout``). The session writes the octets, resolves one future per request, arms one
-loop timer at the connection's next deadline, and keeps what only IO knows: a request the link
-closed before writing wholly to the socket fails with :class:`NotSentError` (it never reached
-the SMSC); while the link is in doubt (a response timed out, the probe after it unanswered) new
-submits wait for the verdict.
-
-Requests from the SMSC go to the ``on_inbound`` handler (see :mod:`smppgw.esme.inbound`). A
-non-OK submit_sm_resp is returned, not raised (so is a generic_nack to a submit); a submit whose
-response never came raises :class:`ResponseTimeoutError` (whose ``late`` future gets the
-response should it still come) or :class:`LinkLostError`: its outcome is unknown. No
-reconnect: that is the bind manager's job.
+:class:`~smppgw.codec.SmppConnection`, which frames, decodes, matches responses to requests,
+answers enquire_link and bad frames, and keeps the window and the timers. The session writes,
+resolves one future per request, arms one loop timer at the connection's next deadline, and
+keeps what only IO knows: a request the link closed before writing it wholly to the socket
+fails with :class:`NotSentError`; while the link is in doubt (a response timed out, the probe
+after it unanswered) new submits wait for the verdict. Requests from the SMSC go to the
+``on_inbound`` handler (:mod:`smppgw.esme.inbound`). A non-OK response is returned, not
+raised; a request whose response never came raises :class:`ResponseTimeoutError` (its ``late``
+future gets the response should it still come) or :class:`LinkLostError`. No reconnect: that
+is the bind manager's job.
 """
 
 from __future__ import annotations
@@ -240,7 +235,7 @@ class Session(asyncio.Protocol):
             await asyncio.shield(self._doubt)
             if self._closing or not self._conn.bound:
                 raise NotSentError(f"link to {self.settings.endpoint} closed before the request")
-        waiters = self._waiters  # _send_request inlined: one coroutine less per submit
+        waiters = self._waiters  # request() inlined: one coroutine less per submit
         if self._conn.window_full or (waiters and waiters[0].done()):
             await self._wait_for_room()
         resp = await self._start_request(pdu, self.settings.response_timeout)
@@ -265,7 +260,10 @@ class Session(asyncio.Protocol):
         """Send any request and return its response (a generic_nack included)."""
         if self._closing or not self._conn.bound:
             raise SessionClosedError(f"session to {self.settings.endpoint} is not bound")
-        return await self._send_request(pdu, self.settings.response_timeout)
+        waiters = self._waiters
+        if self._conn.window_full or (waiters and waiters[0].done()):
+            await self._wait_for_room()
+        return await self._start_request(pdu, self.settings.response_timeout)
 
     async def close(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Stop taking requests, wait for outstanding responses, unbind and close."""
@@ -296,12 +294,6 @@ class Session(asyncio.Protocol):
         return await asyncio.shield(self._closed)
 
     # --- sending: the connection encodes, stamps and books; this writes and waits --------------
-
-    async def _send_request(self, pdu: Pdu, timeout: float) -> Pdu:  # noqa: ASYNC109
-        waiters = self._waiters
-        if self._conn.window_full or (waiters and waiters[0].done()):
-            await self._wait_for_room()
-        return await self._start_request(pdu, timeout)
 
     async def _wait_for_room(self) -> None:
         waiters = self._waiters
