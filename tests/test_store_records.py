@@ -11,14 +11,17 @@ import msgspec
 import pytest
 
 from smppgw.codec.constants import DataCoding, MessageState
-from smppgw.esme.numbers import validate_sender
+from smppgw.esme.numbers import Sender, validate_sender
 from smppgw.gateway.correlate import Dlr, PartEntry
 from smppgw.gateway.events import DeliveryState
 from smppgw.gateway.intake import SubmitRequest
 from smppgw.gateway.store import SqliteStore, StoreError, StoreSettings
 from smppgw.gateway.store.records import (
     RECORD_FORMAT,
+    DlrRecord,
     RecordError,
+    RequestRecord,
+    SenderRecord,
     decode_dlr,
     decode_request,
     encode_dlr,
@@ -62,7 +65,9 @@ def test_requests_and_receipts_round_trip_through_their_records() -> None:
     assert decode_dlr(encode_dlr(RECEIPT)) == RECEIPT
     raw = msgspec.msgpack.decode(encode_request(REQUEST))
     assert raw["v"] == RECORD_FORMAT
-    assert (raw["sender"], raw["sender_kind"], raw["data_coding"]) == ("ACMEIN", "alphanumeric", 4)
+    assert raw["sender"] == {"value": "ACMEIN", "kind": "alphanumeric"}
+    assert raw["data_coding"] == int(DataCoding.OCTET_UNSPECIFIED_2)
+    assert next(iter(raw)) == "v"  # first: read without decoding the record
     assert msgspec.msgpack.decode(encode_dlr(RECEIPT))["v"] == RECORD_FORMAT
 
 
@@ -71,8 +76,21 @@ def test_a_record_of_another_format_version_is_refused_by_name() -> None:
     raw["v"] = RECORD_FORMAT + 1
     with pytest.raises(RecordError, match="record format 2"):
         decode_request(msgspec.msgpack.encode(raw))
-    with pytest.raises(RecordError, match="cannot be read"):
+    with pytest.raises(RecordError, match="not a record"):
         decode_dlr(b"\xc1")
+    legacy = msgspec.msgpack.encode(RECEIPT)  # as schema 3 kept it: no version
+    with pytest.raises(RecordError, match="not a record"):
+        decode_dlr(legacy)
+
+
+def test_every_field_of_the_daemon_s_classes_is_a_field_of_its_record() -> None:
+    """Records are read straight into SubmitRequest, Sender and Dlr: a field renamed or added
+    there without a new record format would be lost on disk."""
+    assert {f.name for f in dataclasses.fields(SubmitRequest)} | {"v"} == set(
+        RequestRecord.__struct_fields__
+    )
+    assert {f.name for f in dataclasses.fields(Sender)} == set(SenderRecord.__struct_fields__)
+    assert {f.name for f in dataclasses.fields(Dlr)} | {"v"} == set(DlrRecord.__struct_fields__)
 
 
 def write_schema_3_store(path: Path) -> None:

@@ -1,13 +1,16 @@
 """The store's on-disk records: a message's request and a receipt, in an explicit format.
 
-Each record is a MessagePack map of the fields below with ``v``, the record format's version.
-The format is the store's own: the classes the rest of the daemon uses (the intake's
-:class:`~smppgw.gateway.intake.SubmitRequest`, the correlator's
-:class:`~smppgw.gateway.correlate.Dlr`) may change without changing what is on disk; a change
-of the format is a new ``v`` and an upgrade of the stored rows (:mod:`.schema`).
+Each record is a MessagePack map of the fields of :class:`RequestRecord` or :class:`DlrRecord`,
+``v`` (the record format's version) first. The format is the store's own and is written
+through those classes; a change of it is a new ``v`` and an upgrade of the stored rows
+(:mod:`.schema`). For speed, a record of the current format is read straight into the class
+the daemon uses (the intake's :class:`~smppgw.gateway.intake.SubmitRequest`, the correlator's
+:class:`~smppgw.gateway.correlate.Dlr`: one decoding pass, no copy), so their field names are
+the record's; ``tests/test_store_records.py`` holds every field of both to its record, and a
+class that renames a field needs a new format and its upgrade.
 
-Stores of schema 3 and older held those classes encoded as they were (a map of their fields,
-the sender as a nested map, no version): :func:`upgrade_request` and :func:`upgrade_dlr` read
+Stores of schema 3 and older held those classes encoded as msgspec did (the same maps, without
+``v``): :func:`upgrade_request` and :func:`upgrade_dlr` read
 them once, when such a store is opened and upgraded in place.
 """
 
@@ -17,8 +20,6 @@ from typing import Final
 
 import msgspec
 
-from smppgw.codec.constants import DataCoding, MessageState
-from smppgw.esme.numbers import Sender, SenderKind
 from smppgw.gateway.correlate import Dlr
 from smppgw.gateway.intake import SubmitRequest
 from smppgw.gateway.store.health import StoreError
@@ -28,6 +29,7 @@ __all__ = [
     "DlrRecord",
     "RecordError",
     "RequestRecord",
+    "SenderRecord",
     "decode_dlr",
     "decode_request",
     "encode_dlr",
@@ -43,14 +45,21 @@ class RecordError(StoreError):
     """A stored record cannot be read (another format version, or damaged)."""
 
 
+class SenderRecord(msgspec.Struct, frozen=True, gc=False):
+    """A sender id as stored: ``kind`` is ``alphanumeric``, ``international`` or
+    ``short_code``."""
+
+    value: str
+    kind: str
+
+
 class RequestRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A message's request as stored (format 1). ``sender_kind`` is ``alphanumeric``,
-    ``international`` or ``short_code``; ``data_coding`` the alphabet's SMPP value."""
+    """A message's request as stored (format 1); ``data_coding`` is the alphabet's SMPP
+    value."""
 
     v: int
     to: str
-    sender: str
-    sender_kind: str
+    sender: SenderRecord
     data_coding: int
     parts: int
     text: str | None = None
@@ -82,11 +91,26 @@ class DlrRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 _encoder = msgspec.msgpack.Encoder()
-_request_decoder = msgspec.msgpack.Decoder(RequestRecord)
-_dlr_decoder = msgspec.msgpack.Decoder(DlrRecord)
-# What schema 3 stores held: the classes themselves, encoded as maps of their fields.
-_legacy_request_decoder = msgspec.msgpack.Decoder(SubmitRequest)
-_legacy_dlr_decoder = msgspec.msgpack.Decoder(Dlr)
+# A record of the current format has the fields of these classes (and ``v``, which they skip).
+_request_decoder = msgspec.msgpack.Decoder(SubmitRequest)
+_dlr_decoder = msgspec.msgpack.Decoder(Dlr)
+# The key ``v`` as MessagePack (a one-character string), first in every record.
+_V: Final = b"\xa1v"
+
+
+def _version(blob: bytes) -> int | None:
+    """The format version of a record: its first key must be ``v`` holding a small
+    non-negative integer (read from the bytes: no decoding pass for it)."""
+    head = blob[:1]
+    if head and 0x80 <= head[0] <= 0x8F:  # fixmap
+        start = 1
+    elif head == b"\xde":  # map 16
+        start = 3
+    else:
+        return None
+    if blob[start : start + 2] != _V or len(blob) <= start + 2 or blob[start + 2] > 0x7F:
+        return None
+    return blob[start + 2]
 
 
 def encode_request(request: SubmitRequest) -> bytes:
@@ -95,8 +119,7 @@ def encode_request(request: SubmitRequest) -> bytes:
         RequestRecord(
             v=RECORD_FORMAT,
             to=request.to,
-            sender=request.sender.value,
-            sender_kind=request.sender.kind.value,
+            sender=SenderRecord(request.sender.value, request.sender.kind.value),
             data_coding=int(request.data_coding),
             parts=request.parts,
             text=request.text,
@@ -120,27 +143,13 @@ def decode_request(blob: bytes) -> SubmitRequest:
     Raises:
         RecordError: not a request record of a format this version reads.
     """
+    version = _version(blob)
+    if version is None:
+        raise RecordError("a stored request is not a record (no format version)")
+    if version != RECORD_FORMAT:
+        raise RecordError(f"a stored request has record format {version}, not {RECORD_FORMAT}")
     try:
-        r = _request_decoder.decode(blob)
-        if r.v != RECORD_FORMAT:
-            raise RecordError(f"a stored request has record format {r.v}, not {RECORD_FORMAT}")
-        return SubmitRequest(
-            to=r.to,
-            sender=Sender(r.sender, SenderKind(r.sender_kind)),
-            text=r.text,
-            payload=r.payload,
-            data_coding=DataCoding(r.data_coding),
-            parts=r.parts,
-            flash=r.flash,
-            registered_delivery=r.registered_delivery,
-            pe_id=r.pe_id,
-            template_id=r.template_id,
-            tm_id=r.tm_id,
-            validity=r.validity,
-            schedule=r.schedule,
-            priority=r.priority,
-            custom=r.custom,
-        )
+        return _request_decoder.decode(blob)
     except (msgspec.DecodeError, ValueError) as exc:
         raise RecordError(f"a stored request cannot be read: {exc}") from exc
 
@@ -169,30 +178,22 @@ def decode_dlr(blob: bytes) -> Dlr:
     Raises:
         RecordError: not a receipt record of a format this version reads.
     """
+    version = _version(blob)
+    if version is None:
+        raise RecordError("a stored receipt is not a record (no format version)")
+    if version != RECORD_FORMAT:
+        raise RecordError(f"a stored receipt has record format {version}, not {RECORD_FORMAT}")
     try:
-        r = _dlr_decoder.decode(blob)
-        if r.v != RECORD_FORMAT:
-            raise RecordError(f"a stored receipt has record format {r.v}, not {RECORD_FORMAT}")
-        return Dlr(
-            smsc_id=r.smsc_id,
-            stat=r.stat,
-            state=None if r.state is None else MessageState(r.state),
-            err=r.err,
-            done_date=r.done_date,
-            received_at=r.received_at,
-            server=r.server,
-            bind=r.bind,
-            via=r.via,
-        )
+        return _dlr_decoder.decode(blob)
     except (msgspec.DecodeError, ValueError) as exc:
         raise RecordError(f"a stored receipt cannot be read: {exc}") from exc
 
 
 def upgrade_request(blob: bytes) -> bytes:
     """A request as a schema 3 store held it, in the current format."""
-    return encode_request(_legacy_request_decoder.decode(blob))
+    return encode_request(_request_decoder.decode(blob))
 
 
 def upgrade_dlr(blob: bytes) -> bytes:
     """A receipt as a schema 3 store held it, in the current format."""
-    return encode_dlr(_legacy_dlr_decoder.decode(blob))
+    return encode_dlr(_dlr_decoder.decode(blob))
