@@ -2,6 +2,9 @@
 
 :class:`Gateway` wires the parts together and is what tests run in-process; :func:`run` is the
 ``smppgw run`` entry point (uvloop when installed, signal handling, systemd notifications).
+Its parts: :mod:`smppgw.gateway.dispatcher` (claiming and submitting), :mod:`smppgw.gateway.inbound`
+(receipts, MO, receipt recovery, housekeeping), on :mod:`smppgw.gateway.daemon_core` (what they
+share).
 
 Promises, each kept by an ordering:
 
@@ -23,72 +26,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import gc
-import hashlib
 import logging
 import signal
 import socket
 import struct
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
 
-import msgspec
-
-from smppgw.codec.constants import CommandStatus, EsmClass, Npi, Ton
-from smppgw.codec.errors import EncodeError, SmppError
-from smppgw.codec.pdu import (
-    DataSm,
-    DataSmResp,
-    DeliverSm,
-    GenericNack,
-    Pdu,
-    QuerySmResp,
-    SubmitSm,
-    SubmitSmResp,
-)
-from smppgw.codec.text import decode_text, parse_udh, split_message, split_octets
-from smppgw.esme.binds import BindManager, ManagerStoppedError, PartResult, PartStatus
+from smppgw.codec.errors import SmppError
+from smppgw.esme.binds import BindManager
 from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally, TeeObserver
-from smppgw.esme.ratelimit import TokenBucket
-from smppgw.esme.session import inbound_origin
 from smppgw.gateway.config import (
     Config,
     bind_manager_settings,
     servers_from_simulator,
     simulator_settings,
 )
-from smppgw.gateway.correlate import (
-    Correlator,
-    Dlr,
-    Match,
-    PartEntry,
-    dlr_from_pdu,
-    is_receipt,
-    user_data,
-)
-from smppgw.gateway.events import (
-    DeliveryState,
-    InboundEvent,
-    InboundPayload,
-    PartPayload,
-    ReceiptPayload,
-    StatusPayload,
-    StoredEvent,
-    encode_event,
-    format_time,
-)
+from smppgw.gateway.correlate import Correlator
+from smppgw.gateway.daemon_core import GatewayOptions
+from smppgw.gateway.dispatcher import Dispatcher, build_parts
+from smppgw.gateway.events import ReceiptPayload, StatusPayload, StoredEvent, format_time
+from smppgw.gateway.inbound import Inbound
 from smppgw.gateway.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
 from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
-from smppgw.gateway.recovery import ReceiptWatch, Waiting, dlr_from_query
+from smppgw.gateway.recovery import ReceiptWatch
 from smppgw.gateway.sdnotify import Notifier
 from smppgw.gateway.stats import StatsObserver
 from smppgw.gateway.stats_reply import StatsSource, StoreFigures
 from smppgw.gateway.store import (
-    ClaimedMessage,
     LogLimiter,
     NotAStoreError,
     SqliteStore,
@@ -99,7 +66,6 @@ from smppgw.gateway.store import (
     StoreLockedError,
 )
 from smppgw.gateway.webhook import WebhookSender
-from smppgw.provider import dlt_tlvs
 
 if TYPE_CHECKING:
     from smppgw.testing.simulator import Simulator
@@ -115,20 +81,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-_STORE_RETRY_MIN: Final = 0.05  # seconds before a failed store write is tried again, doubling
-_STORE_RETRY_MAX: Final = 5.0
-
 
 class InstanceConflictError(SmppError):
     """A resource the daemon needs (intake socket, metrics port) is held by another process."""
-
-
-_DAY: Final = 86400.0
-_SEPTETS_PER_PART: Final = 153
-_OCTETS_PER_PART: Final = 134
-_REQUEUE_STATUSES: Final = frozenset({CommandStatus.ESME_RMSSQFUL, CommandStatus.ESME_RTHROTTLED})
 
 
 class StartupError(SmppError):
@@ -138,75 +93,6 @@ class StartupError(SmppError):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayOptions:
-    """Knobs that are not in the configuration file (tests and benchmarks set them).
-
-    ``max_in_flight`` bounds the messages claimed from the queue at once (0: twice the total
-    window of every bind). ``drain_timeout`` bounds the wait for responses at shutdown.
-    ``housekeeping_interval`` paces queue-depth metrics, correlation expiry and pruning.
-    ``mo_parts_wait``: a long MO message still missing parts this long after its first part
-    arrived is written out as it is (``complete`` false).
-    ``queue_full_delay``: a message whose part was still refused with ESME_RMSGQFUL after the
-    bind manager's retries goes back to the queue for this long (it is never failed for it).
-    """
-
-    max_in_flight: int = 0
-    drain_timeout: float = 10.0
-    housekeeping_interval: float = 10.0
-    correlation_ttl: float = 7 * _DAY
-    wait_bound: float = 0.0  # seconds to wait for the first bind before serving intake
-    queue_full_delay: float = 60.0  # a message refused ESME_RMSGQFUL after every retry waits
-    mo_parts_wait: float = 3600.0  # how long the parts of a long MO message are awaited
-
-
-# --- building the PDUs of a message ---------------------------------------------------------
-
-
-def _reference(message_id: str) -> int:
-    """The concatenation reference of a message: stable across restarts (same UDH on resend)."""
-    return hashlib.blake2b(message_id.encode(), digest_size=1).digest()[0]
-
-
-def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
-    """The submit_sm of each part of a stored message, in order.
-
-    Text, or a binary (``hex``) payload, is split with a concatenation UDH (8-bit reference
-    derived from the message id) by :mod:`smppgw.codec.text`.
-
-    Raises:
-        EncodeError: the text cannot be encoded (the intake checked it, so only a store written
-            by another version could hold such a message).
-    """
-    coding = request.wire_coding
-    reference = _reference(message_id)
-    if request.text is not None:
-        parts = split_message(request.text, coding, reference=reference)
-    else:
-        parts = split_octets(request.payload or b"", coding, reference=reference)
-    dlt = dlt_tlvs(request.pe_id, request.template_id, request.tm_id)
-    sender = request.sender
-    return [
-        SubmitSm(
-            source_addr_ton=sender.ton,
-            source_addr_npi=sender.npi,
-            source_addr=sender.value,
-            dest_addr_ton=Ton.INTERNATIONAL,
-            dest_addr_npi=Npi.ISDN,
-            destination_addr=request.to,
-            esm_class=part.esm_class,
-            priority_flag=request.priority,
-            schedule_delivery_time=request.schedule or "",
-            validity_period=request.validity or "",
-            registered_delivery=1 if request.registered_delivery else 0,
-            data_coding=coding,
-            short_message=part.short_message,
-            tlvs=(*part.tlvs, *dlt),
-        )
-        for part in parts
-    ]
 
 
 # --- the gateway ----------------------------------------------------------------------------
@@ -261,7 +147,7 @@ class _Backend:
         return count, receipts
 
 
-class Gateway:
+class Gateway(Dispatcher, Inbound):
     """The whole daemon in one object: ``await start()``, then ``await stop()``.
 
     Args:
@@ -479,604 +365,6 @@ class Gateway:
         if self.simulator is not None:
             await self.simulator.stop()
         self._stopped.set()
-
-    # --- dispatching ------------------------------------------------------------------------
-
-    async def _resume(self) -> None:
-        """Put back in the queue what a previous run left claimed, before claiming anything.
-        Retried (not fatal) while the store cannot write: a daemon restarted on a full disk
-        starts, answers ``storage_full``, and resumes once there is room."""
-        store = self.store
-        assert store is not None
-        delay = _STORE_RETRY_MIN
-        while True:
-            try:
-                requeued = await store.requeue_claimed()
-            except StoreClosedError:
-                raise
-            except StoreError as exc:
-                self._store_log.error("resuming claimed messages: %s; retrying", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, _STORE_RETRY_MAX)
-                continue
-            if requeued:
-                logger.info("resuming %d messages claimed before the last stop", requeued)
-            return
-
-    async def _dispatch(self, limit: int) -> None:
-        await self._resume()
-        while not self._stopping:
-            try:
-                await self._dispatch_once(limit)
-            except StoreClosedError:
-                return
-            except StoreError as exc:
-                # The disk is full or gone: nothing is lost (claims and sends wait in the
-                # store); try again in a moment rather than stop dispatching for good.
-                self._store_log.error("dispatcher: %s; retrying every second", exc)
-                await asyncio.sleep(1.0)
-
-    async def _dispatch_once(self, limit: int) -> None:
-        """Claim what the free slots allow, or wait for a slot, a new message or a due one."""
-        store = self.store
-        assert store is not None
-        free = limit - len(self._in_flight)
-        if free > 0:
-            claimed = await store.claim(free)
-            for message in claimed:
-                task = asyncio.create_task(self._send_or_requeue(message))
-                self._in_flight.add(task)
-                task.add_done_callback(self._sent)
-            if claimed and len(claimed) < free:
-                return  # the queue may hold more that came meanwhile: look again
-            if claimed:
-                free = 0
-        self._wake.clear()
-        if free == 0:
-            await self._wake.wait()  # a message finished: a slot is free
-            return
-        due = await store.next_due()
-        delay = 1.0 if due is None else min(1.0, due - self._clock())
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(delay, 0.01)):
-                await self._wake.wait()  # intake woke us, or a slot freed
-
-    def _sent(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._wake.set()
-
-    async def _send_or_requeue(self, message: ClaimedMessage) -> None:
-        """Send a claimed message; if that fails unexpectedly, give it back to the queue (as
-        after a crash, flagged only if a part may be on the wire unrecorded) rather than leave
-        it claimed until the next start. It waits longer after each such failure."""
-        try:
-            await self._send(message)
-        except StoreClosedError:
-            return  # stopping: the message stays claimed and is resumed at the next start
-        except Exception:
-            delay = min(2.0**message.claims, 3600.0)
-            logger.exception(
-                "sending message %s failed unexpectedly; back in the queue for %.0f s",
-                message.id,
-                delay,
-            )
-            store = self.store
-            assert store is not None
-            with contextlib.suppress(StoreClosedError):
-                await self._durably(
-                    "requeueing a message", lambda: store.requeue(message.id, delay)
-                )
-
-    async def _send(self, message: ClaimedMessage) -> None:
-        store, manager = self.store, self.manager
-        assert store is not None
-        assert manager is not None
-        try:
-            pdus = build_parts(message.id, message.request)
-        except EncodeError as exc:
-            reason = str(exc)
-            await self._durably(
-                "recording a message that cannot be encoded",
-                lambda: store.finish_submit(message.id, DeliveryState.FAILED, reason=reason),
-            )
-            self.observer.message_final(DeliveryState.FAILED.value)
-            return
-        todo = [i for i in range(len(pdus)) if i not in message.accepted]
-
-        async def on_part(index: int, result: PartResult) -> None:
-            await self._part_done(message, todo[index], len(pdus), result)
-
-        marked = False
-
-        async def on_send() -> None:
-            # Before the message's first write: durably "may be on the wire", so that after a
-            # crash only messages that may have reached the SMSC are flagged possible_duplicate.
-            nonlocal marked
-            if not marked:
-                await self._durably("marking a message as sending", mark)
-                marked = True
-
-        def mark() -> Awaitable[None]:
-            return store.mark_sending(message.id)
-
-        try:
-            results = await manager.submit(
-                [pdus[i] for i in todo], on_part=on_part, on_send=on_send
-            )
-        except StoreClosedError:
-            return  # stopping: the message stays claimed and is resumed at the next start
-        except ManagerStoppedError as exc:
-            results = list(exc.results)
-            if not any(r.status is not PartStatus.ACCEPTED for r in results):
-                await self._durably("releasing a message", lambda: store.release(message.id))
-                return
-        await self._finish(message, results)
-
-    async def _part_done(
-        self, message: ClaimedMessage, part: int, parts: int, result: PartResult
-    ) -> None:
-        for late in result.late:
-            task = asyncio.create_task(self._late_response(message, part, parts, late))
-            self._late.add(task)
-            task.add_done_callback(self._late.discard)
-        if result.status is not PartStatus.ACCEPTED:
-            return
-        correlator, store = self.correlator, self.store
-        assert correlator is not None
-        assert store is not None
-        if not result.smsc_message_id:
-            # Accepted without an id: remember the part as sent; no receipt can match it.
-            now = self._clock()
-            entry = PartEntry(message.id, part, parts, "", now, now)
-            await self._durably("recording an accepted part", lambda: store.add_part(entry))
-            return
-        # The SMSC accepted the part: its answer is kept here until the store has it (a part
-        # whose acceptance is not recorded would be sent again after a restart). An earlier
-        # attempt that timed out may still be answered: keep both ids matchable.
-        smsc_id, keep_previous = result.smsc_message_id, bool(result.late)
-        matches = await self._durably(
-            "recording an accepted part",
-            lambda: correlator.register(
-                message.id, part, parts, smsc_id, keep_previous=keep_previous
-            ),
-        )
-        for match in matches:
-            self._receipts.matched_later(_receipt_key(match.dlr))
-            await self._durably("applying a receipt", functools.partial(self._apply, match))
-        if message.request.registered_delivery and not any(m.dlr.final for m in matches):
-            self._watch_part(message.id, part, smsc_id, self._clock(), message.request)
-
-    def _watch_part(
-        self, message_id: str, part: int, smsc_id: str, registered_at: float, request: SubmitRequest
-    ) -> None:
-        sender = request.sender
-        self._watch.watch(
-            Waiting(message_id, part, smsc_id, sender.ton, sender.npi, sender.value),
-            registered_at,
-        )
-
-    async def _durably(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """``await call()``, again and again (with back-off) while the store fails: what the
-        SMSC answered is kept in memory until the store has it, never lost to a full disk
-        and never sent again for it. Only a closed store (shutdown) ends the retries.
-
-        Raises:
-            StoreClosedError: the store closed before the write went through.
-        """
-        delay = _STORE_RETRY_MIN
-        while True:
-            try:
-                return await call()
-            except StoreClosedError:
-                logger.error("%s: the store closed before it could be written", what)  # noqa: TRY400
-                raise
-            except StoreError as exc:
-                self._store_log.error("%s: %s; retrying until the store takes it", what, exc)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _STORE_RETRY_MAX)
-
-    async def _late_response(
-        self, message: ClaimedMessage, part: int, parts: int, late: asyncio.Future[Pdu]
-    ) -> None:
-        """A part's submit timed out; if its response still comes and accepts it, the part is
-        registered under that id all the same (its receipt then matches), and a message that
-        had ended ``unknown`` for want of it is resolved."""
-        await asyncio.wait([late])
-        if late.cancelled():
-            return  # the link closed first: the outcome stays unknown
-        resp = late.result()
-        if not isinstance(resp, SubmitSmResp | DataSmResp):
-            return
-        if resp.command_status != CommandStatus.ESME_ROK or not resp.message_id:
-            logger.warning(
-                "message %s part %d: a late response refused an attempt that timed out (%s)",
-                message.id,
-                part,
-                resp.command_status.name,
-            )
-            return
-        correlator, store = self.correlator, self.store
-        assert correlator is not None
-        assert store is not None
-        logger.warning(
-            "message %s part %d: accepted as %s by a response after the timeout",
-            message.id,
-            part,
-            resp.message_id,
-        )
-        try:
-            matches = await correlator.register(
-                message.id, part, parts, resp.message_id, keep_previous=True
-            )
-            for match in matches:
-                self._receipts.matched_later(_receipt_key(match.dlr))
-                await self._apply(match)
-            if not message.request.registered_delivery:
-                cursor = await store.resolve_unknown(
-                    message.id, DeliveryState.SENT, _NO_RECEIPT_REASON
-                )
-                if cursor is not None:
-                    self.observer.message_final(DeliveryState.SENT.value)
-                    self._event_written()
-        except StoreError:
-            logger.exception("message %s: recording a late response failed", message.id)
-
-    async def _finish(self, message: ClaimedMessage, results: Sequence[PartResult]) -> None:
-        store = self.store
-        assert store is not None
-        duplicate = any(r.possible_duplicate for r in results)
-        failed = next((r for r in results if r.status is PartStatus.FAILED), None)
-        unknown = next((r for r in results if r.status is PartStatus.UNKNOWN), None)
-        if failed is not None and failed.command_status in _REQUEUE_STATUSES:
-            # The SMSC's queue is full: a capacity problem, never a reason to fail the
-            # message. It goes back to the queue (its accepted parts stay sent).
-            delay = self.options.queue_full_delay
-            logger.warning(
-                "message %s: %s after every retry; back in the queue for %.0f s",
-                message.id,
-                failed.reason,
-                delay,
-            )
-            await self._durably("releasing a message", lambda: store.release(message.id, delay))
-            return
-        if failed is not None:
-            status = failed.command_status
-            state = DeliveryState.FAILED
-            err = status.name if isinstance(status, CommandStatus) else None
-            reason = _refusal_reason(failed, _part_number(message, results.index(failed)))
-            cursor = await self._durably(
-                "recording a submit's outcome",
-                lambda: store.finish_submit(
-                    message.id, state, err=err, reason=reason, possible_duplicate=duplicate
-                ),
-            )
-        elif unknown is not None:
-            # A late response may have registered the part meanwhile: the store then records
-            # the state an accepted message has instead.
-            unknown_reason = unknown.reason or None
-            cursor = await self._durably(
-                "recording a submit's outcome",
-                lambda: store.finish_submit(
-                    message.id,
-                    DeliveryState.UNKNOWN,
-                    reason=unknown_reason,
-                    possible_duplicate=duplicate,
-                    accepted=_accepted_state(message),
-                ),
-            )
-            recorded = (
-                await self._durably(
-                    "reading a message's state", lambda: store.status(message_id=message.id)
-                )
-                if cursor is not None
-                else None
-            )
-            state = DeliveryState.UNKNOWN if recorded is None else recorded.state
-        else:
-            state, reason = _accepted_state(message)
-            cursor = await self._durably(
-                "recording a submit's outcome",
-                lambda: store.finish_submit(
-                    message.id, state, reason=reason, possible_duplicate=duplicate
-                ),
-            )
-        if cursor is not None:
-            if state.is_final:
-                self.observer.message_final(state.value)
-            self._event_written()
-
-    # --- inbound: receipts and MO -----------------------------------------------------------
-
-    async def _on_inbound(self, pdu: DeliverSm | DataSm) -> CommandStatus:
-        """Record a deliver_sm / data_sm; the returned status answers it."""
-        try:
-            now = self._clock()
-            origin = inbound_origin()
-            server = origin.server if origin is not None else None
-            if is_receipt(pdu):
-                bind = origin.bind if origin is not None else None
-                dlr = dlr_from_pdu(pdu, received_at=now, server=server, bind=bind)
-                if dlr is not None:
-                    await self._receipt(dlr)
-                    return CommandStatus.ESME_ROK
-                logger.warning("a delivery receipt without a message id was received and ignored")
-                self.observer.dlr_received("", matched=False)
-                return CommandStatus.ESME_ROK
-            await self._mo(pdu, now, server)
-        except StoreError as exc:
-            self._store_log.error(
-                "recording an inbound message failed (%s); the SMSC will resend it", exc
-            )
-            return CommandStatus.ESME_RX_T_APPN
-        except Exception:
-            logger.exception("recording an inbound message failed; the SMSC will resend it")
-            return CommandStatus.ESME_RX_T_APPN
-        return CommandStatus.ESME_ROK
-
-    async def _receipt(self, dlr: Dlr) -> None:
-        correlator = self.correlator
-        assert correlator is not None
-        match = await correlator.on_dlr(dlr)
-        self._receipts.arrived(
-            _receipt_key(dlr), dlr.stat or "", matched=match is not None, now=dlr.received_at
-        )
-        if match is not None:
-            await self._apply(match)
-
-    async def _apply(self, match: Match) -> None:
-        store = self.store
-        assert store is not None
-        entry, dlr = match.entry, match.dlr
-        parts = None
-        if entry.parts == 1 and match.applied:
-            # The message's only part and its receipt are all the payload needs.
-            parts = (PartPayload(part=0, smsc_id=entry.smsc_id, status=dlr.stat, err=dlr.err),)
-        if dlr.final:
-            self._watch.done(entry.message_id, entry.part)
-        cursor = await store.apply_receipt(
-            entry.message_id, match.state, match.outcome, parts, via=dlr.via
-        )
-        if cursor is not None:
-            self.observer.message_final(match.state.value)
-            if dlr.via is None:  # a query_sm answer's delay is ours, not the receipt's
-                self.observer.dlr_latency(max(0.0, dlr.received_at - entry.registered_at))
-            self._event_written()
-
-    # --- receipt recovery (query_sm) --------------------------------------------------------
-
-    async def _start_recovery(self, store: Store) -> None:
-        """Watch the parts that were waiting for receipts at the last stop, then start asking
-        about overdue ones."""
-        for message_id, part, smsc_id, registered_at, request in await store.waiting_parts():
-            self._watch_part(message_id, part, smsc_id, registered_at, request)
-        self._tasks.append(asyncio.create_task(self._recover_receipts(), name="receipt recovery"))
-
-    async def _recover_receipts(self) -> None:
-        """Ask about the parts whose receipts are overdue, at ``query_rate`` (see
-        :mod:`smppgw.gateway.recovery`); each query also takes its server's token."""
-        watch = self._watch
-        settings = watch.settings
-        bucket = TokenBucket(settings.query_rate)
-        longest = min(30.0, max(0.05, min(settings.query_after, settings.query_interval) / 2))
-        while True:
-            now = self._clock()
-            batch = watch.due(now, 100)
-            if not batch:
-                due = watch.next_due()
-                await asyncio.sleep(longest if due is None else min(longest, max(0.01, due - now)))
-                continue
-            for part in batch:
-                try:
-                    await self._query(part, bucket)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    logger.exception("query_sm for message %s failed", part.message_id)
-                    watch.retry(part, self._clock() + settings.query_interval)
-
-    async def _query(self, part: Waiting, bucket: TokenBucket) -> None:
-        store, manager, watch = self.store, self.manager, self._watch
-        assert store is not None
-        assert manager is not None
-        if not await store.still_waiting(part.message_id, part.part):
-            return  # its receipt came, or the message ended otherwise
-        await bucket.acquire()
-        resp = await manager.query(part.query())
-        now = self._clock()
-        if resp is None or resp.command_status == CommandStatus.ESME_RTHROTTLED:
-            # Not sent, no answer, or the server is busy: not counted, try again later.
-            watch.retry(part, now + min(30.0, watch.settings.query_interval))
-            return
-        if isinstance(resp, GenericNack) or resp.command_status == CommandStatus.ESME_RINVCMDID:
-            if not self._query_unsupported:
-                self._query_unsupported = True
-                logger.warning(
-                    "the SMSC does not support query_sm (%s): overdue receipts cannot be "
-                    "asked for; set [receipts] query_after = 0 to stop trying",
-                    resp.command_status.name,
-                )
-        elif isinstance(resp, QuerySmResp):
-            dlr = dlr_from_query(part, resp, received_at=now)
-            if dlr is not None:
-                await self._recovered(dlr, part)
-                return
-        watch.answered(part, now)
-
-    async def _recovered(self, dlr: Dlr, part: Waiting) -> None:
-        correlator = self.correlator
-        assert correlator is not None
-        match = await correlator.on_dlr(dlr)
-        if match is None:
-            return  # the part stopped matching meanwhile; the receipt is kept as unmatched
-        logger.info(
-            "message %s part %d: no receipt came; query_sm says %s",
-            part.message_id,
-            part.part,
-            dlr.stat,
-        )
-        await self._apply(match)
-
-    async def _mo(self, pdu: DeliverSm | DataSm, now: float, server: str | None) -> None:
-        store = self.store
-        assert store is not None
-        data = user_data(pdu)
-        reference, total, seqnum = 0, 1, 1
-        if pdu.esm_class & EsmClass.UDHI:
-            udh, data = parse_udh(data)
-            concat = udh.concat
-            if concat is not None:
-                reference, total, seqnum = concat.reference, concat.total, concat.seqnum
-        else:
-            ref, tot, seq = pdu.sar_msg_ref_num, pdu.sar_total_segments, pdu.sar_segment_seqnum
-            if ref is not None and tot is not None and seq is not None and 1 <= seq <= tot:
-                reference, total, seqnum = ref, tot, seq
-        key = f"{pdu.source_addr}|{pdu.destination_addr}|{reference}|{total}"
-        head = _mo_head_encoder.encode(
-            _MoHead(pdu.source_addr, pdu.destination_addr, pdu.data_coding, now, server)
-        )
-
-        cursor = await store.add_inbound(key, seqnum, total, data, head=head, build=_mo_event)
-        if cursor is not None:
-            self.observer.mo_received()
-            self._event_written()
-
-    def _event_written(self) -> None:
-        if self.webhook is not None:
-            self.webhook.wake()
-
-    # --- housekeeping -----------------------------------------------------------------------
-
-    async def _housekeeping(self) -> None:
-        store, correlator = self.store, self.correlator
-        assert store is not None
-        assert correlator is not None
-        while True:
-            try:
-                for state, count in (await store.counts()).items():
-                    self.observer.queue_depth(state, count)
-                await correlator.expire()
-                self._receipts.sweep(self._clock())
-                held = await correlator.count_unmatched()
-                self.observer.unmatched_dlrs(max(0, held - self._receipts.parked))
-                await self._end_waits()
-                incomplete = await store.expire_inbound(
-                    self._clock() - self.options.mo_parts_wait, _mo_event
-                )
-                if incomplete:
-                    logger.warning("%d long MO messages written out with parts missing", incomplete)
-                    self._event_written()
-                pruned = await store.prune()
-                if pruned:
-                    logger.info("pruned %d final messages past retention", pruned)
-            except Exception:
-                logger.exception("housekeeping failed; retrying at the next interval")
-            await asyncio.sleep(self.options.housekeeping_interval)
-
-    async def _end_waits(self) -> None:
-        """Messages whose receipts did not come within the correlation TTL (no receipt can
-        match them any more) end UNKNOWN, so they are reported and pruned."""
-        store = self.store
-        assert store is not None
-        ttl = self.options.correlation_ttl
-        ended = await store.expire_waiting(
-            self._clock() - ttl, f"no delivery receipt within {_duration(ttl)}"
-        )
-        if ended:
-            logger.info("%d messages got no delivery receipt in time: ended unknown", ended)
-            for _ in range(ended):
-                self.observer.message_final(DeliveryState.UNKNOWN.value)
-            self._event_written()
-
-
-class _MoHead(msgspec.Struct, array_like=True, frozen=True):
-    """What an MO message's event needs besides its parts, kept with each stored part."""
-
-    source: str
-    destination: str
-    coding: int
-    received_at: float
-    server: str | None
-
-
-_mo_head_encoder = msgspec.msgpack.Encoder()
-_mo_head_decoder = msgspec.msgpack.Decoder(_MoHead)
-
-
-def _receipt_key(dlr: Dlr) -> tuple[str, float, str | None]:
-    """What tells one receipt from another while it is parked (the store returns a copy)."""
-    return (dlr.smsc_id, dlr.received_at, dlr.stat)
-
-
-def _mo_event(head_bytes: bytes, parts: list[bytes], missing: tuple[int, ...]) -> bytes:
-    """The ``sms:message:in`` event of an MO message from its parts (some missing, when the
-    wait for them ran out)."""
-    head = _mo_head_decoder.decode(head_bytes)
-    body = b"".join(parts)
-    try:
-        text: str | None = decode_text(body, head.coding)
-        hex_body = None
-    except ValueError:
-        text, hex_body = None, body.hex()
-    return encode_event(
-        InboundEvent(
-            InboundPayload(
-                id=uuid.uuid4().hex,
-                from_=head.source,
-                to=head.destination,
-                text=text,
-                hex=hex_body,
-                coding=head.coding,
-                parts=len(parts),
-                received_time=format_time(head.received_at) or "",
-                server=head.server,
-                complete=not missing,
-                missing=missing,
-            )
-        )
-    )
-
-
-_NO_RECEIPT_REASON: Final = "accepted by the SMSC; no delivery receipt was requested"
-
-
-def _accepted_state(message: ClaimedMessage) -> tuple[DeliveryState, str | None]:
-    """The state and reason of a message whose every part the SMSC accepted. Without a
-    receipt request nothing more will be heard of it: its acceptance is its outcome."""
-    if message.request.registered_delivery:
-        return DeliveryState.SUBMITTED, None
-    return DeliveryState.SENT, _NO_RECEIPT_REASON
-
-
-def _part_number(message: ClaimedMessage, index: int) -> tuple[int, int]:
-    """(part number, parts) of the ``index``-th part sent this time (accepted ones are not)."""
-    todo = [i for i in range(message.parts) if i not in message.accepted]
-    return (todo[index] if index < len(todo) else index), message.parts
-
-
-def _refusal_reason(failed: PartResult, where: tuple[int, int]) -> str | None:
-    """A refused part in words: the command_status name and its description from the
-    provider's table, what the bind manager adds (retries), and the part when there are
-    several."""
-    index, parts = where
-    status = failed.command_status
-    if status is None:
-        reason = failed.reason or None  # not a refusal: an encoding failure, say
-    else:
-        reason = f"{status.name}: {status.description}"
-        extra = failed.reason.removeprefix(status.name).strip()
-        if extra:
-            reason = f"{reason} ({extra})"
-    if reason is not None and parts > 1 and failed.attempts:
-        reason = f"part {index} of {parts}: {reason}"
-    return reason
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= _DAY:
-        return f"{seconds / _DAY:g} days"
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} hours"
-    return f"{seconds:g} s"
 
 
 def _check_socket_free(path: str) -> None:
