@@ -167,6 +167,24 @@ async def final_ids(socket_path: Path, ids: set[str]) -> dict[str, dict[str, Any
     return finals
 
 
+async def unfinished(socket_path: Path, ids: set[str]) -> dict[str, str]:
+    """The state of each of ``ids`` that is not final yet (``not_found`` if the store lost it).
+
+    A message may still wait in the queue for its retry time (a throttled server's pause grows
+    to a minute): that is late, not lost. Anything else not final is reported."""
+    reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=1 << 20)
+    states: dict[str, str] = {}
+    try:
+        for message_id in sorted(ids):
+            writer.write(json.dumps({"op": "status", "id": message_id}).encode() + b"\n")
+            reply: dict[str, Any] = json.loads(await reader.readline())
+            states[message_id] = reply["status"]["state"] if reply["ok"] else reply["error"]
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    return states
+
+
 async def test_sigkill_mid_run_loses_no_message(tmp_path: Path, simulator: Simulator) -> None:
     config = write_config(tmp_path, simulator)
     socket_path = tmp_path / "gw.sock"
