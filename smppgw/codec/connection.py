@@ -1,41 +1,26 @@
 """The books of one SMPP session (SMPP v3.4 section 2.3), for either role.
 
-Sans-IO and clock-free: it knows nothing of sockets, and time arrives as a ``now`` argument.
-The owner (an asyncio session, a test, a simulator) tells it of every PDU it sends or
-receives; it answers with the session :class:`Input` that PDU is, keeps the bind
-:class:`State`, allocates sequence numbers (1..0x7FFFFFFF, then 1 again: section 3.2), keeps
-the window of outstanding requests (which sequence number awaits which response) and their
-response deadlines. :class:`~smppgw.codec.engine.SmppConnection` wraps it with framing, the
-codec and the automatic answers: most owners want that one.
+Sans-IO and clock-free: the owner tells it of every PDU sent or received, with ``now``. It
+applies the table of :mod:`smppgw.codec.states` (an input not in it raises
+:class:`LocalProtocolError` or :class:`RemoteProtocolError` and moves to CLOSED), allocates
+sequence numbers (1..0x7FFFFFFF, then 1 again: section 3.2) and keeps the window of requests
+awaiting a response, with their deadlines. :class:`~smppgw.codec.engine.SmppConnection` wraps
+it with framing, the codec and the automatic answers: most owners want that one.
 
-The table itself (:class:`State`, :class:`Input`, :data:`TRANSITIONS`) is in
-:mod:`smppgw.codec.states`; this applies it. An input that is not in the table raises
-:class:`LocalProtocolError` (we broke the protocol) or :class:`RemoteProtocolError` (the peer
-did) and moves to CLOSED.
+* A *request* the peer may not send, or not in this state, is not fatal: :meth:`Connection.
+  receive` raises :class:`RejectedRequestError` with the status to answer (ESME_RINVCMDID,
+  ESME_RINVBNDSTS), state unchanged (section 2.3: an error answer, not a disconnection).
+* A response is matched to its request by sequence number and is the input of that request (a
+  generic_nack to a bind is a failed bind); one whose sequence number awaits nothing (late,
+  after its deadline) is ignored (None); one of the wrong command is a RemoteProtocolError.
 
-* Which side may originate a PDU is a per-role table too. Sending a PDU our role may not send
-  is a local error (CLOSED). A *request* the peer may not send, or not in this state, is not
-  fatal: :meth:`Connection.receive` raises :class:`RejectedRequestError` carrying the status
-  to answer with (ESME_RINVCMDID, ESME_RINVBNDSTS) and leaves the state unchanged, because
-  section 2.3 says such a request is answered with an error, not a disconnection.
-* A response is matched to the request it answers by sequence number; its input is that of
-  the request (a generic_nack to a bind is a failed bind). A response whose sequence number
-  is not outstanding (typically one that arrives after its deadline) is ignored:
-  :meth:`Connection.receive` returns None. A response of the wrong command for an
-  outstanding sequence number is a :class:`RemoteProtocolError`.
-
-Timers (section 4.11) are the connection's too, with the clock injected: the owner calls
-:meth:`Connection.heard` when octets arrive, arms one timer at :meth:`Connection.next_deadline`
-and hands what :meth:`Connection.handle_timer` returns to the wire:
-
-* the link is probed with enquire_link after ``enquire_link_interval`` of *silence from the
-  peer*: what we send does not count, so a stream of submits to a peer that answers nothing
-  cannot postpone the probe;
-* a request whose response deadline passes is :class:`RequestTimedOut`, and the link is probed
-  at once: a peer that answers the probe is alive (that one response was lost), one that does
-  not answer it within its own deadline is :class:`LinkDead`;
-* nothing at all heard for ``idle_timeout`` is :class:`LinkDead` too.
-
+Timers (section 4.11), clock injected: the owner calls :meth:`Connection.heard` when octets
+arrive, arms one timer at :meth:`Connection.next_deadline` and acts on what
+:meth:`Connection.handle_timer` returns. The link is probed with enquire_link after
+``enquire_link_interval`` of *silence from the peer* (what we send does not count: a stream of
+submits to a peer that answers nothing cannot postpone the probe), and at once when a response
+deadline passes (:class:`RequestTimedOut`); a peer that answers the probe is alive, one that
+does not in its own deadline is :class:`LinkDead`, as is nothing heard for ``idle_timeout``.
 So a peer that freezes (TCP open, nothing read or answered) is declared dead at most
 ``min(enquire_link_interval, response_timeout) + response_timeout`` after its last response
 when requests are outstanding, and ``enquire_link_interval + response_timeout`` after it last
@@ -48,7 +33,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from .constants import CommandId, CommandStatus
-from .errors import SmppError
 from .pdu import Pdu
 from .states import (
     BOUND,
@@ -59,8 +43,13 @@ from .states import (
     ROWS,
     TRANSITIONS,
     Input,
+    LocalProtocolError,
+    ProtocolError,
+    RejectedRequestError,
+    RemoteProtocolError,
     Role,
     State,
+    WindowFullError,
 )
 
 __all__ = [
@@ -84,34 +73,6 @@ __all__ = [
 MAX_SEQUENCE: Final = 0x7FFFFFFF
 
 
-class ProtocolError(SmppError):
-    """A PDU that the session state does not allow.
-
-    Attributes:
-        status: the command_status that describes the fault (for an answer on the wire).
-    """
-
-    def __init__(self, message: str, status: CommandStatus = CommandStatus.ESME_RINVBNDSTS) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class LocalProtocolError(ProtocolError):
-    """We tried to send something illegal in this state; the connection is now CLOSED."""
-
-
-class RemoteProtocolError(ProtocolError):
-    """The peer sent something illegal in this state; the connection is now CLOSED."""
-
-
-class RejectedRequestError(RemoteProtocolError):
-    """A request the peer may not send now: answer it with ``status``; the state is unchanged."""
-
-
-class WindowFullError(SmppError):
-    """Every slot of the window is taken; nothing was recorded and the state is unchanged."""
-
-
 @dataclass(frozen=True, slots=True)
 class RequestTimedOut:
     """The response to ``sequence_number`` did not come by its deadline; it is forgotten (a
@@ -122,12 +83,9 @@ class RequestTimedOut:
 
 @dataclass(frozen=True, slots=True)
 class SendEnquireLink:
-    """Probe the link now: send an enquire_link (:meth:`Connection.send_request` records it).
-
-    Attributes:
-        after_timeout: True when a request timed out (the peer may be frozen), False when the
-            peer has only been quiet for ``enquire_link_interval``.
-    """
+    """Probe the link now with an enquire_link (:meth:`Connection.send_request` records it):
+    ``after_timeout`` when a request timed out (the peer may be frozen), else the peer has been
+    quiet for ``enquire_link_interval``."""
 
     after_timeout: bool
 
@@ -151,11 +109,7 @@ TimerEvent = RequestTimedOut | SendEnquireLink | LinkDead
 
 
 _BIND_RESPONSES: Final = frozenset(
-    {
-        CommandId.BIND_TRANSMITTER_RESP,
-        CommandId.BIND_RECEIVER_RESP,
-        CommandId.BIND_TRANSCEIVER_RESP,
-    }
+    {CommandId.BIND_TRANSMITTER_RESP, CommandId.BIND_RECEIVER_RESP, CommandId.BIND_TRANSCEIVER_RESP}
 )
 _GENERIC_NACK: Final = int(CommandId.GENERIC_NACK)
 _ENQUIRE: Final = Input.ENQUIRE_LINK
@@ -241,10 +195,7 @@ class Connection:
         return self._bound
 
     def can_send(self, command_id: int) -> bool:
-        """True when our role may send this request now (nothing is recorded).
-
-        The window is not considered: see :attr:`window_free`.
-        """
+        """True when our role may send this request now, the window aside (nothing recorded)."""
         return command_id in self._ours
 
     def handle(self, event: Input, *, local: bool) -> State:
@@ -535,11 +486,9 @@ class Connection:
         return events
 
     def expired(self, now: float) -> list[int]:
-        """Forget the requests whose deadline is ``now`` or earlier.
-
-        Their responses, if they come later, are ignored by :meth:`receive`. The state is
-        unchanged: what a timeout means (a dead link, an unknown outcome) is the owner's call
-        (:meth:`handle_timer` is the usual one).
+        """Forget the requests whose deadline is ``now`` or earlier (a late response is then
+        ignored by :meth:`receive`); the state is unchanged: what a timeout means is the
+        owner's call (:meth:`handle_timer` is the usual one).
 
         Returns:
             Their sequence numbers, oldest first.

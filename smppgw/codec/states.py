@@ -4,7 +4,8 @@ One :class:`State` enum, one :class:`Input` enum, one dict of legal transitions
 (:data:`TRANSITIONS`). Both roles share the table: inputs are events of the *session*, not of
 one side, so two peers back to back are in the same state once the wire between them is empty.
 Which side may originate which request is a per-role table too (:data:`REQUESTS`). The tables
-are data; :class:`~smppgw.codec.connection.Connection` applies them.
+are data; :class:`~smppgw.codec.connection.Connection` applies them, raising the protocol
+errors defined here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from .constants import CommandId
+from .constants import CommandId, CommandStatus
+from .errors import SmppError
 
 __all__ = [
     "BOUND",
@@ -23,11 +25,44 @@ __all__ = [
     "ROWS",
     "TRANSITIONS",
     "Input",
+    "LocalProtocolError",
+    "ProtocolError",
+    "RejectedRequestError",
+    "RemoteProtocolError",
     "Role",
     "State",
+    "WindowFullError",
 ]
 
 RESPONSE_BIT: Final = 0x80000000
+
+
+class ProtocolError(SmppError):
+    """A PDU that the session state does not allow.
+
+    Attributes:
+        status: the command_status that describes the fault (for an answer on the wire).
+    """
+
+    def __init__(self, message: str, status: CommandStatus = CommandStatus.ESME_RINVBNDSTS) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to send something illegal in this state; the connection is now CLOSED."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something illegal in this state; the connection is now CLOSED."""
+
+
+class RejectedRequestError(RemoteProtocolError):
+    """A request the peer may not send now: answer it with ``status``; the state is unchanged."""
+
+
+class WindowFullError(SmppError):
+    """Every slot of the window is taken; nothing was recorded and the state is unchanged."""
 
 
 class Role(enum.Enum):

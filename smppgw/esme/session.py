@@ -24,31 +24,21 @@ from collections.abc import Callable
 from typing import cast
 
 from smppgw.codec import (
-    BadPdu,
     CommandStatus,
     DataSm,
     DataSmResp,
     DeliverSm,
-    EnquireLinkSent,
-    Event,
     GenericNack,
-    LateResponse,
-    LinkDead,
     Pdu,
-    PduReceived,
     QuerySm,
     QuerySmResp,
-    RequestRefused,
     RequestRejected,
     ResponseReceived,
-    ResponseTimedOut,
-    Role,
-    SmppConnection,
     State,
     SubmitSm,
     SubmitSmResp,
     Unbind,
-    UnbindReceived,
+    engine,
 )
 from smppgw.esme._transport import LateResponses, Writer, open_transport
 from smppgw.esme.inbound import InboundHandler, InboundWindow, Origin, inbound_origin
@@ -111,15 +101,7 @@ class Session(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._writer = Writer(self._loop)
         self._queue_bytes = self._writer.write
-        self._conn = SmppConnection(
-            Role.ESME,
-            window=settings.window,
-            response_timeout=settings.response_timeout,
-            enquire_link_interval=settings.enquire_link_interval,
-            idle_timeout=settings.idle_timeout,
-            max_command_length=settings.max_command_length,
-            now=clock(),
-        )
+        self._conn = settings.connection(clock())
         # sequence_number -> (its future, when it was sent, the end of its octets in our stream)
         self._pending: dict[int, tuple[asyncio.Future[Pdu], float, int]] = {}
         self._late = LateResponses(self._loop)  # timed out; their response may still come
@@ -216,13 +198,10 @@ class Session(asyncio.Protocol):
         return not self._closing and conn.bound and not conn.window_full and not self._waiters
 
     async def submit(self, pdu: SubmitSm | DataSm) -> SubmitSmResp | DataSmResp:
-        """Send a submit_sm or data_sm and return its response, whatever its status.
-
-        A generic_nack to it is a refusal (section 4.3: nothing was accepted): it comes back as
-        a response of the submit's type with the nack's status (ESME_RUNKNOWNERR for a nack
-        saying ESME_ROK). While the link is in doubt (a response timed out and the probe after
-        it is unanswered) the submit waits for the verdict: on a frozen link it would only
-        join the unknown outcomes.
+        """Send a submit_sm or data_sm and return its response, whatever its status (a
+        generic_nack comes back as a response of the submit's type: see ``refusal``). While the
+        link is in doubt the submit waits for the verdict: on a frozen link it would only join
+        the unknown outcomes.
 
         Raises:
             SessionClosedError: not bound (nothing sent); NotSentError: the link was found
@@ -245,19 +224,19 @@ class Session(asyncio.Protocol):
 
     async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack:
         """Send a query_sm (section 4.8); return its answer, whatever its status (an SMSC
-        without query_sm answers generic_nack ESME_RINVCMDID).
-
-        Raises:
-            SessionClosedError: not bound (nothing sent).
-            ResponseTimeoutError, LinkLostError: sent, but no answer.
-        """
+        without query_sm answers generic_nack ESME_RINVCMDID). Raises as :meth:`request`."""
         resp = await self.request(pdu)
         if not isinstance(resp, QuerySmResp | GenericNack):
             raise LinkLostError(f"{self.settings.endpoint} answered query_sm with {resp!r}")
         return resp
 
     async def request(self, pdu: Pdu) -> Pdu:
-        """Send any request and return its response (a generic_nack included)."""
+        """Send any request and return its response (a generic_nack included).
+
+        Raises:
+            SessionClosedError: not bound (nothing sent).
+            ResponseTimeoutError, LinkLostError: sent, but no answer: outcome unknown.
+        """
         if self._closing or not self._conn.bound:
             raise SessionClosedError(f"session to {self.settings.endpoint} is not bound")
         waiters = self._waiters
@@ -374,21 +353,21 @@ class Session(asyncio.Protocol):
         if self._waiters:
             self._wake_waiter()
 
-    def _other(self, event: Event) -> None:
+    def _other(self, event: engine.Event) -> None:
         endpoint = self.settings.endpoint
-        if isinstance(event, PduReceived):
+        if isinstance(event, engine.PduReceived):
             if isinstance(event.pdu, DeliverSm | DataSm):
                 self._inbound.received(event.pdu)
             else:  # alert_notification: nothing to answer (section 4.12)
                 log.info("%s: %s ignored", endpoint, type(event.pdu).__name__)
-        elif isinstance(event, LateResponse):
+        elif isinstance(event, engine.LateResponse):
             self._late.take(event.response, endpoint)
-        elif isinstance(event, UnbindReceived):
+        elif isinstance(event, engine.UnbindReceived):
             self._closing = True
             self._fail(LinkLostError(f"{endpoint} unbound"))
-        elif isinstance(event, LinkDead):
+        elif isinstance(event, engine.LinkDead):
             self._fail(LinkLostError(f"{endpoint} {event.reason}"))
-        elif isinstance(event, BadPdu | RequestRefused):
+        elif isinstance(event, engine.BadPdu | engine.RequestRefused):
             log.warning("%s: %s", endpoint, event)
 
     def _answer(self, pdu: Pdu) -> None:
@@ -426,11 +405,11 @@ class Session(asyncio.Protocol):
         s = self.settings
         timed_out = False
         for event in self._conn.handle_timer(now):
-            if isinstance(event, ResponseTimedOut):
+            if isinstance(event, engine.ResponseTimedOut):
                 if not self._timed_out(event.sequence_number):
                     return
                 timed_out = True
-            elif isinstance(event, EnquireLinkSent):
+            elif isinstance(event, engine.EnquireLinkSent):
                 self._queue_bytes(self._conn.data_to_send())
                 if event.after_timeout:
                     log.info(
@@ -438,14 +417,14 @@ class Session(asyncio.Protocol):
                         s.endpoint,
                         s.name,
                     )
-            elif isinstance(event, LinkDead):
+            elif isinstance(event, engine.LinkDead):
                 self._link_dead(event)
                 return
         if timed_out and self._doubt is None and self._conn.probing:
             self._doubt = self._loop.create_future()
         self._arm_timer()
 
-    def _link_dead(self, event: LinkDead) -> None:
+    def _link_dead(self, event: engine.LinkDead) -> None:
         s = self.settings
         if event.frozen:
             log.warning(

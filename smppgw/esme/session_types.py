@@ -16,6 +16,8 @@ from smppgw.codec import (
     DataSm,
     DataSmResp,
     Pdu,
+    Role,
+    SmppConnection,
     SmppError,
     SubmitSm,
     SubmitSmResp,
@@ -147,6 +149,18 @@ class SessionSettings:
             addr_ton=self.addr_ton,
             addr_npi=self.addr_npi,
             address_range=self.address_range,
+        )
+
+    def connection(self, now: float) -> SmppConnection:
+        """The sans-IO connection of a session with these settings, opened at ``now``."""
+        return SmppConnection(
+            Role.ESME,
+            window=self.window,
+            response_timeout=self.response_timeout,
+            enquire_link_interval=self.enquire_link_interval,
+            idle_timeout=self.idle_timeout,
+            max_command_length=self.max_command_length,
+            now=now,
         )
 
     @property
