@@ -80,6 +80,11 @@ class Gateway:
                 return False
         return True
 
+    def send_signal(self, signum: int) -> None:
+        """Send ``signum`` to the daemon."""
+        assert self._process is not None
+        self._process.send_signal(signum)
+
     def stop(self) -> None:
         """SIGTERM (the daemon drains and stops), SIGKILL if it has not stopped in 30 s."""
         process, self._process = self._process, None

@@ -38,10 +38,9 @@ from typing import TYPE_CHECKING, Final
 from smppgw.codec.errors import SmppError
 from smppgw.esme.binds import BindManager
 from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally, TeeObserver
+from smppgw.esme.ratelimit import TokenBucket
 from smppgw.gateway.config import (
     Config,
-    bind_manager_settings,
-    servers_from_simulator,
     simulator_settings,
 )
 from smppgw.gateway.correlate import Correlator
@@ -52,6 +51,7 @@ from smppgw.gateway.inbound import Inbound
 from smppgw.gateway.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
 from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
 from smppgw.gateway.recovery import ReceiptWatch
+from smppgw.gateway.reload import Reloading, reload_on_sighup
 from smppgw.gateway.sdnotify import Notifier
 from smppgw.gateway.stats import StatsObserver
 from smppgw.gateway.stats_reply import StatsSource, StoreFigures
@@ -147,7 +147,7 @@ class _Backend:
         return count, receipts
 
 
-class Gateway(Dispatcher, Inbound):
+class Gateway(Dispatcher, Inbound, Reloading):
     """The whole daemon in one object: ``await start()``, then ``await stop()``.
 
     Args:
@@ -191,6 +191,9 @@ class Gateway(Dispatcher, Inbound):
         # Parts waiting for receipts, to query_sm about when overdue (smppgw.gateway.recovery).
         self._watch = ReceiptWatch(config.receipts)
         self._query_unsupported = False  # warned that an SMSC answered query_sm ESME_RINVCMDID
+        self._query_bucket = TokenBucket(config.receipts.query_rate)
+        self._reloading = asyncio.Lock()
+        self._ca_file: str | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self._late: set[asyncio.Task[None]] = set()  # waiting for responses past the timeout
         self._wake = asyncio.Event()
@@ -237,7 +240,6 @@ class Gateway(Dispatcher, Inbound):
                 raise InstanceConflictError(
                     f"metrics port {config.metrics.host}:{config.metrics.port} is taken ({exc})"
                 ) from exc
-        servers = config.servers
         ca_file = None
         if config.simulator.enabled:
             from smppgw.testing.simulator import Simulator  # noqa: PLC0415 - only in simulator mode
@@ -245,18 +247,15 @@ class Gateway(Dispatcher, Inbound):
             simulator = Simulator(simulator_settings(config))
             await simulator.start()
             self.simulator = simulator
-            if not servers:
-                servers = servers_from_simulator(
-                    config, [(s.name, s.host, s.plain_port, s.tls_port) for s in simulator.servers]
-                )
             ca_file = simulator.ca_file
+        self._ca_file = ca_file
         self.correlator = Correlator(
             self.store,
             ttl=self.options.correlation_ttl,
             unmatched_ttl=self.options.correlation_ttl,
             clock=self._clock,
         )
-        settings = bind_manager_settings(config, servers, ca_file=ca_file)
+        settings = self._bind_settings(config)
         self.manager = BindManager(settings, on_inbound=self._on_inbound, observer=self.observer)
         await self.manager.start()
         if self.options.wait_bound > 0:
@@ -274,8 +273,7 @@ class Gateway(Dispatcher, Inbound):
         for task in self._tasks:
             task.add_done_callback(self._task_done)
         if webhook is not None:
-            self.webhook = WebhookSender(webhook, self.store, observer=self.observer)
-            self._tasks.append(asyncio.create_task(self.webhook.run(), name="webhook"))
+            self._start_webhook(webhook)
         self.intake = IntakeServer(
             _Backend(self.store, self.correlator, self._wake.set),
             config.intake,
@@ -412,6 +410,7 @@ async def _serve(config: Config) -> int:
         await gateway.stop(1.0)
         raise StartupError(f"cannot start: {exc}") from exc
     notifier.ready("serving")
+    restore_hup = reload_on_sighup(loop, gateway)  # and reopen the log file, as before
     watchdog: asyncio.Task[None] | None = None
     interval = notifier.watchdog_interval
     if interval:
@@ -429,6 +428,7 @@ async def _serve(config: Config) -> int:
     await gateway.stop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
+    restore_hup()
     if gateway.failure is not None:
         logger.error("stopped after a failure: %s", gateway.failure)
         return 1

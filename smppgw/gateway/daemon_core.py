@@ -17,6 +17,7 @@ from typing import Final, TypeVar
 
 from smppgw.esme.binds import BindManager
 from smppgw.esme.observe import Observer, ReceiptTally
+from smppgw.esme.ratelimit import TokenBucket
 from smppgw.gateway.config import Config
 from smppgw.gateway.correlate import Correlator, Dlr, Match
 from smppgw.gateway.events import PartPayload
@@ -82,6 +83,7 @@ class GatewayCore:
     _receipts: ReceiptTally
     _watch: ReceiptWatch
     _query_unsupported: bool
+    _query_bucket: TokenBucket  # query_sm's rate ([receipts] query_rate)
     _tasks: list[asyncio.Task[None]]
     _in_flight: set[asyncio.Task[None]]
     _late: set[asyncio.Task[None]]

@@ -84,10 +84,10 @@ class Inbound(GatewayCore):
         """Ask about the parts whose receipts are overdue, at ``query_rate`` (see
         :mod:`smppgw.gateway.recovery`); each query also takes its server's token."""
         watch = self._watch
-        settings = watch.settings
-        bucket = TokenBucket(settings.query_rate)
-        longest = min(30.0, max(0.05, min(settings.query_after, settings.query_interval) / 2))
+        bucket = self._query_bucket
         while True:
+            settings = watch.settings  # a reload may change them
+            longest = min(30.0, max(0.05, min(settings.query_after, settings.query_interval) / 2))
             now = self._clock()
             batch = watch.due(now, 100)
             if not batch:

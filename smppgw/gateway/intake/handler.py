@@ -8,6 +8,7 @@ nothing of sockets; a connection gives it lines and writes back the :class:`Repl
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -105,6 +106,11 @@ class RequestHandler:
         self._clock = clock
         self._health = health
         self._pending = 0
+
+    def apply(self, settings: IntakeSettings) -> None:
+        """Take new limits and message defaults for the requests from now on."""
+        self._settings = settings
+        self._rules = dataclasses.replace(self._rules, defaults=settings.defaults)
 
     async def answer(self, line: bytes, stream: StartStream) -> Reply:
         """The reply to one line. ``stream(cursor, types)`` starts an event subscription."""

@@ -160,6 +160,12 @@ class IntakeServer:
         self._refused = _Reported("intake: refused clients over max_clients")
         self._accept_failed = _Reported("intake: cannot accept clients")
 
+    def apply(self, settings: IntakeSettings) -> None:
+        """Take new limits and ``[defaults]`` (a reload): requests from now on and connections
+        accepted from now on follow them; the socket's path, mode and group stay."""
+        self._settings = settings
+        self._handler.apply(settings)
+
     @property
     def accept_errors(self) -> int:
         """How many accepts failed (out of file descriptors, most likely) since start."""

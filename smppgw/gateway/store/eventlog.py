@@ -4,6 +4,7 @@ appending events for the other parts of the store (status events rendered by
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Any, Final
 
@@ -57,6 +58,10 @@ class SqliteEventLog(SqliteEngine):
     async def last_cursor(self) -> int:
         """The cursor of the newest committed event (0 if none)."""
         return self._last_cursor
+
+    def set_webhook(self, enabled: bool) -> None:
+        """Whether events appended from now on await a webhook delivery."""
+        self._settings = dataclasses.replace(self._settings, webhook=enabled)
 
     def _append_event(self, conn: sqlite3.Connection, body: bytes, now: float) -> int:
         """Append an event (awaiting the webhook if one is configured); the batch remembers

@@ -218,6 +218,11 @@ class EventLog(Protocol):
         """The cursor of the newest committed event, 0 when there is none."""
         ...
 
+    def set_webhook(self, enabled: bool) -> None:
+        """Whether events appended from now on await a webhook delivery (a webhook added or
+        removed by a reload); events already appended keep their state."""
+        ...
+
 
 class InboundParts(Protocol):
     """Inbound (MO) messages, reassembled from their parts."""

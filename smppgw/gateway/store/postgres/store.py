@@ -270,6 +270,10 @@ class PostgresStore(AcceptOps, QueueOps, CorrelationOps, EventOps, HousekeepingO
         self._advance(last)
         return last
 
+    def set_webhook(self, enabled: bool) -> None:
+        """Whether events appended from now on await a webhook delivery."""
+        self._writer.webhook = enabled
+
     def _advance(self, cursor: int) -> None:
         if cursor > self._last_cursor:
             self._last_cursor = cursor
