@@ -57,6 +57,7 @@ from smppgw.esme.session_types import (
     refusal,
 )
 from smppgw.esme.tls import TlsSettings
+from smppgw.esme.trace import WireTap
 
 __all__ = [
     "MAX_LATE",
@@ -100,7 +101,8 @@ class Session(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._writer = Writer(self._loop)
-        self._queue_bytes = self._writer.write
+        self._queue_bytes: Callable[[bytes], None] = self._writer.write
+        self._tap: WireTap | None = None  # the wire trace (smppgw.esme.trace), off by default
         self._conn = settings.connection(clock())
         # sequence_number -> (its future, when it was sent, the end of its octets in our stream)
         self._pending: dict[int, tuple[asyncio.Future[Pdu], float, int]] = {}
@@ -191,6 +193,11 @@ class Session(asyncio.Protocol):
     @property
     def name(self) -> str:
         return self.settings.name
+
+    def trace(self, tap: WireTap | None) -> None:
+        """Show every PDU written and read from now on to ``tap`` (None: stop)."""
+        self._tap = tap
+        self._queue_bytes = self._writer.write if tap is None else tap.sending(self._writer.write)
 
     def send_nowait_possible(self) -> bool:
         """True when a request can be sent at once (bound and the window has room)."""
@@ -323,6 +330,8 @@ class Session(asyncio.Protocol):
         self._fail(LinkLostError(f"link to {self.settings.endpoint} lost: {exc or 'closed'}"))
 
     def data_received(self, data: bytes) -> None:
+        if self._tap is not None:
+            self._tap.received(data)
         conn = self._conn
         events = conn.receive_data(data, self._clock())
         out = conn.data_to_send()

@@ -49,6 +49,7 @@ from smppgw.gateway.dispatcher import Dispatcher, build_parts
 from smppgw.gateway.events import ReceiptPayload, StatusPayload, StoredEvent, format_time
 from smppgw.gateway.inbound import Inbound
 from smppgw.gateway.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
+from smppgw.gateway.intake.protocol import TraceRequest
 from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
 from smppgw.gateway.recovery import ReceiptWatch
 from smppgw.gateway.reload import Reloading, reload_on_sighup
@@ -65,6 +66,7 @@ from smppgw.gateway.store import (
     StoreError,
     StoreLockedError,
 )
+from smppgw.gateway.trace import WireTrace, trace_op
 from smppgw.gateway.webhook import WebhookSender
 
 if TYPE_CHECKING:
@@ -183,6 +185,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         self.simulator: Simulator | None = None
         self.store: Store | None = None
         self.manager: BindManager | None = None
+        self.trace = WireTrace()  # the wire trace, off until the trace op
         self.correlator: Correlator | None = None
         self.intake: IntakeServer | None = None
         self.metrics: MetricsServer | None = None
@@ -256,7 +259,12 @@ class Gateway(Dispatcher, Inbound, Reloading):
             clock=self._clock,
         )
         settings = self._bind_settings(config)
-        self.manager = BindManager(settings, on_inbound=self._on_inbound, observer=self.observer)
+        self.manager = BindManager(
+            settings,
+            on_inbound=self._on_inbound,
+            observer=self.observer,
+            session_factory=self.trace.connect,
+        )
         await self.manager.start()
         if self.options.wait_bound > 0:
             try:
@@ -280,6 +288,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
             observer=self.observer,
             health=self.health,
             stats=StatsSource(self.stats, self.manager, self._store_figures, health=self.health),
+            trace=self._trace_op,
         )
         await self.intake.start()
         logger.info(
@@ -363,6 +372,11 @@ class Gateway(Dispatcher, Inbound, Reloading):
         if self.simulator is not None:
             await self.simulator.stop()
         self._stopped.set()
+
+    def _trace_op(self, request: TraceRequest) -> dict[str, object]:
+        manager = self.manager
+        binds = () if manager is None else manager.status()
+        return trace_op(self.trace, request, lambda: ((b.server, b.name) for b in binds))
 
 
 def _check_socket_free(path: str) -> None:

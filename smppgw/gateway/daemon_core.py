@@ -24,6 +24,7 @@ from smppgw.gateway.events import PartPayload
 from smppgw.gateway.intake import SubmitRequest
 from smppgw.gateway.recovery import ReceiptWatch, Waiting
 from smppgw.gateway.store import LogLimiter, Store, StoreClosedError, StoreError
+from smppgw.gateway.trace import WireTrace
 from smppgw.gateway.webhook import WebhookSender
 
 __all__ = [
@@ -77,6 +78,7 @@ class GatewayCore:
     manager: BindManager | None
     correlator: Correlator | None
     webhook: WebhookSender | None
+    trace: WireTrace
     failed: asyncio.Event
     failure: str | None
     _clock: Callable[[], float]

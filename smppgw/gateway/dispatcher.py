@@ -17,6 +17,7 @@ from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSmResp, Pdu, SubmitSm, SubmitSmResp
 from smppgw.codec.text import split_message, split_octets
 from smppgw.esme.binds import ManagerStoppedError, PartResult, PartStatus
+from smppgw.esme.trace import TRACE_LABEL
 from smppgw.gateway.correlate import PartEntry
 from smppgw.gateway.daemon_core import (
     STORE_RETRY_MAX,
@@ -184,12 +185,18 @@ class Dispatcher(GatewayCore):
             return
         todo = [i for i in range(len(pdus)) if i not in message.accepted]
 
+        done = 0
+
         async def on_part(index: int, result: PartResult) -> None:
+            nonlocal done
+            done = index + 1
             await self._part_done(message, todo[index], len(pdus), result)
 
         marked = False
 
         async def on_send() -> None:
+            if self.trace.on:  # the wire trace's id for the part about to be written
+                TRACE_LABEL.set(f"{message.id}/{todo[min(done, len(todo) - 1)]}")
             # Before the message's first write: durably "may be on the wire", so that after a
             # crash only messages that may have reached the SMSC are flagged possible_duplicate.
             nonlocal marked

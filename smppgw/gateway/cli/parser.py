@@ -22,6 +22,7 @@ from smppgw.gateway.cli.run import (
 from smppgw.gateway.cli.send import send_command
 from smppgw.gateway.cli.status import status_command
 from smppgw.gateway.cli.top import top_command
+from smppgw.gateway.cli.trace import trace_command
 
 __all__ = ["build_parser", "main"]
 
@@ -88,6 +89,23 @@ def _add_send(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     _add_socket(send)
 
 
+def _add_trace(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    trace = commands.add_parser(
+        "trace", help="log the PDUs on the wire, decoded (trace on|off|status)"
+    )
+    trace.add_argument("action", choices=("on", "off", "status"))
+    scope = trace.add_mutually_exclusive_group()
+    scope.add_argument("--bind", metavar="B", help="with on: only this bind (server/bind)")
+    scope.add_argument("--server", metavar="S", help="with on: only this server's binds")
+    trace.add_argument(
+        "--reveal", action="store_true", help="with on: numbers and text unmasked (audited)"
+    )
+    trace.add_argument(
+        "--for", dest="duration", type=float, metavar="SECONDS", help="with on: then off by itself"
+    )
+    _add_socket(trace)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="smppgw",
@@ -151,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--config", required=True, metavar="PATH")
 
     _add_doctor(commands)
+    _add_trace(commands)
     commands.add_parser("version", help="print the version")
     return parser
 
@@ -161,6 +180,7 @@ _ASYNC_COMMANDS = {
     "events": events_command,
     "top": top_command,
     "doctor": doctor_command,
+    "trace": trace_command,
 }
 _SYNC_COMMANDS = {
     "check-config": check_config_command,

@@ -38,6 +38,7 @@ from smppgw.gateway.intake.protocol import (
     SubmitBatch,
     SubmitOne,
     SubscribeRequest,
+    TraceRequest,
     UnmatchedRequest,
     error_line,
     parse_request,
@@ -49,6 +50,9 @@ from smppgw.gateway.intake.settings import IntakeSettings
 __all__ = ["Reply", "RequestHandler", "StartStream"]
 
 logger = logging.getLogger("smppgw.gateway.intake")
+
+TraceSwitch = Callable[[TraceRequest], dict[str, object]]
+"""``trace(request)``: switch the wire trace (or only read it); the reply's fields."""
 
 StartStream = Callable[[int, frozenset[str]], None]
 """``stream(cursor, types)``: start writing the events after ``cursor`` to the client."""
@@ -87,6 +91,7 @@ class RequestHandler:
         clock: the time now in seconds since the epoch (absolute times must be later).
         health: what ``ping`` reports: None when the gateway can take messages, else why not.
         stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
+        trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
     """
 
     def __init__(
@@ -98,8 +103,10 @@ class RequestHandler:
         clock: Callable[[], float],
         health: Callable[[], str | None],
         stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
+        trace: TraceSwitch | None = None,
     ) -> None:
         self._backend = backend
+        self._trace = trace
         self._stats = stats
         self._settings = settings
         self._rules = rules
@@ -177,6 +184,10 @@ class RequestHandler:
                 ok=True,
                 after=lambda: stream(start, types),
             )
+        if isinstance(request, TraceRequest):
+            if self._trace is None:
+                raise RequestError(ErrorCode.UNKNOWN_OP, "op: trace: this server has no wire trace")
+            return Reply("trace", reply_line(req, **self._trace(request)), ok=True)
         return await self._inspect(request, req)
 
     async def _inspect(

@@ -30,6 +30,7 @@ __all__ = [
     "SubmitBatch",
     "SubmitOne",
     "SubscribeRequest",
+    "TraceRequest",
     "UnmatchedRequest",
     "error_line",
     "parse_request",
@@ -155,6 +156,19 @@ class StatsRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
+class TraceRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """``trace``: the wire trace on (for ``bind``, ``server`` or all) or off; without ``on``,
+    its state."""
+
+    op: str
+    on: bool | None = None
+    server: str | None = None
+    bind: str | None = None
+    reveal: bool = False
+    duration: Annotated[float, msgspec.Meta(gt=0, le=86400)] | None = None
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
 Request = (
     SubmitOne
     | SubmitBatch
@@ -163,6 +177,7 @@ Request = (
     | PingRequest
     | UnmatchedRequest
     | StatsRequest
+    | TraceRequest
 )
 _MESSAGE_OPS = frozenset({"submit", "preview"})  # one message, or a batch in ``messages``
 _OPS: dict[str, type[Request]] = {
@@ -171,6 +186,7 @@ _OPS: dict[str, type[Request]] = {
     "ping": PingRequest,
     "unmatched": UnmatchedRequest,
     "stats": StatsRequest,
+    "trace": TraceRequest,
 }
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
@@ -183,6 +199,7 @@ _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
         PingRequest,
         UnmatchedRequest,
         StatsRequest,
+        TraceRequest,
     )
 }
 MESSAGE_DECODER = msgspec.json.Decoder(MessageFields)

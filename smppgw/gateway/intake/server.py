@@ -24,7 +24,7 @@ import msgspec
 from smppgw.esme.observe import NULL_OBSERVER, Observer
 from smppgw.gateway.intake.backend import Backend
 from smppgw.gateway.intake.connection import CHUNK, Connection
-from smppgw.gateway.intake.handler import Reply, RequestHandler, StartStream
+from smppgw.gateway.intake.handler import Reply, RequestHandler, StartStream, TraceSwitch
 from smppgw.gateway.intake.messages import MessageRules, TextCoder, default_coder
 from smppgw.gateway.intake.protocol import ErrorCode, IntakeError, error_line
 from smppgw.gateway.intake.settings import IntakeSettings
@@ -131,6 +131,7 @@ class IntakeServer:
         health: what ``ping`` reports: None when the gateway can take messages, else the
             reason it cannot (a full disk, a damaged store).
         stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
+        trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
     """
 
     def __init__(
@@ -143,6 +144,7 @@ class IntakeServer:
         clock: Callable[[], float] = time.time,
         health: Callable[[], str | None] = lambda: None,
         stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
+        trace: TraceSwitch | None = None,
     ) -> None:
         self._settings = settings
         self._observer = observer
@@ -153,6 +155,7 @@ class IntakeServer:
             clock=clock,
             health=health,
             stats=stats,
+            trace=trace,
         )
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
