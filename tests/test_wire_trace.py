@@ -116,11 +116,15 @@ async def test_one_trace_id_follows_submit_resp_and_a_receipt_on_another_servers
     two.received(encode(receipt("ab12")))
     got = lines(caplog)
     assert got[1:] == [
-        "sent smpp1/trx-0 submit_sm seq=7 status=ESME_ROK from=ACMEIN to=91********78 "
-        "esm_class=0x00 dlr=1 coding=0 length=17 tlvs=0 trace=m-1/0",
+        (
+            "sent smpp1/trx-0 submit_sm seq=7 status=ESME_ROK from=ACMEIN to=91********78 "
+            "esm_class=0x00 dlr=1 coding=0 length=17 tlvs=0 trace=m-1/0"
+        ),
         "received smpp1/trx-0 submit_sm_resp seq=7 status=ESME_ROK smsc_id=ab12 trace=m-1/0",
-        "received smpp2/trx-0 deliver_sm seq=3 status=ESME_ROK receipt from=91********78 "
-        "to=ACMEIN esm_class=0x04 dlr=0 smsc_id=ab12 stat=DELIVRD err=000 trace=m-1/0",
+        (
+            "received smpp2/trx-0 deliver_sm seq=3 status=ESME_ROK receipt from=91********78 "
+            "to=ACMEIN esm_class=0x04 dlr=0 smsc_id=ab12 stat=DELIVRD err=000 trace=m-1/0"
+        ),
     ]
     assert got[0] == "wire trace on for smpp1"
 
@@ -139,8 +143,10 @@ async def test_a_bind_scope_logs_that_bind_only_and_off_forgets_the_ids(
     trace(Direction.RECEIVED, "smpp1", "trx-1", resp, None)
     assert lines(caplog)[1:] == [
         "sent smpp1/trx-1 enquire_link_resp seq=1 status=ESME_ROK",
-        "sent smpp1/trx-1 submit_sm seq=7 status=ESME_ROK from=ACMEIN to=91********78 "
-        "esm_class=0x00 dlr=1 coding=0 length=17 tlvs=0 trace=m-2/0",
+        (
+            "sent smpp1/trx-1 submit_sm seq=7 status=ESME_ROK from=ACMEIN to=91********78 "
+            "esm_class=0x00 dlr=1 coding=0 length=17 tlvs=0 trace=m-2/0"
+        ),
         "wire trace off",
     ]
 

@@ -229,11 +229,11 @@ class WireTrace:
             return
         line = pdu_line(pdu, reveal=self.state.reveal)
         tail = f" trace={trace_id}" if trace_id is not None else ""
-        self._log.info("%s %s/%s %s%s", direction.value, server, bind, line, tail)
+        self._log.info("%s %s %s%s", direction.value, _where(server, bind), line, tail)
 
     def undecodable(self, direction: Direction, server: str, bind: str, problem: str) -> None:
         if self._in_scope(server, bind):
-            self._log.info("%s %s/%s undecodable: %s", direction.value, server, bind, problem)
+            self._log.info("%s %s undecodable: %s", direction.value, _where(server, bind), problem)
 
     def _trace_id(
         self, direction: Direction, server: str, bind: str, pdu: Pdu, label: str | None
@@ -284,6 +284,11 @@ def trace_op(
         duration=request.duration,
     )
     return state.reply()
+
+
+def _where(server: str, bind: str) -> str:
+    """``smpp1/trx-0``: the daemon's bind names already start with their server's."""
+    return bind if bind.startswith(f"{server}/") else f"{server}/{bind}"
 
 
 def _remember(table: dict[_K, str], key: _K, value: str) -> None:
