@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_cli import Backend, Coder, Daemon, run
 
 from smppgw.gateway.intake import IntakeServer
 from smppgw.gateway.intake.protocol import TraceRequest
 from smppgw.gateway.intake.settings import IntakeDefaults, IntakeSettings
 from smppgw.gateway.trace import WireTrace, trace_op
-from tests.test_cli import Backend, Coder, Daemon, run
 
 BINDS = (("smpp1", "trx-0"), ("smpp2", "trx-0"))
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_stats_op import FINAL, TIMEOUT, Client, simulator_config
 
 from smppgw.gateway.daemon import Gateway, GatewayOptions
 from smppgw.gateway.trace import TRACE_LOGGER
-from tests.test_stats_op import FINAL, TIMEOUT, Client, simulator_config
 
 
 @pytest.fixture
