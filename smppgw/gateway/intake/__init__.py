@@ -31,6 +31,10 @@ client can match replies to requests. Ops:
 ``stats``
     The daemon's live figures (binds, rates, latency, queue, receipts, intake, webhook) as one
     JSON object, for ``smppgw top`` (:mod:`smppgw.gateway.stats_reply`).
+``trace``
+    The daemon's wire trace (:mod:`smppgw.gateway.trace`): ``on`` true or false, for a
+    ``bind``, a ``server`` or all, with ``reveal`` and ``duration``; without ``on``, its state.
+    Every reply is the state (``on``, ``scope``, ``reveal``, ``until``).
 
 Errors are replies, never disconnections: ``{"ok": false, "error": <code>, "message": <text
 naming the field>}`` with the codes of :class:`ErrorCode`. A line longer than ``max_line``
