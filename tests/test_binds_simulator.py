@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
+from smppgw.codec.constants import Npi, RegisteredDelivery, Ton
 from smppgw.codec.receipt import receipt_info
 from smppgw.esme.binds import (
     BindManager,
@@ -150,11 +151,11 @@ async def running(
 def message(n: int, *, receipt: bool = False) -> SubmitSm:
     return SubmitSm(
         source_addr="ACME",
-        source_addr_ton=5,
+        source_addr_ton=Ton.ALPHANUMERIC,
         destination_addr=f"1415555{n:04d}",
-        dest_addr_ton=1,
-        dest_addr_npi=1,
-        registered_delivery=1 if receipt else 0,
+        dest_addr_ton=Ton.INTERNATIONAL,
+        dest_addr_npi=Npi.ISDN,
+        registered_delivery=RegisteredDelivery.FINAL if receipt else RegisteredDelivery.NONE,
         short_message=f"message {n}".encode(),
     )
 

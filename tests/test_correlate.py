@@ -450,7 +450,7 @@ def deliver(esm_class: int, text: bytes, tlvs: tuple[Tlv, ...] = ()) -> DeliverS
         sequence_number=7,
         source_addr="919876543210",
         destination_addr="TXTSMS",
-        esm_class=esm_class,
+        esm_class=EsmClass(esm_class),
         short_message=text,
         tlvs=tlvs,
     )

@@ -36,6 +36,7 @@ from smppgw.codec import (
     Tlv,
     Unbind,
 )
+from smppgw.codec.constants import RegisteredDelivery
 from smppgw.esme.binds import BindManager, BindManagerSettings, PartStatus, ServerSettings
 from smppgw.esme.session import (
     BindError,
@@ -355,7 +356,7 @@ def numbered(i: int, size: int = 0) -> SubmitSm:
         source_addr="ACME",
         destination_addr=f"4477009{i:05d}",
         short_message=b"x" * size,
-        registered_delivery=1,
+        registered_delivery=RegisteredDelivery.FINAL,
     )
 
 

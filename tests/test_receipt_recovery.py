@@ -27,6 +27,7 @@ from smppgw.codec import (
     SubmitSm,
     SubmitSmResp,
 )
+from smppgw.codec.constants import RegisteredDelivery, Ton
 from smppgw.esme.binds import BindManager, BindManagerSettings, ServerSettings
 from smppgw.esme.observe import RecordingObserver
 from smppgw.esme.ratelimit import TokenBucket
@@ -175,10 +176,10 @@ async def test_the_simulator_answers_query_sm_from_its_message_table() -> None:
         try:
             resp = await session.submit(
                 SubmitSm(
-                    source_addr_ton=5,
+                    source_addr_ton=Ton.ALPHANUMERIC,
                     source_addr="ACME",
                     destination_addr="919812345678",
-                    registered_delivery=1,
+                    registered_delivery=RegisteredDelivery.FINAL,
                     short_message=b"hello",
                 )
             )
@@ -187,13 +188,15 @@ async def test_the_simulator_answers_query_sm_from_its_message_table() -> None:
                 while sim.stats.dlrs_dropped < 1:  # noqa: ASYNC110 - a counter, no event
                     await asyncio.sleep(0.01)
             answer = await session.query(
-                QuerySm(message_id=message_id, source_addr_ton=5, source_addr="ACME")
+                QuerySm(message_id=message_id, source_addr_ton=Ton.ALPHANUMERIC, source_addr="ACME")
             )
             unknown = await session.query(
-                QuerySm(message_id="ffffffff", source_addr_ton=5, source_addr="ACME")
+                QuerySm(message_id="ffffffff", source_addr_ton=Ton.ALPHANUMERIC, source_addr="ACME")
             )
             other_source = await session.query(
-                QuerySm(message_id=message_id, source_addr_ton=5, source_addr="OTHER")
+                QuerySm(
+                    message_id=message_id, source_addr_ton=Ton.ALPHANUMERIC, source_addr="OTHER"
+                )
             )
         finally:
             await session.close()
@@ -243,12 +246,14 @@ def test_a_final_query_answer_reads_as_the_receipt_it_stands_for(
     "state", [MessageState.ENROUTE, MessageState.ACCEPTED, MessageState.UNKNOWN, 42]
 )
 def test_an_answer_without_a_final_state_finalises_nothing(state: int) -> None:
-    resp = QuerySmResp(message_id="1a2b", message_state=state)
+    resp = QuerySmResp(message_id="1a2b", message_state=MessageState(state))
     assert dlr_from_query(waiting(), resp, received_at=1.0) is None
 
 
 def test_an_error_answer_finalises_nothing() -> None:
-    resp = QuerySmResp(command_status=CommandStatus.ESME_RQUERYFAIL, message_state=2)
+    resp = QuerySmResp(
+        command_status=CommandStatus.ESME_RQUERYFAIL, message_state=MessageState.DELIVERED
+    )
     assert dlr_from_query(waiting(), resp, received_at=1.0) is None
 
 

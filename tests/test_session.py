@@ -27,6 +27,7 @@ from smppgw.codec import (
     encode,
 )
 from smppgw.codec.connection import State
+from smppgw.codec.constants import EsmClass
 from smppgw.esme.observe import RecordingObserver
 from smppgw.esme.session import (
     BindError,
@@ -245,7 +246,13 @@ async def test_inbound_deliver_sm_answered_with_handler_status(
         return CommandStatus.ESME_ROK
 
     session = await Session.connect(settings(port), on_inbound=handler)
-    fake.push_raw(encode(DeliverSm(sequence_number=9, esm_class=4, short_message=b"id:1 stat:X")))
+    fake.push_raw(
+        encode(
+            DeliverSm(
+                sequence_number=9, esm_class=EsmClass.DELIVERY_RECEIPT, short_message=b"id:1 stat:X"
+            )
+        )
+    )
     await until(lambda: any(isinstance(p, DeliverSmResp) for p in fake.received))
     resp = next(p for p in fake.received if isinstance(p, DeliverSmResp))
     assert (resp.sequence_number, resp.command_status) == (9, status)
@@ -267,7 +274,13 @@ async def test_the_inbound_handler_knows_the_server_and_bind_of_the_pdu(
     session = await Session.connect(
         settings(port, server="smpp2", name="smpp2/trx-1"), on_inbound=handler
     )
-    fake.push_raw(encode(DeliverSm(sequence_number=3, esm_class=4, short_message=b"id:1 stat:X")))
+    fake.push_raw(
+        encode(
+            DeliverSm(
+                sequence_number=3, esm_class=EsmClass.DELIVERY_RECEIPT, short_message=b"id:1 stat:X"
+            )
+        )
+    )
     await until(lambda: bool(origins))
     assert origins == [Origin("smpp2", "smpp2/trx-1")]
     assert inbound_origin() is None  # outside a handler

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, MessageState, SubmitSm
+from smppgw.codec.constants import RegisteredDelivery
 from smppgw.codec.receipt import receipt_info
 from smppgw.codec.smpp_time import format_absolute
 from smppgw.esme.session import BindType, Session, SessionSettings
@@ -246,7 +247,7 @@ async def test_a_scheduled_message_gets_its_receipt_only_after_the_schedule(
     resp = await session.submit(
         SubmitSm(
             destination_addr="14155550101",
-            registered_delivery=1,
+            registered_delivery=RegisteredDelivery.FINAL,
             schedule_delivery_time="000000000001000R",  # in 1 second
         )
     )
@@ -267,7 +268,11 @@ async def test_a_message_whose_validity_ends_first_gets_an_expired_receipt(
     session = await bind(sim, inbox)
     past = format_absolute(datetime.now(UTC) - timedelta(minutes=1))
     expired = await session.submit(
-        SubmitSm(destination_addr="14155550101", registered_delivery=2, validity_period=past)
+        SubmitSm(
+            destination_addr="14155550101",
+            registered_delivery=RegisteredDelivery.FAILURE,
+            validity_period=past,
+        )
     )
     _, receipt = await asyncio.wait_for(inbox.get(), WAIT)
     info = receipt_info(receipt.short_message, receipt.tlvs)

@@ -25,6 +25,7 @@ from smppgw.codec import (
     decode,
     encode,
 )
+from smppgw.codec.constants import DataCoding, RegisteredDelivery
 from smppgw.codec.receipt import receipt_info
 from smppgw.codec.text import (
     MessageTooLongError,
@@ -130,7 +131,9 @@ async def test_receipt_relayed_on_a_receiver_of_another_server(sim: Simulator) -
     inbox: Inbox = []
     tx = await connect(sim, 0, BindType.TRANSMITTER)
     rx = await connect(sim, 1, BindType.RECEIVER, inbox)
-    resp = await tx.submit(SubmitSm(destination_addr="14155550101", registered_delivery=1))
+    resp = await tx.submit(
+        SubmitSm(destination_addr="14155550101", registered_delivery=RegisteredDelivery.FINAL)
+    )
     assert resp.command_status is CommandStatus.ESME_ROK
     await sim.wait_dlrs_settled(5)
     assert len(inbox) == 1
@@ -146,7 +149,9 @@ async def test_receipt_relayed_on_a_receiver_of_another_server(sim: Simulator) -
 
 async def test_receipt_waits_for_a_receiver_to_bind(sim: Simulator) -> None:
     tx = await connect(sim, 0, BindType.TRANSMITTER)
-    await tx.submit(SubmitSm(destination_addr="14155550101", registered_delivery=1))
+    await tx.submit(
+        SubmitSm(destination_addr="14155550101", registered_delivery=RegisteredDelivery.FINAL)
+    )
     await asyncio.sleep(0.1)
     assert sim.stats.dlrs_sent == 0
     assert sim.dlrs_pending == 1
@@ -175,7 +180,9 @@ async def test_unacknowledged_receipt_is_resent() -> None:
         session = await Session.connect(
             SessionSettings(info.host, info.plain_port, "acme", PASSWORD), on_inbound=flaky
         )
-        await session.submit(SubmitSm(destination_addr="14155550101", registered_delivery=1))
+        await session.submit(
+            SubmitSm(destination_addr="14155550101", registered_delivery=RegisteredDelivery.FINAL)
+        )
         await sim.wait_dlrs_settled(5)
         assert (sim.stats.dlrs_nacked, sim.stats.dlrs_acked, len(inbox)) == (1, 1, 1)
         session.abort()
@@ -586,8 +593,8 @@ async def test_mo_octets_and_message_payload(sim: Simulator) -> None:
     await sim.wait_mo_settled(5)
     assert (binary.data_coding, binary.parts, payload.parts, payload.reference) == (4, 1, 1, None)
     by_coding = {p.data_coding: p for p in inbox if isinstance(p, DeliverSm)}
-    assert by_coding[4].short_message == b"\x00\xff\x10"
-    assert by_coding[0].short_message == b""
-    assert by_coding[0].tlv(Tag.MESSAGE_PAYLOAD) == b"p" * 300
+    assert by_coding[DataCoding.OCTET_UNSPECIFIED_2].short_message == b"\x00\xff\x10"
+    assert by_coding[DataCoding.DEFAULT].short_message == b""
+    assert by_coding[DataCoding.DEFAULT].tlv(Tag.MESSAGE_PAYLOAD) == b"p" * 300
     assert sim.stats.mo_acknowledged == 2
     session.abort()

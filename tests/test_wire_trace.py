@@ -19,7 +19,7 @@ from smppgw.codec import (
     SubmitSmResp,
     encode,
 )
-from smppgw.codec.constants import EsmClass
+from smppgw.codec.constants import EsmClass, RegisteredDelivery
 from smppgw.codec.receipt import format_receipt
 from smppgw.esme.trace import TRACE_LABEL, Direction, WireTap
 from smppgw.gateway.trace import TRACE_LOGGER, WireTrace, mask_number, pdu_line
@@ -28,7 +28,7 @@ WHEN = dt.datetime(2026, 11, 28, 18, 0)
 SUBMIT = SubmitSm(
     source_addr="ACMEIN",
     destination_addr="919876543278",
-    registered_delivery=1,
+    registered_delivery=RegisteredDelivery.FINAL,
     short_message=b"Your code is 4242",
     sequence_number=7,
 )

@@ -12,16 +12,35 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from .constants import CommandStatus
+from .constants import (
+    CommandStatus,
+    DataCoding,
+    EsmClass,
+    MessageState,
+    Npi,
+    RegisteredDelivery,
+    Ton,
+)
 from .errors import EncodeError, InvalidCommandLengthError, InvalidFieldError, InvalidTlvError
 from .tlv import Tlv
 
 if TYPE_CHECKING:
     from .pdu import DistributionList, Pdu, SmeAddress, UnsuccessSme
 
-__all__ = ["Field", "Kind", "decode_body", "decode_tlvs", "encode_body", "encode_tlvs"]
+_E = TypeVar("_E", bound=int)
+
+__all__ = [
+    "OCTET_MEMBERS",
+    "Field",
+    "Kind",
+    "command_status",
+    "decode_body",
+    "decode_tlvs",
+    "encode_body",
+    "encode_tlvs",
+]
 
 
 class Kind(Enum):
@@ -39,6 +58,34 @@ class Field:
     name: str
     kind: Kind
     size: int = 0  # the maximum octets of a C-octet string, NUL included
+    # A 1-octet field whose values are this open enum's: it decodes to the enum's members.
+    enum: type[int] | None = None
+
+
+def _octets(enum: type[_E]) -> tuple[_E, ...]:
+    """Every octet as a member of ``enum`` (a value it does not name is its pseudo-member)."""
+    return tuple(enum(octet) for octet in range(256))
+
+
+# The members of each open enum a 1-octet field takes, built once: decoding such a field is one
+# index, no call.
+_TON: Final = _octets(Ton)
+_NPI: Final = _octets(Npi)
+OCTET_MEMBERS: Final[dict[type[int], tuple[int, ...]]] = {
+    Ton: _TON,
+    Npi: _NPI,
+    EsmClass: _octets(EsmClass),
+    RegisteredDelivery: _octets(RegisteredDelivery),
+    DataCoding: _octets(DataCoding),
+    MessageState: _octets(MessageState),
+}
+_STATUS: Final[dict[int, CommandStatus]] = {int(s): s for s in CommandStatus}
+
+
+def command_status(value: int) -> CommandStatus:
+    """``value`` as a CommandStatus member, named or not (the enum is open)."""
+    status = _STATUS.get(value)
+    return CommandStatus(value) if status is None else status
 
 
 HEADER_LENGTH = 16
@@ -88,7 +135,8 @@ def _decode_field(field: Field, data: bytes, pos: int, seq: int, cid: int) -> tu
     """
     kind = field.kind
     if kind is Kind.U8:
-        return data[pos], pos + 1
+        octet = data[pos]
+        return (octet if field.enum is None else OCTET_MEMBERS[field.enum][octet]), pos + 1
     if kind is Kind.CSTRING:
         return _decode_cstring(data, pos, field, seq, cid)
     if kind is Kind.SHORT_MESSAGE:
@@ -134,7 +182,7 @@ def _decode_dest_addresses(
         if flag == 1:
             ton, npi = data[pos + 1], data[pos + 2]
             addr, pos = _decode_cstring(data, pos + 3, _DESTINATION_ADDR, seq, cid)
-            out.append(SmeAddress(ton, npi, addr))
+            out.append(SmeAddress(_TON[ton], _NPI[npi], addr))
         elif flag == 2:
             name, pos = _decode_cstring(data, pos + 1, _DL_NAME, seq, cid)
             out.append(DistributionList(name))
@@ -160,7 +208,7 @@ def _decode_unsuccess(
         addr, pos = _decode_cstring(data, pos + 2, _DESTINATION_ADDR, seq, cid)
         (status,) = _U32.unpack_from(data, pos)
         pos += 4
-        out.append(UnsuccessSme(ton, npi, addr, status))
+        out.append(UnsuccessSme(_TON[ton], _NPI[npi], addr, command_status(status)))
     return tuple(out), pos
 
 

@@ -4,8 +4,11 @@ Field names and maximum sizes follow SMPP v3.4 issue 1.2 section 4; each mandato
 declared once, with its wire layout in the field metadata; :mod:`._fields` reads and writes any
 layout (the reference codec) and :mod:`._fast` holds hand-written fast paths for the PDUs of
 the hot path. C-octet strings are ``str`` decoded as Latin-1, so every octet survives a
-round trip; ``short_message`` is ``bytes``. Optional parameters are kept raw in ``tlvs`` in wire
-order (typed accessors come from :class:`~smppgw.codec.tlv.TlvAccessors`).
+round trip; ``short_message`` is ``bytes``. A 1-octet field whose values are a protocol table
+(type of number, numbering plan, esm_class, registered_delivery, data_coding, message_state) is
+typed with the codec's open enum and decodes to its members; a vendor value is passed as
+``Ton(0x07)``, a member too (the enums are open). Optional parameters are kept raw in
+``tlvs`` in wire order (typed accessors come from :class:`~smppgw.codec.tlv.TlvAccessors`).
 
 A response whose ``command_status`` is not ESME_ROK may come without a body (section 4.4.2 and
 others); such a PDU decodes with ``body_omitted=True`` and encodes back to a bare header.
@@ -21,7 +24,16 @@ from typing import Any, ClassVar, Final, TypeVar
 
 from . import _fast
 from ._fields import Field, Kind, decode_body, encode_body
-from .constants import CommandId, CommandStatus
+from .constants import (
+    CommandId,
+    CommandStatus,
+    DataCoding,
+    EsmClass,
+    MessageState,
+    Npi,
+    RegisteredDelivery,
+    Ton,
+)
 from .errors import EncodeError, InvalidCommandIdError, InvalidCommandLengthError
 from .tlv import Tlv, TlvAccessors
 
@@ -72,6 +84,13 @@ _STATUS: Final[dict[int, CommandStatus]] = {int(s): s for s in CommandStatus}
 
 def _u8(default: int = 0) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
     return dataclasses.field(default=default, metadata={"wire": (Kind.U8, 0)})
+
+
+def _enum(default: int) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
+    """A 1-octet field whose values are ``default``'s open enum: it decodes to its members."""
+    return dataclasses.field(
+        default=default, metadata={"wire": (Kind.U8, 0), "enum": type(default)}
+    )
 
 
 def _c(size: int, default: str = "", *, secret: bool = False) -> Any:  # noqa: ANN401 - dataclasses.field() is typed as the field type
@@ -128,14 +147,16 @@ def _register(
 
     def wrap(cls: type[_P]) -> type[_P]:
         wire = [
-            (f.name, f.metadata["wire"]) for f in dataclasses.fields(cls) if "wire" in f.metadata
+            (f.name, f.metadata["wire"], f.metadata.get("enum"))
+            for f in dataclasses.fields(cls)
+            if "wire" in f.metadata
         ]
         cls.command_id = command_id
         cls.is_response = bool(command_id & 0x80000000)
-        cls._layout = tuple(Field(name, kind, size) for name, (kind, size) in wire)
+        cls._layout = tuple(Field(name, kind, size, enum) for name, (kind, size), enum in wire)
         if fast is not None:
             cls._decode_fast, cls._encode_fast = fast(cls, cls._layout)
-        cls._wire_names = tuple(name for name, _ in wire)
+        cls._wire_names = tuple(name for name, _, _ in wire)
         cls._defaults = tuple(f.default for f in dataclasses.fields(cls) if "wire" in f.metadata)
         _BY_ID[command_id] = cls
         return cls
@@ -150,8 +171,8 @@ def _register(
 class SmeAddress:
     """A submit_multi destination that is an SME address (dest_flag 1)."""
 
-    dest_addr_ton: int
-    dest_addr_npi: int
+    dest_addr_ton: Ton
+    dest_addr_npi: Npi
     destination_addr: str
 
 
@@ -166,10 +187,10 @@ class DistributionList:
 class UnsuccessSme:
     """One failed destination in a submit_multi_resp."""
 
-    dest_addr_ton: int
-    dest_addr_npi: int
+    dest_addr_ton: Ton
+    dest_addr_npi: Npi
     destination_addr: str
-    error_status_code: int
+    error_status_code: CommandStatus
 
 
 # --- Session management (section 4.1, 4.2, 4.3, 4.11) --------------------------------------
@@ -181,8 +202,8 @@ class _Bind(Pdu):
     password: str = _c(9, secret=True)
     system_type: str = _c(13)
     interface_version: int = _u8(0x34)
-    addr_ton: int = _u8()
-    addr_npi: int = _u8()
+    addr_ton: Ton = _enum(Ton.UNKNOWN)
+    addr_npi: Npi = _enum(Npi.UNKNOWN)
     address_range: str = _c(41)
 
 
@@ -272,20 +293,20 @@ class _ShortMessage(Pdu):
     """submit_sm and deliver_sm share one layout (sections 4.4.1 and 4.6.1)."""
 
     service_type: str = _c(6)
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(21)
-    dest_addr_ton: int = _u8()
-    dest_addr_npi: int = _u8()
+    dest_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    dest_addr_npi: Npi = _enum(Npi.UNKNOWN)
     destination_addr: str = _c(21)
-    esm_class: int = _u8()
+    esm_class: EsmClass = _enum(EsmClass.DEFAULT)
     protocol_id: int = _u8()
     priority_flag: int = _u8()
     schedule_delivery_time: str = _c(17)
     validity_period: str = _c(17)
-    registered_delivery: int = _u8()
+    registered_delivery: RegisteredDelivery = _enum(RegisteredDelivery.NONE)
     replace_if_present_flag: int = _u8()
-    data_coding: int = _u8()
+    data_coding: DataCoding = _enum(DataCoding.DEFAULT)
     sm_default_msg_id: int = _u8()
     short_message: bytes = _sm()
 
@@ -318,18 +339,18 @@ class DeliverSmResp(Pdu):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubmitMulti(Pdu):
     service_type: str = _c(6)
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(21)
     dest_address: tuple[SmeAddress | DistributionList, ...] = _list(Kind.DEST_ADDRESSES)
-    esm_class: int = _u8()
+    esm_class: EsmClass = _enum(EsmClass.DEFAULT)
     protocol_id: int = _u8()
     priority_flag: int = _u8()
     schedule_delivery_time: str = _c(17)
     validity_period: str = _c(17)
-    registered_delivery: int = _u8()
+    registered_delivery: RegisteredDelivery = _enum(RegisteredDelivery.NONE)
     replace_if_present_flag: int = _u8()
-    data_coding: int = _u8()
+    data_coding: DataCoding = _enum(DataCoding.DEFAULT)
     sm_default_msg_id: int = _u8()
     short_message: bytes = _sm()
 
@@ -345,15 +366,15 @@ class SubmitMultiResp(Pdu):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DataSm(Pdu):
     service_type: str = _c(6)
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(65)
-    dest_addr_ton: int = _u8()
-    dest_addr_npi: int = _u8()
+    dest_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    dest_addr_npi: Npi = _enum(Npi.UNKNOWN)
     destination_addr: str = _c(65)
-    esm_class: int = _u8()
-    registered_delivery: int = _u8()
-    data_coding: int = _u8()
+    esm_class: EsmClass = _enum(EsmClass.DEFAULT)
+    registered_delivery: RegisteredDelivery = _enum(RegisteredDelivery.NONE)
+    data_coding: DataCoding = _enum(DataCoding.DEFAULT)
 
 
 @_register(CommandId.DATA_SM_RESP, _fast.message_id_codec)
@@ -369,8 +390,8 @@ class DataSmResp(Pdu):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuerySm(Pdu):
     message_id: str = _c(65)
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(21)
 
 
@@ -379,7 +400,7 @@ class QuerySm(Pdu):
 class QuerySmResp(Pdu):
     message_id: str = _c(65)
     final_date: str = _c(17)
-    message_state: int = _u8()  # type: ignore[assignment]  # the field shadows the TLV view
+    message_state: MessageState = _enum(MessageState(0))  # shadows the TLV view
     error_code: int = _u8()
 
 
@@ -388,11 +409,11 @@ class QuerySmResp(Pdu):
 class CancelSm(Pdu):
     service_type: str = _c(6)
     message_id: str = _c(65)
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(21)
-    dest_addr_ton: int = _u8()
-    dest_addr_npi: int = _u8()
+    dest_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    dest_addr_npi: Npi = _enum(Npi.UNKNOWN)
     destination_addr: str = _c(21)
 
 
@@ -406,12 +427,12 @@ class CancelSmResp(Pdu):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplaceSm(Pdu):
     message_id: str = _c(65)
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(21)
     schedule_delivery_time: str = _c(17)
     validity_period: str = _c(17)
-    registered_delivery: int = _u8()
+    registered_delivery: RegisteredDelivery = _enum(RegisteredDelivery.NONE)
     sm_default_msg_id: int = _u8()
     short_message: bytes = _sm()
 
@@ -425,11 +446,11 @@ class ReplaceSmResp(Pdu):
 @_register(CommandId.ALERT_NOTIFICATION)
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlertNotification(Pdu):
-    source_addr_ton: int = _u8()
-    source_addr_npi: int = _u8()
+    source_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    source_addr_npi: Npi = _enum(Npi.UNKNOWN)
     source_addr: str = _c(65)
-    esme_addr_ton: int = _u8()
-    esme_addr_npi: int = _u8()
+    esme_addr_ton: Ton = _enum(Ton.UNKNOWN)
+    esme_addr_npi: Npi = _enum(Npi.UNKNOWN)
     esme_addr: str = _c(65)
 
 

@@ -22,6 +22,7 @@ from smppgw.codec import (
     SubmitSm,
     SubmitSmResp,
 )
+from smppgw.codec.constants import Npi, Ton
 from smppgw.esme.tls import TlsSettings
 
 __all__ = [
@@ -146,8 +147,8 @@ class SessionSettings:
             password=self.password,
             system_type=self.system_type,
             interface_version=self.interface_version,
-            addr_ton=self.addr_ton,
-            addr_npi=self.addr_npi,
+            addr_ton=Ton(self.addr_ton),
+            addr_npi=Npi(self.addr_npi),
             address_range=self.address_range,
         )
 

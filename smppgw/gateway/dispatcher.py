@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Final
 
-from smppgw.codec.constants import CommandStatus, Npi, Ton
+from smppgw.codec.constants import CommandStatus, Npi, RegisteredDelivery, Ton
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSmResp, Pdu, SubmitSm, SubmitSmResp
 from smppgw.codec.text import split_message, split_octets
@@ -72,7 +72,9 @@ def build_parts(message_id: str, request: SubmitRequest) -> list[SubmitSm]:
             priority_flag=request.priority,
             schedule_delivery_time=request.schedule or "",
             validity_period=request.validity or "",
-            registered_delivery=1 if request.registered_delivery else 0,
+            registered_delivery=(
+                RegisteredDelivery.FINAL if request.registered_delivery else RegisteredDelivery.NONE
+            ),
             data_coding=coding,
             short_message=part.short_message,
             tlvs=(*part.tlvs, *dlt),

@@ -21,7 +21,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Final
 
-from smppgw.codec.constants import CommandStatus, MessageState
+from smppgw.codec.constants import CommandStatus, MessageState, Npi, Ton
 from smppgw.codec.errors import SmppError
 from smppgw.codec.pdu import QuerySm, QuerySmResp
 from smppgw.esme.settings import setting
@@ -102,8 +102,8 @@ class Waiting:
         """The query_sm asking about this part (section 4.8.1)."""
         return QuerySm(
             message_id=self.smsc_id,
-            source_addr_ton=self.source_ton,
-            source_addr_npi=self.source_npi,
+            source_addr_ton=Ton(self.source_ton),
+            source_addr_npi=Npi(self.source_npi),
             source_addr=self.source,
         )
 

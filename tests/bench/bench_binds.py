@@ -21,6 +21,7 @@ import time
 from collections import Counter
 
 from smppgw.codec import CommandStatus, DataSm, DeliverSm, SubmitSm
+from smppgw.codec.constants import Npi, RegisteredDelivery, Ton
 from smppgw.codec.receipt import ReceiptParseError, receipt_info
 from smppgw.esme.binds import (
     BindManager,
@@ -77,11 +78,11 @@ async def run(messages: int, rate: float, binds: int, window: int) -> int:
         pdus = [
             SubmitSm(
                 source_addr="ACME",
-                source_addr_ton=5,
+                source_addr_ton=Ton.ALPHANUMERIC,
                 destination_addr=f"9198{n:08d}",
-                dest_addr_ton=1,
-                dest_addr_npi=1,
-                registered_delivery=1,
+                dest_addr_ton=Ton.INTERNATIONAL,
+                dest_addr_npi=Npi.ISDN,
+                registered_delivery=RegisteredDelivery.FINAL,
                 short_message=f"bench message {n}".encode(),
             )
             for n in range(messages)

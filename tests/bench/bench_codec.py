@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from smppgw.codec import DeliverSm, SubmitSm, Tag, Tlv, c_string_tlv, decode, encode
+from smppgw.codec.constants import EsmClass, Npi, RegisteredDelivery, Ton
 from smppgw.codec.text import encode_text
 from smppgw.provider import dlt_tlvs
 
@@ -40,12 +41,12 @@ PE_ID, TEMPLATE_ID, TM_ID = "1201159126541234567", "1207161234567890123", "17021
 def ours_submit() -> Callable[[], object]:
     pdu = SubmitSm(
         sequence_number=1234,
-        source_addr_ton=5,
+        source_addr_ton=Ton.ALPHANUMERIC,
         source_addr="ACMEIN",
-        dest_addr_ton=1,
-        dest_addr_npi=1,
+        dest_addr_ton=Ton.INTERNATIONAL,
+        dest_addr_npi=Npi.ISDN,
         destination_addr="919876543210",
-        registered_delivery=1,
+        registered_delivery=RegisteredDelivery.FINAL,
         short_message=encode_text(TEXT, 0),
         tlvs=dlt_tlvs(PE_ID, TEMPLATE_ID, TM_ID),
     )
@@ -55,12 +56,12 @@ def ours_submit() -> Callable[[], object]:
 def ours_dlr() -> Callable[[], object]:
     pdu = DeliverSm(
         sequence_number=99,
-        source_addr_ton=1,
-        source_addr_npi=1,
+        source_addr_ton=Ton.INTERNATIONAL,
+        source_addr_npi=Npi.ISDN,
         source_addr="919876543210",
-        dest_addr_ton=5,
+        dest_addr_ton=Ton.ALPHANUMERIC,
         destination_addr="ACMEIN",
-        esm_class=0x04,
+        esm_class=EsmClass.DELIVERY_RECEIPT,
         short_message=RECEIPT.encode("ascii"),
         tlvs=(
             c_string_tlv(Tag.RECEIPTED_MESSAGE_ID, "7f3a9c2e01"),

@@ -28,6 +28,7 @@ from typing import Any
 
 import smppgw.esme.session
 from smppgw.codec import CommandStatus, SubmitSm
+from smppgw.codec.constants import Npi, Ton
 from smppgw.testing.simulator import Account, Simulator, SimulatorSettings
 
 PASSWORD = "bench"
@@ -69,10 +70,10 @@ async def measure(
     )
     pdu = SubmitSm(
         source_addr="ACMEIN",
-        source_addr_ton=5,
+        source_addr_ton=Ton.ALPHANUMERIC,
         destination_addr="919876543210",
-        dest_addr_ton=1,
-        dest_addr_npi=1,
+        dest_addr_ton=Ton.INTERNATIONAL,
+        dest_addr_npi=Npi.ISDN,
         short_message=b"x" * 100,
     )
     done = 0

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smppgw.codec import DeliverSm, SubmitSm, SubmitSmResp, Tlv, decode, encode
+from smppgw.codec.constants import Npi, RegisteredDelivery, Ton
 from smppgw.codec.text import decode_text, encode_text
 
 try:
@@ -87,13 +88,13 @@ def test_our_bytes_decode_in_aiosmpplib(
     wire = encode(
         our_cls(
             sequence_number=seq,
-            source_addr_ton=1,
-            source_addr_npi=1,
+            source_addr_ton=Ton.INTERNATIONAL,
+            source_addr_npi=Npi.ISDN,
             source_addr=src,
-            dest_addr_ton=2,
-            dest_addr_npi=1,
+            dest_addr_ton=Ton.NATIONAL,
+            dest_addr_npi=Npi.ISDN,
             destination_addr=dst,
-            registered_delivery=reg,
+            registered_delivery=RegisteredDelivery(reg),
             short_message=encode_text(text, 0),
             tlvs=(Tlv(0x1400, pe_id.encode()),),
         )

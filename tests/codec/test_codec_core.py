@@ -37,6 +37,7 @@ from smppgw.codec import (
     decode,
     encode,
 )
+from smppgw.codec.constants import EsmClass, Npi, RegisteredDelivery, Ton
 from smppgw.codec.pdu import _BY_ID
 
 
@@ -124,12 +125,12 @@ def test_bind_transceiver_golden_vector() -> None:
 def test_submit_sm_with_dlt_tlvs_golden_vector() -> None:
     pdu = SubmitSm(
         sequence_number=7,
-        source_addr_ton=5,
+        source_addr_ton=Ton.ALPHANUMERIC,
         source_addr="ACMEIN",
-        dest_addr_ton=1,
-        dest_addr_npi=1,
+        dest_addr_ton=Ton.INTERNATIONAL,
+        dest_addr_npi=Npi.ISDN,
         destination_addr="919876543210",
-        registered_delivery=1,
+        registered_delivery=RegisteredDelivery.FINAL,
         short_message=b"hello",
         tlvs=(Tlv(Tag.PE_ID, b"1234"), Tlv(Tag.TEMPLATE_ID, b"5678"), Tlv(Tag.TM_ID, b"90")),
     )
@@ -231,7 +232,7 @@ def test_short_message_length_must_match_body() -> None:
     [
         SubmitSm(source_addr="x" * 21),
         SubmitSm(destination_addr="€"),
-        SubmitSm(esm_class=256),
+        SubmitSm(esm_class=EsmClass(256)),
         SubmitSm(short_message=b"x" * 256),
         SubmitSm(sequence_number=2**32),
     ],

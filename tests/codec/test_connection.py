@@ -48,6 +48,7 @@ from smppgw.codec.connection import (
     State,
     WindowFullError,
 )
+from smppgw.codec.constants import EsmClass
 
 BINDS: list[tuple[type[Pdu], type[Pdu], State]] = [
     (BindTransmitter, BindTransmitterResp, State.BOUND_TX),
@@ -489,7 +490,7 @@ def test_two_peers_bind_exchange_and_unbind_in_step() -> None:
     pair.answer(smsc, BindTransceiverResp(sequence_number=1, system_id="SMSC"))
     assert state_of(esme) is state_of(smsc) is State.BOUND_TRX
     pair.exchange(esme, SubmitSm(short_message=b"hi"), SubmitSmResp)
-    pair.exchange(smsc, DeliverSm(esm_class=0x04), DeliverSmResp)
+    pair.exchange(smsc, DeliverSm(esm_class=EsmClass.DELIVERY_RECEIPT), DeliverSmResp)
     pair.exchange(smsc, EnquireLink(), EnquireLinkResp)
     pair.exchange(esme, EnquireLink(), EnquireLinkResp)
     pair.exchange(esme, DataSm(), DataSmResp)

@@ -34,6 +34,7 @@ from smppgw.codec import (
     encode,
 )
 from smppgw.codec._fields import decode_body
+from smppgw.codec.constants import EsmClass
 from smppgw.codec.pdu import _BY_ID, encode_reference
 
 _HEADER = struct.Struct("!IIII")
@@ -153,6 +154,16 @@ def _reference_decode(wire: bytes) -> Pdu | DecodeError:
         return exc
 
 
+def _assert_enum_fields(pdu: Pdu) -> None:
+    """Every field typed with an open enum holds a member of it, a value it does not name
+    included (its pseudo-member), as the annotations promise."""
+    assert type(pdu.command_status) is CommandStatus
+    for field in dataclasses.fields(pdu):
+        enum = field.metadata.get("enum")
+        if enum is not None:
+            assert type(getattr(pdu, field.name)) is enum, field.name
+
+
 def _assert_decoders_agree(wire: bytes) -> None:
     cls = _BY_ID[_HEADER.unpack_from(wire)[1]]
     assert cls._decode_fast is not None
@@ -166,6 +177,8 @@ def _assert_decoders_agree(wire: bytes) -> None:
         assert type(fast) is type(reference)
         assert fast == reference
         assert [type(tlv) for tlv in fast.tlvs] == [Tlv] * len(fast.tlvs)
+        _assert_enum_fields(fast)
+        _assert_enum_fields(reference)
     if len(wire) == 16 and cls.is_response and cls._layout:
         return  # a response without its body: decode() reads it before any codec
     try:
@@ -183,6 +196,7 @@ def _assert_decoders_agree(wire: bytes) -> None:
         assert str(decoded) == str(reference)
     else:
         assert decoded == reference
+        _assert_enum_fields(decoded)
 
 
 def _assert_encoders_agree(pdu: Pdu) -> None:
@@ -216,7 +230,7 @@ def test_the_fast_encoder_writes_what_the_reference_one_writes(pdu: Pdu) -> None
 @example(SubmitSm(short_message=b"x" * 256))
 @example(SubmitSm(source_addr="\0"))
 @example(SubmitSm(source_addr="\u0100"))
-@example(SubmitSm(esm_class=256))
+@example(SubmitSm(esm_class=EsmClass(256)))
 @example(SubmitSm(short_message="text"))  # type: ignore[arg-type]
 @example(EnquireLink(sequence_number=2**32))
 @example(EnquireLink(tlvs=(Tlv(0x1E, "text"),)))  # type: ignore[arg-type]

@@ -36,6 +36,7 @@ from smppgw.codec._fast import (
     message_id_codec,
     short_message_codec,
 )
+from smppgw.codec.constants import Npi, Ton
 
 
 def hexbytes(text: str) -> bytes:
@@ -80,9 +81,9 @@ def test_submit_multi_with_an_sme_and_a_distribution_list_decodes_and_encodes_ba
     )
     expected = SubmitMulti(
         sequence_number=0x2A,
-        source_addr_ton=5,
+        source_addr_ton=Ton.ALPHANUMERIC,
         source_addr="ACME",
-        dest_address=(SmeAddress(1, 1, "91"), DistributionList("fr")),
+        dest_address=(SmeAddress(Ton.INTERNATIONAL, Npi.ISDN, "91"), DistributionList("fr")),
         short_message=b"hi",
     )
     assert decode(wire) == expected
@@ -209,18 +210,27 @@ def test_decode_takes_a_bytearray_or_a_memoryview_as_it_takes_bytes() -> None:
             id="a destination that is a str",
         ),
         pytest.param(
-            SubmitMulti(dest_address=(SmeAddress(1, 256, "91"),)),
+            SubmitMulti(dest_address=(SmeAddress(Ton.INTERNATIONAL, Npi(256), "91"),)),
             "SubmitMulti.dest_address must be a sequence of SmeAddress and DistributionList "
             "(got tuple)",
             id="an npi of 256",
         ),
         pytest.param(
-            SubmitMultiResp(unsuccess_sme=(UnsuccessSme(1, 1, "91", 8),) * 256),
+            SubmitMultiResp(
+                unsuccess_sme=(
+                    UnsuccessSme(Ton.INTERNATIONAL, Npi.ISDN, "91", CommandStatus.ESME_RSYSERR),
+                )
+                * 256
+            ),
             "unsuccess_sme: 256 entries, at most 255 allowed",
             id="256 unsuccessful destinations",
         ),
         pytest.param(
-            SubmitMultiResp(unsuccess_sme=(UnsuccessSme(1, 1, "91", 2**32),)),
+            SubmitMultiResp(
+                unsuccess_sme=(
+                    UnsuccessSme(Ton.INTERNATIONAL, Npi.ISDN, "91", CommandStatus(2**32)),
+                )
+            ),
             "SubmitMultiResp.unsuccess_sme must be a sequence of UnsuccessSme (got tuple)",
             id="an error_status_code of 2^32",
         ),

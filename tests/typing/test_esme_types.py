@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import assert_type
 
 from smppgw.codec import CommandStatus, DataCoding, DeliverSm, MessageState, SubmitSm
+from smppgw.codec.constants import EsmClass
 from smppgw.esme import (
     BindManager,
     BindManagerSettings,
@@ -56,7 +57,10 @@ async def test_the_tracker_hands_out_typed_receipts() -> None:
     assert_type(tracker.receipts("m"), tuple[Dlr | None, ...])
     status = await tracker.handle(DeliverSm(short_message=b"hello"))
     assert_type(status, CommandStatus)
-    dlr = dlr_from_pdu(DeliverSm(esm_class=4, short_message=b"id:5 stat:DELIVRD"), received_at=0)
+    dlr = dlr_from_pdu(
+        DeliverSm(esm_class=EsmClass.DELIVERY_RECEIPT, short_message=b"id:5 stat:DELIVRD"),
+        received_at=0,
+    )
     assert_type(dlr, Dlr | None)
     assert dlr is not None
     assert_type(dlr.state, MessageState | None)

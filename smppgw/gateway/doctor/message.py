@@ -17,6 +17,7 @@ from smppgw.codec import (
     Tag,
     find_tlv,
 )
+from smppgw.codec.constants import Npi, Ton
 from smppgw.codec.receipt import ReceiptInfo, ReceiptParseError, receipt_info
 from smppgw.codec.text import encode_text
 from smppgw.esme.numbers import Sender
@@ -78,8 +79,8 @@ async def send_test_message(
         source_addr_ton=sender.ton,
         source_addr_npi=sender.npi,
         source_addr=sender.value,
-        dest_addr_ton=1,
-        dest_addr_npi=1,
+        dest_addr_ton=Ton.INTERNATIONAL,
+        dest_addr_npi=Npi.ISDN,
         destination_addr=to,
         registered_delivery=RegisteredDelivery.FINAL,
         data_coding=DataCoding.DEFAULT,

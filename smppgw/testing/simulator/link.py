@@ -40,6 +40,7 @@ from smppgw.codec import (
     Unbind,
     c_string_tlv,
 )
+from smppgw.codec.constants import EsmClass, Npi, Ton
 from smppgw.codec.errors import SmppError
 from smppgw.codec.receipt import format_receipt, stat_to_message_state
 from smppgw.codec.smpp_time import SmppTimeError, parse_smpp_time
@@ -396,12 +397,12 @@ class Link(asyncio.Protocol):
         if receipt.err:
             tlvs += (Tlv(Tag.NETWORK_ERROR_CODE, b"\x01" + receipt.err.to_bytes(2, "big")),)
         pdu = DeliverSm(
-            source_addr_ton=1,
-            source_addr_npi=1,
+            source_addr_ton=Ton.INTERNATIONAL,
+            source_addr_npi=Npi.ISDN,
             source_addr=receipt.destination,
-            dest_addr_ton=5,
+            dest_addr_ton=Ton.ALPHANUMERIC,
             destination_addr=receipt.source,
-            esm_class=0x04,
+            esm_class=EsmClass.DELIVERY_RECEIPT,
             short_message=text,
             tlvs=tlvs,
         )

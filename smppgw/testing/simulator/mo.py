@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from smppgw.codec import DeliverSm, EsmClass, encode
+from smppgw.codec.constants import DataCoding, Npi, Ton
 from smppgw.codec.errors import SmppError
 from smppgw.codec.text import (
     Part,
@@ -127,14 +128,14 @@ def mo_record(
     source_ton, source_npi, dest_ton, dest_npi = addressing
     pdus = tuple(
         DeliverSm(
-            source_addr_ton=source_ton,
-            source_addr_npi=source_npi,
+            source_addr_ton=Ton(source_ton),
+            source_addr_npi=Npi(source_npi),
             source_addr=source_addr,
-            dest_addr_ton=dest_ton,
-            dest_addr_npi=dest_npi,
+            dest_addr_ton=Ton(dest_ton),
+            dest_addr_npi=Npi(dest_npi),
             destination_addr=destination_addr,
-            esm_class=int(part.esm_class),
-            data_coding=data_coding,
+            esm_class=EsmClass(part.esm_class),
+            data_coding=DataCoding(data_coding),
             short_message=part.short_message,
             tlvs=part.tlvs,
         )
