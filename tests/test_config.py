@@ -156,7 +156,10 @@ def test_every_problem_is_reported_at_once() -> None:
             {"tls": {"ca_file": "/nonexistent/ca.pem"}},
             "tls.ca_file: no such file: /nonexistent/ca.pem",
         ),
-        ({"store": {"backend": "redis"}}, "store.backend: only 'sqlite' is supported, got 'redis'"),
+        (
+            {"store": {"backend": "redis"}},
+            "store.backend: must be one of sqlite, postgres, got 'redis'",
+        ),
         ({"store": {"retention_days": 0}}, "store.retention_days: must be > 0, got 0"),
         ({"intake": {"path": "/" + "d" * 120}}, "intake.path: a Unix socket path has at most 107"),
         ({"defaults": {"pe_id": "12ab"}}, "defaults.pe_id: must be digits only, got '12ab'"),

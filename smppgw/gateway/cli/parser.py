@@ -13,6 +13,7 @@ from smppgw import __version__
 from smppgw.gateway.cli.client import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from smppgw.gateway.cli.doctor import doctor_command
 from smppgw.gateway.cli.events import EVENT_TYPES, events_command
+from smppgw.gateway.cli.migrate import migrate_command
 from smppgw.gateway.cli.run import (
     check_config_command,
     run_command,
@@ -168,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration")
     check.add_argument("--config", required=True, metavar="PATH")
 
+    migrate = commands.add_parser(
+        "migrate", help="create or migrate the PostgreSQL schemas of a cluster"
+    )
+    migrate.add_argument("--config", required=True, metavar="PATH")
+
     _add_doctor(commands)
     _add_trace(commands)
     commands.add_parser("version", help="print the version")
@@ -181,6 +187,7 @@ _ASYNC_COMMANDS = {
     "top": top_command,
     "doctor": doctor_command,
     "trace": trace_command,
+    "migrate": migrate_command,
 }
 _SYNC_COMMANDS = {
     "check-config": check_config_command,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from smppgw.esme.binds import BindManagerSettings, ServerSettings
 from smppgw.esme.tls import TlsSettings
 from smppgw.gateway.config.checks import check_files, check_simulator_ports
+from smppgw.gateway.config.cluster import ClusterSettings, PostgresConfig, read_postgres
 from smppgw.gateway.config.errors import SIMULATOR_PASSWORD, ConfigError
 from smppgw.gateway.config.sections import (
     GATEWAY_DEFAULTS,
@@ -57,7 +58,9 @@ class Config:
     ``gateway`` is the bind manager's settings (its servers are ``servers``, or in simulator
     mode without ``[[servers]]`` the simulator's, on their configured ports or 0 until it
     runs: see :func:`servers_from_simulator`). ``sources`` tells where each secret came from
-    (``"gateway.password": "env SMPPGW_PASSWORD"``), never its value.
+    (``"gateway.password": "env SMPPGW_PASSWORD"``), never its value. ``postgres`` is the
+    PostgreSQL store's DSN with ``[store] backend = "postgres"`` (None: the SQLite store at
+    ``store.path``); ``cluster`` how this instance shares the account with the others then.
     """
 
     gateway: BindManagerSettings
@@ -72,6 +75,8 @@ class Config:
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
     sources: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
+    postgres: PostgresConfig | None = None
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def defaults(self) -> IntakeDefaults:
@@ -138,7 +143,12 @@ def parse_config(
     )
     tls = read_settings(root.table("tls"), TlsSettings) or _gateway_tls()
     servers = read_servers(root, tls, simulator=simulator.enabled)
-    store = _store(root.table("store"))
+    store_table = root.table("store")
+    backend = store_table.choice("backend", "sqlite", ("sqlite", "postgres"))
+    store, postgres = _store(store_table, env, postgres=backend == "postgres")
+    if postgres is not None:
+        sources["store.dsn"] = postgres.source
+    cluster = _cluster(root, postgres=backend == "postgres")
     intake = read_settings(root.table("intake"), IntakeSettings, defaults=IntakeDefaults())
     defaults = read_settings(root.table("defaults"), IntakeDefaults)
     webhook = None
@@ -157,7 +167,7 @@ def parse_config(
     check_files(errors, store=store, log=log, intake=intake, tls=tls, webhook=webhook)
     if errors or store is None or intake is None or defaults is None:
         raise ConfigError(errors, source)
-    if log is None or receipts is None:
+    if log is None or receipts is None or cluster is None:
         raise ConfigError(errors, source)
     try:
         gateway = BindManagerSettings(
@@ -178,16 +188,32 @@ def parse_config(
         simulator=simulator,
         sources=sources,
         source=source,
+        postgres=postgres,
+        cluster=cluster,
     )
 
 
-def _store(t: Table) -> StoreSettings | None:
-    backend = t.text("backend", "sqlite")
-    if backend != "sqlite":
-        # One daemon per account, with its embedded store: a shared store for several
-        # daemons on one account is not part of this version.
-        t.error("backend", f"only 'sqlite' is supported, got {backend!r}")
-    return read_settings(t, StoreSettings)
+_DSN_KEYS = ("dsn", "dsn_env", "dsn_file")
+
+
+def _store(
+    t: Table, env: Mapping[str, str], *, postgres: bool
+) -> tuple[StoreSettings | None, PostgresConfig | None]:
+    found = None
+    if postgres:
+        found = read_postgres(t, env)
+    else:
+        for key in _DSN_KEYS:
+            if t.has(key):
+                t.error(key, 'only with backend = "postgres"')
+                t.raw(key)
+    return read_settings(t, StoreSettings), found
+
+
+def _cluster(root: Table, *, postgres: bool) -> ClusterSettings | None:
+    if root.has("cluster") and not postgres:
+        root.error("cluster", 'needs [store] backend = "postgres" (the instances share it)')
+    return read_settings(root.table("cluster"), ClusterSettings)
 
 
 def _simulator(t: Table) -> SimulatorConfig | None:

@@ -18,7 +18,10 @@ TOML              settings field
 ``[retry]``       ``BindManagerSettings.unknown_policy``, ``status_overrides`` (``status``),
                   ``unknown_status``
 ``[store]``       :class:`~smppgw.gateway.store.StoreSettings` (``retention_days`` is
-                  ``retention`` in days; ``backend`` is checked, ``sqlite`` only)
+                  ``retention`` in days); ``backend = "postgres"`` and its ``dsn``,
+                  ``dsn_env`` or ``dsn_file`` are read apart into
+                  :class:`~smppgw.gateway.config.cluster.PostgresConfig`
+``[cluster]``     :class:`~smppgw.gateway.config.cluster.ClusterSettings` (postgres only)
 ``[intake]``      :class:`~smppgw.gateway.intake.IntakeSettings`
 ``[defaults]``    ``IntakeSettings.defaults``: :class:`~smppgw.gateway.intake.IntakeDefaults`
 ``[webhook]``     :class:`~smppgw.gateway.webhook.WebhookSettings` (absent: no webhook)
@@ -48,6 +51,7 @@ from smppgw.esme.retry_policy import StatusClass, UnknownPolicy
 from smppgw.esme.session import BindType
 from smppgw.esme.settings import setting, spec_of
 from smppgw.esme.tls import TlsSettings
+from smppgw.gateway.config.cluster import ClusterSettings
 from smppgw.gateway.config.errors import SIMULATOR_SYSTEM_ID
 from smppgw.gateway.config.table import Table, default_of, read_fields, show
 from smppgw.gateway.intake import IntakeDefaults, IntakeSettings
@@ -170,6 +174,7 @@ SECTIONS: Final[Mapping[str, type[Any]]] = {
     "log": LogSettings,
     "receipts": RecoverySettings,
     "simulator": SimulatorConfig,
+    "cluster": ClusterSettings,
 }
 """The settings each TOML table fills by its fields (``[retry]`` and ``[metrics]`` are read
 apart: see :func:`read_retry` and :func:`read_metrics`)."""

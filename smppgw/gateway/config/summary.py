@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.esme.session import BindType
+from smppgw.gateway.config.cluster import instance_name
 
 if TYPE_CHECKING:
     from smppgw.gateway.config.loader import Config
@@ -45,10 +46,21 @@ def summary(config: Config) -> str:
             f"ca_file={t.ca_file or '(system)'}"
         )
     st = config.store
-    where = st.path
-    lines.append(
-        f"store: sqlite {where} synchronous={st.synchronous} retention={st.retention / _DAY:g} days"
-    )
+    if config.postgres is None:
+        lines.append(
+            f"store: sqlite {st.path} synchronous={st.synchronous} "
+            f"retention={st.retention / _DAY:g} days"
+        )
+    else:
+        c = config.cluster
+        lines.append(
+            f"store: postgres, dsn from {config.postgres.source} "
+            f"retention={st.retention / _DAY:g} days"
+        )
+        lines.append(
+            f"cluster: instance={instance_name(c)} ttl={c.ttl:g}s heartbeat={c.heartbeat:g}s "
+            f"margin={c.margin:g}s schema={c.schema}"
+        )
     i = config.intake
     lines.append(f"intake: {i.path} mode={i.mode:04o} group={i.group or '-'} max_line={i.max_line}")
     d = config.defaults
