@@ -399,7 +399,7 @@ def test_status_by_id_custom_and_ping(daemon: Daemon, capsys: pytest.CaptureFixt
     assert (code, out) == (0, f"pong from smppgw {__version__} at {daemon.path}\n")
     code, _, err = run(["status", *socket_args], capsys)
     assert code == 2
-    assert "give a message id, --custom X, --unmatched or --ping" in err
+    assert "give a message id, --custom X, --unmatched, --cluster or --ping" in err
 
 
 def test_events_prints_from_the_cursor_until_caught_up(

@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from smppgw.codec.errors import SmppError
-from smppgw.esme.binds import BindManager
+from smppgw.esme.binds import BindManager, BindManagerSettings
 from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally, TeeObserver
 from smppgw.esme.ratelimit import TokenBucket
 from smppgw.gateway.config import (
@@ -55,7 +55,7 @@ from smppgw.gateway.recovery import ReceiptWatch
 from smppgw.gateway.reload import Reloading, reload_on_sighup
 from smppgw.gateway.sdnotify import Notifier
 from smppgw.gateway.stats import StatsObserver
-from smppgw.gateway.stats_reply import StatsSource, StoreFigures
+from smppgw.gateway.stats_reply import ClusterMember, StatsSource, StoreFigures
 from smppgw.gateway.store import (
     LogLimiter,
     NotAStoreError,
@@ -70,6 +70,9 @@ from smppgw.gateway.trace import WireTrace, trace_op
 from smppgw.gateway.webhook import WebhookSender
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from smppgw.gateway.cluster.member import Membership
     from smppgw.testing.simulator import Simulator
 
 __all__ = [
@@ -186,6 +189,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         self.store: Store | None = None
         self.manager: BindManager | None = None
         self.trace = WireTrace()  # the wire trace, off until the trace op
+        self.cluster: Membership | None = None  # [store] backend = "postgres"
         self.correlator: Correlator | None = None
         self.intake: IntakeServer | None = None
         self.metrics: MetricsServer | None = None
@@ -207,6 +211,11 @@ class Gateway(Dispatcher, Inbound, Reloading):
         # the dispatcher): the daemon then stops with a non-zero exit rather than limp on.
         self.failed = asyncio.Event()
         self.failure: str | None = None
+
+    @property
+    def prometheus_registry(self) -> CollectorRegistry | None:
+        """The registry of the daemon's own Prometheus metrics (None: an observer was given)."""
+        return None if self._prometheus is None else self._prometheus.registry
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -232,17 +241,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         )
         self.store.add_failure_callback(self._store_failed)
         _check_socket_free(config.intake.path)
-        if config.metrics.enabled and self._prometheus is not None:
-            self.metrics = MetricsServer(
-                self._prometheus.registry, config.metrics.host, config.metrics.port
-            )
-            try:
-                await self.metrics.start()
-            except OSError as exc:
-                self.metrics = None
-                raise InstanceConflictError(
-                    f"metrics port {config.metrics.host}:{config.metrics.port} is taken ({exc})"
-                ) from exc
+        await self._start_metrics()
         ca_file = None
         if config.simulator.enabled:
             from smppgw.testing.simulator import Simulator  # noqa: PLC0415 - only in simulator mode
@@ -259,13 +258,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
             clock=self._clock,
         )
         settings = self._bind_settings(config)
-        self.manager = BindManager(
-            settings,
-            on_inbound=self._on_inbound,
-            observer=self.observer,
-            session_factory=self.trace.connect,
-        )
-        await self.manager.start()
+        self.manager = await self._start_binds(settings)
         if self.options.wait_bound > 0:
             try:
                 await self.manager.wait_bound(1, timeout=self.options.wait_bound)
@@ -287,7 +280,14 @@ class Gateway(Dispatcher, Inbound, Reloading):
             config.intake,
             observer=self.observer,
             health=self.health,
-            stats=StatsSource(self.stats, self.manager, self._store_figures, health=self.health),
+            stats=StatsSource(
+                self.stats,
+                self.manager,
+                self._store_figures,
+                health=self.health,
+                cluster=self._cluster_members,
+            ),
+            cluster=self._cluster_reply,
             trace=self._trace_op,
         )
         await self.intake.start()
@@ -297,6 +297,56 @@ class Gateway(Dispatcher, Inbound, Reloading):
             len(settings.servers),
             config.store.path,
         )
+
+    async def _start_metrics(self) -> None:
+        """Serve the metrics endpoint when ``[metrics]`` is enabled.
+
+        Raises:
+            InstanceConflictError: the port is taken.
+        """
+        metrics = self.config.metrics
+        if self._prometheus is None:
+            return
+        self._prometheus.watch_store(lambda: self.health() is None)
+        if not metrics.enabled:
+            return
+        self.metrics = MetricsServer(self._prometheus.registry, metrics.host, metrics.port)
+        try:
+            await self.metrics.start()
+        except OSError as exc:
+            self.metrics = None
+            raise InstanceConflictError(
+                f"metrics port {metrics.host}:{metrics.port} is taken ({exc})"
+            ) from exc
+
+    async def _start_binds(self, settings: BindManagerSettings) -> BindManager:
+        """The bind manager, on the slots this instance leases when instances share the
+        account (``[store] backend = "postgres"``), on every bind otherwise."""
+        if self.config.postgres is not None:
+            from smppgw.gateway.cluster.member import join_cluster  # noqa: PLC0415 - asyncpg
+
+            self.cluster = await join_cluster(self.config, settings, self._prometheus)
+        manager = BindManager(
+            settings,
+            on_inbound=self._on_inbound,
+            observer=self.observer,
+            session_factory=self.trace.connect,
+            slots=self.cluster.leaser if self.cluster is not None else None,
+        )
+        await manager.start()
+        return manager
+
+    def _cluster_members(self) -> tuple[str, Sequence[ClusterMember]] | None:
+        return None if self.cluster is None else self.cluster.members()
+
+    def _cluster_reply(self) -> dict[str, object] | None:
+        return None if self.cluster is None else self.cluster.reply()
+
+    async def _stop_binds(self, timeout: float) -> None:  # noqa: ASYNC109 - bounds a drain
+        if self.cluster is not None:
+            await self.cluster.leaser.stop()  # hands every slot over to the other instances
+        if self.manager is not None:
+            await self.manager.stop(timeout)
 
     async def _store_figures(self) -> StoreFigures:
         """The queue by state and the webhook backlog, for the ``stats`` op."""
@@ -353,8 +403,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         self._wake.set()
         if self.intake is not None:
             await self.intake.stop(min(timeout, 5.0))
-        if self.manager is not None:
-            await self.manager.stop(timeout)
+        await self._stop_binds(timeout)
         # Every submit returned (done, or ManagerStoppedError -> released to the queue).
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=timeout)
@@ -404,9 +453,21 @@ def _check_socket_free(path: str) -> None:
 # Exit code of ``smppgw run`` when another daemon holds the store, the socket or the metrics
 # port, or the store file is another program's database (nothing was changed).
 EXIT_CONFLICT: Final = 2
+POSTGRES_STORE: Final = False
+"""Whether ``smppgw run`` may serve ``[store] backend = "postgres"``: the daemon leases its
+bind slots (:meth:`Gateway._start_binds`), but shares messages only through the PostgreSQL
+store."""
 
 
 async def _serve(config: Config) -> int:
+    if config.postgres is not None and not POSTGRES_STORE:
+        # Leased slots alone would split one account's receipts between separate stores.
+        msg = (
+            'cannot start: [store] backend = "postgres" needs the PostgreSQL store, which '
+            "this version does not include (the slot leases and migrate work already)"
+        )
+        logger.error(msg)
+        raise StartupError(msg, EXIT_CONFLICT)
     loop = asyncio.get_running_loop()
     gateway = Gateway(config)
     stop = asyncio.Event()

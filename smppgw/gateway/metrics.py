@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Self, TypeVar, cast
@@ -150,6 +151,25 @@ class PrometheusObserver:
             buckets=_COMMIT_BUCKETS,
             registry=r,
         )
+        self._store_available = Gauge(
+            "smppgw_store_available",
+            "1 while the store takes and keeps messages, 0 while it cannot (database away, "
+            "disk full, damaged).",
+            registry=r,
+        )
+        self._store_available.set(1)
+        self._cluster_slots = Gauge(
+            "smppgw_cluster_slots",
+            "Bind slots of each server this instance holds (instances sharing the account).",
+            ["server"],
+            registry=r,
+        )
+        self._cluster_rate = Gauge(
+            "smppgw_cluster_rate_share",
+            "This instance's share of each server's rate, msg/s (0: none, or unlimited).",
+            ["server"],
+            registry=r,
+        )
         self._store_records = Counter(
             "smppgw_store_commit_records", "Writes committed by group commits.", registry=r
         )
@@ -170,6 +190,16 @@ class PrometheusObserver:
         self._bind_servers: set[str] = set()
         # Labelled children by (metric, labels): labels() costs microseconds on the hot path.
         self._children: dict[tuple[object, tuple[str, ...]], MetricWrapperBase] = {}
+
+    def watch_store(self, available: Callable[[], bool]) -> None:
+        """``smppgw_store_available`` reads ``available()`` at each scrape (1 while the store
+        takes and keeps messages, 0 while it cannot: a database away, a full disk)."""
+        self._store_available.set_function(lambda: 1.0 if available() else 0.0)
+
+    def cluster_grant(self, server: str, slots: int, rate: float) -> None:
+        """This instance now holds ``slots`` of ``server``'s bind slots, at ``rate`` msg/s."""
+        self._cluster_slots.labels(server).set(slots)
+        self._cluster_rate.labels(server).set(rate)
 
     def _child(self, metric: _M, *labels: str) -> _M:
         key = (metric, labels)

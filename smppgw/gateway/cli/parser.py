@@ -142,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--limit", type=int, default=100, help="with --unmatched: how many to list (100)"
     )
+    status.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the instances sharing the account: slots held per server, rate share",
+    )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     _add_socket(status)
 

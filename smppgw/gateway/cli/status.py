@@ -8,17 +8,19 @@ from typing import TextIO
 import msgspec
 
 from smppgw.gateway.cli.client import EXIT_FAILED, EXIT_OK, Client, CliError, socket_path
+from smppgw.gateway.cli.cluster import print_cluster
 from smppgw.gateway.cli.output import error_text, fields_text, printable, text_value
 
 __all__ = ["status_command"]
 
 
 async def status_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    chosen = args.ping + args.unmatched + (args.id is not None) + (args.custom is not None)
-    if chosen != 1:
-        raise CliError("status: give a message id, --custom X, --unmatched or --ping")
+    _one_choice(args)
     client = await Client.connect(socket_path(args))
     try:
+        if args.cluster:
+            reply = await client.call({"op": "cluster"})
+            return print_cluster(reply, json=args.json, out=out, err=err)
         if args.ping:
             reply = await client.call({"op": "ping"})
             version = text_value(reply.get("version"))
@@ -48,6 +50,13 @@ async def status_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
         elif value is not None:
             out.write(f"{printable(key)}: {text_value(value)}\n")
     return EXIT_OK
+
+
+def _one_choice(args: argparse.Namespace) -> None:
+    chosen = args.ping + args.unmatched + args.cluster
+    chosen += (args.id is not None) + (args.custom is not None)
+    if chosen != 1:
+        raise CliError("status: give a message id, --custom X, --unmatched, --cluster or --ping")
 
 
 def _print_unmatched(

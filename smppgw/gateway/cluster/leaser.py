@@ -212,6 +212,11 @@ class SlotLeaser:
         """The (server, slot) pairs granted now."""
         return self._held
 
+    @property
+    def settings(self) -> LeaserSettings:
+        """The account, servers and timings this leaser works with."""
+        return self._settings
+
     # --- SlotSource ---------------------------------------------------------------------------
 
     def grant(self, server: str) -> SlotGrant:

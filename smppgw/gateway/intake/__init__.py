@@ -58,6 +58,7 @@ from smppgw.gateway.intake.backend import (
     Backend,
     BackendOverloadedError,
     BackendStorageFullError,
+    BackendStoreUnavailableError,
     SubmitRequest,
     SubmitResult,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "Backend",
     "BackendOverloadedError",
     "BackendStorageFullError",
+    "BackendStoreUnavailableError",
     "ErrorCode",
     "IntakeDefaults",
     "IntakeError",

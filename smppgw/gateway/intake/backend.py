@@ -20,6 +20,7 @@ __all__ = [
     "Backend",
     "BackendOverloadedError",
     "BackendStorageFullError",
+    "BackendStoreUnavailableError",
     "SubmitRequest",
     "SubmitResult",
 ]
@@ -31,6 +32,11 @@ class BackendOverloadedError(SmppError):
 
 class BackendStorageFullError(SmppError):
     """Raised by a backend whose storage is full: nothing was stored (``storage_full``)."""
+
+
+class BackendStoreUnavailableError(SmppError):
+    """Raised by a backend whose store (a database shared by several instances) cannot be
+    reached: nothing was stored (``store_unavailable``)."""
 
 
 # --- what the backend receives and returns ----------------------------------------------------

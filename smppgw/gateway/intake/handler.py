@@ -22,12 +22,14 @@ from smppgw.gateway.intake.backend import (
     Backend,
     BackendOverloadedError,
     BackendStorageFullError,
+    BackendStoreUnavailableError,
     SubmitRequest,
     SubmitResult,
 )
 from smppgw.gateway.intake.messages import MessageRules, coding_name, preview_split
 from smppgw.gateway.intake.protocol import (
     MESSAGE_DECODER,
+    ClusterRequest,
     ErrorCode,
     MessageFields,
     PingRequest,
@@ -92,6 +94,7 @@ class RequestHandler:
         health: what ``ping`` reports: None when the gateway can take messages, else why not.
         stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
         trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
+        cluster: the fields of a ``cluster`` reply (None, or answering None: a lone instance).
     """
 
     def __init__(
@@ -104,10 +107,12 @@ class RequestHandler:
         health: Callable[[], str | None],
         stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
         trace: TraceSwitch | None = None,
+        cluster: Callable[[], dict[str, object] | None] | None = None,
     ) -> None:
         self._backend = backend
         self._trace = trace
         self._stats = stats
+        self._cluster = cluster
         self._settings = settings
         self._rules = rules
         self._clock = clock
@@ -137,6 +142,8 @@ class RequestHandler:
             )
         except BackendStorageFullError as exc:
             return Reply(op, error_line(req, ErrorCode.STORAGE_FULL, str(exc)), ok=False)
+        except BackendStoreUnavailableError as exc:
+            return Reply(op, error_line(req, ErrorCode.STORE_UNAVAILABLE, str(exc)), ok=False)
         except Exception:
             logger.exception("intake: %s request failed", op)
             return Reply(
@@ -192,7 +199,7 @@ class RequestHandler:
 
     async def _inspect(
         self,
-        request: UnmatchedRequest | StatsRequest | PingRequest,
+        request: UnmatchedRequest | StatsRequest | ClusterRequest | PingRequest,
         req: msgspec.Raw | msgspec.UnsetType,
     ) -> Reply:
         """The ops that look at the gateway rather than at messages."""
@@ -203,6 +210,9 @@ class RequestHandler:
             if self._stats is None:
                 raise RequestError(ErrorCode.UNKNOWN_OP, "op: stats: this server keeps no figures")
             return Reply("stats", reply_line(req, **await self._stats()), ok=True)
+        if isinstance(request, ClusterRequest):
+            view = None if self._cluster is None else self._cluster()
+            return Reply("cluster", reply_line(req, cluster=view), ok=True)
         return self._ping(req)
 
     def _ping(self, req: msgspec.Raw | msgspec.UnsetType) -> Reply:

@@ -19,6 +19,7 @@ from smppgw.codec.errors import SmppError
 __all__ = [
     "MAX_DEPTH",
     "MESSAGE_DECODER",
+    "ClusterRequest",
     "ErrorCode",
     "IntakeError",
     "MessageFields",
@@ -53,6 +54,7 @@ class ErrorCode(enum.StrEnum):
     TOO_MANY_CLIENTS = "too_many_clients"  # max_clients are connected: connection closed
     NOT_FOUND = "not_found"  # status of an unknown id/custom
     STORAGE_FULL = "storage_full"  # the gateway's disk is full; nothing was accepted
+    STORE_UNAVAILABLE = "store_unavailable"  # the shared store cannot be reached; nothing accepted
     INTERNAL = "internal"  # the backend failed; nothing was accepted
 
 
@@ -169,6 +171,11 @@ class TraceRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
+class ClusterRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
 Request = (
     SubmitOne
     | SubmitBatch
@@ -178,6 +185,7 @@ Request = (
     | UnmatchedRequest
     | StatsRequest
     | TraceRequest
+    | ClusterRequest
 )
 _MESSAGE_OPS = frozenset({"submit", "preview"})  # one message, or a batch in ``messages``
 _OPS: dict[str, type[Request]] = {
@@ -187,6 +195,7 @@ _OPS: dict[str, type[Request]] = {
     "unmatched": UnmatchedRequest,
     "stats": StatsRequest,
     "trace": TraceRequest,
+    "cluster": ClusterRequest,
 }
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
@@ -200,6 +209,7 @@ _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
         UnmatchedRequest,
         StatsRequest,
         TraceRequest,
+        ClusterRequest,
     )
 }
 MESSAGE_DECODER = msgspec.json.Decoder(MessageFields)
@@ -330,7 +340,7 @@ def _request_kind(envelope: _Envelope) -> type[Request]:
     raise RequestError(
         ErrorCode.UNKNOWN_OP,
         f"op: unknown operation {envelope.op!r} "
-        "(submit, preview, status, subscribe, ping, unmatched, stats)",
+        "(submit, preview, status, subscribe, ping, unmatched, stats, cluster)",
     )
 
 

@@ -132,6 +132,7 @@ class IntakeServer:
             reason it cannot (a full disk, a damaged store).
         stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
         trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
+        cluster: the fields of a ``cluster`` reply (None, or answering None: a lone instance).
     """
 
     def __init__(
@@ -145,6 +146,7 @@ class IntakeServer:
         health: Callable[[], str | None] = lambda: None,
         stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
         trace: TraceSwitch | None = None,
+        cluster: Callable[[], dict[str, object] | None] | None = None,
     ) -> None:
         self._settings = settings
         self._observer = observer
@@ -156,6 +158,7 @@ class IntakeServer:
             health=health,
             stats=stats,
             trace=trace,
+            cluster=cluster,
         )
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
