@@ -48,7 +48,13 @@ from smppgw.gateway.daemon_core import GatewayOptions
 from smppgw.gateway.dispatcher import Dispatcher, build_parts
 from smppgw.gateway.events import ReceiptPayload, StatusPayload, StoredEvent, format_time
 from smppgw.gateway.inbound import Inbound
-from smppgw.gateway.intake import BackendStorageFullError, IntakeServer, SubmitRequest, SubmitResult
+from smppgw.gateway.intake import (
+    BackendStorageFullError,
+    BackendStoreUnavailableError,
+    IntakeServer,
+    SubmitRequest,
+    SubmitResult,
+)
 from smppgw.gateway.intake.protocol import TraceRequest
 from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
 from smppgw.gateway.recovery import ReceiptWatch
@@ -106,10 +112,17 @@ class StartupError(SmppError):
 class _Backend:
     """What the intake sees: the store, plus waking the dispatcher on new messages."""
 
-    def __init__(self, store: Store, correlator: Correlator, on_new: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        correlator: Correlator,
+        on_new: Callable[[], None],
+        unavailable: tuple[type[Exception], ...] = (),
+    ) -> None:
         self._store = store
         self._correlator = correlator
         self._on_new = on_new
+        self._unavailable = unavailable  # the store's "database away" errors
 
     async def submit(self, requests: Sequence[SubmitRequest]) -> Sequence[SubmitResult]:
         try:
@@ -117,6 +130,10 @@ class _Backend:
         except StorageFullError as exc:
             raise BackendStorageFullError(
                 "the gateway's disk is full: nothing was stored; retry later"
+            ) from exc
+        except self._unavailable as exc:
+            raise BackendStoreUnavailableError(
+                f"{exc}: nothing was stored; retry later, or on another instance"
             ) from exc
         self._on_new()
         return results
@@ -190,6 +207,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         self.manager: BindManager | None = None
         self.trace = WireTrace()  # the wire trace, off until the trace op
         self.cluster: Membership | None = None  # [store] backend = "postgres"
+        self._unavailable: tuple[type[Exception], ...] = ()
         self.correlator: Correlator | None = None
         self.intake: IntakeServer | None = None
         self.metrics: MetricsServer | None = None
@@ -234,11 +252,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         """
         config = self.config
         webhook = config.webhook
-        self.store = await SqliteStore.open(
-            dataclasses.replace(config.store, webhook=webhook is not None),
-            observer=self.observer,
-            clock=self._clock,
-        )
+        self.store = await self._open_store()
         self.store.add_failure_callback(self._store_failed)
         _check_socket_free(config.intake.path)
         await self._start_metrics()
@@ -276,7 +290,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         if webhook is not None:
             self._start_webhook(webhook)
         self.intake = IntakeServer(
-            _Backend(self.store, self.correlator, self._wake.set),
+            _Backend(self.store, self.correlator, self._wake.set, self._unavailable),
             config.intake,
             observer=self.observer,
             health=self.health,
@@ -297,6 +311,21 @@ class Gateway(Dispatcher, Inbound, Reloading):
             len(settings.servers),
             config.store.path,
         )
+
+    async def _open_store(self) -> Store:
+        """The SQLite store of ``[store] path``, or the PostgreSQL store instances share."""
+        config = self.config
+        if config.postgres is None:
+            return await SqliteStore.open(
+                dataclasses.replace(config.store, webhook=config.webhook is not None),
+                observer=self.observer,
+                clock=self._clock,
+            )
+        from smppgw.gateway.cluster.member import open_shared_store  # noqa: PLC0415 - asyncpg
+        from smppgw.gateway.store.postgres import StoreUnavailableError  # noqa: PLC0415
+
+        self._unavailable = (StoreUnavailableError,)
+        return await open_shared_store(config, observer=self.observer, clock=self._clock)
 
     async def _start_metrics(self) -> None:
         """Serve the metrics endpoint when ``[metrics]`` is enabled.
@@ -453,21 +482,9 @@ def _check_socket_free(path: str) -> None:
 # Exit code of ``smppgw run`` when another daemon holds the store, the socket or the metrics
 # port, or the store file is another program's database (nothing was changed).
 EXIT_CONFLICT: Final = 2
-POSTGRES_STORE: Final = False
-"""Whether ``smppgw run`` may serve ``[store] backend = "postgres"``: the daemon leases its
-bind slots (:meth:`Gateway._start_binds`), but shares messages only through the PostgreSQL
-store."""
 
 
 async def _serve(config: Config) -> int:
-    if config.postgres is not None and not POSTGRES_STORE:
-        # Leased slots alone would split one account's receipts between separate stores.
-        msg = (
-            'cannot start: [store] backend = "postgres" needs the PostgreSQL store, which '
-            "this version does not include (the slot leases and migrate work already)"
-        )
-        logger.error(msg)
-        raise StartupError(msg, EXIT_CONFLICT)
     loop = asyncio.get_running_loop()
     gateway = Gateway(config)
     stop = asyncio.Event()

@@ -36,12 +36,14 @@ async def migrate_command(args: argparse.Namespace, out: TextIO, err: TextIO) ->
             'created and migrated by the daemon itself (migrate is for backend = "postgres")\n'
         )
         return EXIT_USAGE
-    return await _migrate(
-        config.postgres.dsn, config.postgres.source, config.cluster.schema, out, err
-    )
+    pg = config.postgres
+    return await _migrate(pg.dsn, pg.source, (pg.schema, config.cluster.schema), out, err)
 
 
-async def _migrate(dsn: str, source: str, schema: str, out: TextIO, err: TextIO) -> int:
+async def _migrate(
+    dsn: str, source: str, schemas: tuple[str, str], out: TextIO, err: TextIO
+) -> int:
+    store_schema, schema = schemas
     try:
         import asyncpg  # noqa: PLC0415
 
@@ -50,6 +52,11 @@ async def _migrate(dsn: str, source: str, schema: str, out: TextIO, err: TextIO)
             ClusterSchemaError,
             ensure_schema,
         )
+        from smppgw.gateway.store.postgres import (  # noqa: PLC0415
+            StoreSchemaError,
+            StoreUnavailableError,
+        )
+        from smppgw.gateway.store.postgres import migrate as migrate_store  # noqa: PLC0415
     except ImportError:
         err.write("smppgw migrate: needs the postgres extra: pip install 'smppgw[postgres]'\n")
         return EXIT_USAGE
@@ -62,14 +69,19 @@ async def _migrate(dsn: str, source: str, schema: str, out: TextIO, err: TextIO)
         )
         return EXIT_UNAVAILABLE
     try:
+        store_version = await migrate_store(dsn, store_schema, connect_timeout=_CONNECT_TIMEOUT)
         await ensure_schema(connection, schema)
-    except ClusterSchemaError as exc:
-        err.write(f"smppgw migrate: cluster schema: {exc}\n")
+    except (ClusterSchemaError, StoreSchemaError) as exc:
+        err.write(f"smppgw migrate: {exc}\n")
         return EXIT_FAILED
+    except StoreUnavailableError as exc:
+        err.write(f"smppgw migrate: {exc}\n")
+        return EXIT_UNAVAILABLE
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         err.write(f"smppgw migrate: PostgreSQL failed: {type(exc).__name__}: {exc}\n")
         return EXIT_UNAVAILABLE
     finally:
         await connection.close()
+    out.write(f"store schema {store_schema}: version {store_version}\n")
     out.write(f"cluster schema {schema}: version {SCHEMA_VERSION}\n")
     return EXIT_OK

@@ -18,12 +18,16 @@ from typing import TYPE_CHECKING, Protocol
 from smppgw.gateway.cluster.leaser import LeaserSettings, ServerLimits, SlotLeaser
 from smppgw.gateway.config.cluster import instance_name
 from smppgw.gateway.stats_reply import ClusterMember
+from smppgw.gateway.store.postgres import PostgresSettings, PostgresStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from smppgw.esme.binds import BindManagerSettings
+    from smppgw.esme.observe import Observer
     from smppgw.gateway.config import Config
 
-__all__ = ["ClusterGauges", "Membership", "join_cluster", "leaser_settings"]
+__all__ = ["ClusterGauges", "Membership", "join_cluster", "leaser_settings", "open_shared_store"]
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +128,32 @@ async def join_cluster(
         leaser.settings.schema,
     )
     return membership
+
+
+_DSN_VARIABLE = "SMPPGW_STORE_DSN"
+
+
+async def open_shared_store(
+    config: Config, *, observer: Observer, clock: Callable[[], float]
+) -> PostgresStore:
+    """The PostgreSQL store of ``[store]``, as this instance of ``[cluster]``.
+
+    Raises:
+        StoreUnavailableError: PostgreSQL cannot be reached.
+        StoreSchemaError: the schema holds something else, or a newer store.
+    """
+    if config.postgres is None:
+        msg = 'the shared store needs [store] backend = "postgres"'
+        raise ValueError(msg)
+    settings = PostgresSettings(
+        # The DSN is resolved already (it may hold a password from dsn_env or dsn_file): it is
+        # handed over as the environment the store reads it from, never as a setting.
+        dsn_env=_DSN_VARIABLE,
+        schema=config.postgres.schema,
+        instance=instance_name(config.cluster),
+        retention=config.store.retention,
+        webhook=config.webhook is not None,
+    )
+    return await PostgresStore.open(
+        settings, observer=observer, clock=clock, environ={_DSN_VARIABLE: config.postgres.dsn}
+    )

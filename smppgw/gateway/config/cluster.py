@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
-from smppgw.esme.settings import setting
+from smppgw.esme.settings import default_of, setting
 
 if TYPE_CHECKING:
     from smppgw.gateway.config.table import Table
@@ -95,6 +95,7 @@ class PostgresConfig:
 
     dsn: str = field(repr=False)
     source: str
+    schema: str = "smppgw"
 
 
 def dsn_has_password(dsn: str) -> bool:
@@ -116,11 +117,14 @@ def read_postgres(t: Table, environ: Mapping[str, str]) -> PostgresConfig | None
     A ``dsn`` written in the file must not hold a password (the error names ``dsn`` and never
     shows the value); give one of the three keys.
     """
+    schema = t.text("schema", default_of(PostgresConfig, "schema"))
+    if not _IDENTIFIER.fullmatch(schema):
+        t.error("schema", f"must be a lower-case SQL identifier, got {schema!r}")
     if not t.has("dsn"):
         dsn, where = t.secret("dsn", environ, required=False)
         if where is None and not t.has("dsn_env") and not t.has("dsn_file"):
             t.error("dsn", 'required with backend = "postgres": set dsn, dsn_env or dsn_file')
-        return None if dsn is None else PostgresConfig(dsn=dsn.strip(), source=where or "")
+        return None if dsn is None else PostgresConfig(dsn.strip(), where or "", schema)
     for other in ("dsn_env", "dsn_file"):
         if t.has(other):
             t.error(other, "give one of dsn, dsn_env and dsn_file, not both")
@@ -136,4 +140,4 @@ def read_postgres(t: Table, environ: Mapping[str, str]) -> PostgresConfig | None
         problem = "must not be empty"
     if problem is not None:
         t.error("dsn", problem)
-    return None if dsn is None or problem is not None else PostgresConfig(dsn, "config")
+    return None if dsn is None or problem is not None else PostgresConfig(dsn, "config", schema)

@@ -193,7 +193,7 @@ def parse_config(
     )
 
 
-_DSN_KEYS = ("dsn", "dsn_env", "dsn_file")
+_DSN_KEYS = ("dsn", "dsn_env", "dsn_file", "schema")
 
 
 def _store(
