@@ -15,7 +15,8 @@ import pytest
 
 from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass
 from smppgw.codec.pdu import DeliverSm
-from smppgw.codec.text import concat_udh, decode_text, parse_udh
+from smppgw.codec.text import decode_text
+from smppgw.codec.udh import concat_udh, parse_udh
 from smppgw.esme.numbers import validate_sender
 from smppgw.esme.observe import RecordingObserver
 from smppgw.gateway import cli

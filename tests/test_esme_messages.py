@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from smppgw.codec import CommandStatus, SubmitSm, SubmitSmResp, Tlv, encode
-from smppgw.codec.text import MessageTooLongError, SplitMethod, TextEncodeError
+from smppgw.codec.split import SplitMethod
+from smppgw.codec.text import MessageTooLongError, TextEncodeError
 from smppgw.esme import (
     Coding,
     NumberError,

@@ -12,7 +12,7 @@ from test_config import ENV, minimal
 from test_intake import Client, FakeBackend, connect, settings
 
 from smppgw.codec.constants import DataCoding, EsmClass
-from smppgw.codec.text import parse_udh
+from smppgw.codec.udh import parse_udh
 from smppgw.gateway.config import parse_config
 from smppgw.gateway.daemon import build_parts
 from smppgw.gateway.intake import IntakeDefaults, IntakeServer

@@ -27,14 +27,9 @@ from smppgw.codec import (
 )
 from smppgw.codec.constants import DataCoding, RegisteredDelivery
 from smppgw.codec.receipt import receipt_info
-from smppgw.codec.text import (
-    MessageTooLongError,
-    SplitMethod,
-    decode_text,
-    encode_text,
-    parse_udh,
-    split_message,
-)
+from smppgw.codec.split import SplitMethod, split_message
+from smppgw.codec.text import MessageTooLongError, decode_text, encode_text
+from smppgw.codec.udh import parse_udh
 from smppgw.esme.session import BindError, BindType, Session, SessionSettings, TlsSettings
 from smppgw.testing.simulator import (
     Account,

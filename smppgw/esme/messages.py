@@ -20,7 +20,8 @@ from typing import Protocol
 from smppgw.codec.constants import CommandStatus, DataCoding, Npi, RegisteredDelivery, Ton
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSm, DataSmResp, SubmitSm, SubmitSmResp
-from smppgw.codec.text import SplitMethod, choose_coding, split_message
+from smppgw.codec.split import SplitMethod, split_message
+from smppgw.codec.text import choose_coding
 from smppgw.esme.bind_state import PartResult, PartStatus
 from smppgw.esme.binds import BindManager
 from smppgw.esme.numbers import Sender, validate_msisdn, validate_sender
@@ -105,7 +106,7 @@ def text_parts(
             from it (:func:`smppgw.esme.numbers.validate_sender`).
         coding: see :class:`Coding`.
         split: how a long text travels: a concatenation UDH, SAR TLVs, or one message_payload
-            TLV (:class:`smppgw.codec.text.SplitMethod`).
+            TLV (:class:`smppgw.codec.split.SplitMethod`).
         reference: the concatenation reference shared by the parts (default: random).
         udh16: a 16-bit reference UDH.
         registered_delivery: ask for a final delivery receipt.

@@ -15,7 +15,7 @@ from typing import Final
 from smppgw.codec.constants import CommandStatus, Npi, RegisteredDelivery, Ton
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import DataSmResp, Pdu, SubmitSm, SubmitSmResp
-from smppgw.codec.text import split_message, split_octets
+from smppgw.codec.split import split_message, split_octets
 from smppgw.esme.binds import ManagerStoppedError, PartResult, PartStatus
 from smppgw.esme.trace import TRACE_LABEL
 from smppgw.gateway.correlate import PartEntry

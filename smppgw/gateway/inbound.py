@@ -11,7 +11,8 @@ import msgspec
 
 from smppgw.codec.constants import CommandStatus, EsmClass
 from smppgw.codec.pdu import DataSm, DeliverSm, GenericNack, QuerySmResp
-from smppgw.codec.text import decode_text, parse_udh
+from smppgw.codec.text import decode_text
+from smppgw.codec.udh import parse_udh
 from smppgw.esme.ratelimit import TokenBucket
 from smppgw.esme.session import inbound_origin
 from smppgw.gateway.correlate import Dlr, dlr_from_pdu, is_receipt, user_data

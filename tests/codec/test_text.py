@@ -13,35 +13,32 @@ from hypothesis import strategies as st
 
 from smppgw.codec.constants import CommandStatus, DataCoding, EsmClass, Tag
 from smppgw.codec.errors import EncodeError, SmppError
-from smppgw.codec.text import (
-    Alphabet,
-    Concat,
-    InformationElement,
-    MessageTooLongError,
+from smppgw.codec.split import (
     Part,
     SplitMethod,
-    TextDecodeError,
-    TextEncodeError,
-    Udh,
-    UdhError,
-    UnsupportedCodingError,
-    alphabet_for,
-    build_udh,
-    choose_coding,
-    concat_udh,
     count_parts,
-    decode_text,
-    encode_text,
-    gsm_septet_length,
-    is_gsm,
-    parse_udh,
     payload_tlv,
     split_message,
     split_octets,
     split_sar,
     split_text,
 )
+from smppgw.codec.text import (
+    Alphabet,
+    MessageTooLongError,
+    TextDecodeError,
+    TextEncodeError,
+    UdhError,
+    UnsupportedCodingError,
+    alphabet_for,
+    choose_coding,
+    decode_text,
+    encode_text,
+    gsm_septet_length,
+    is_gsm,
+)
 from smppgw.codec.tlv import Tlv
+from smppgw.codec.udh import Concat, InformationElement, Udh, build_udh, concat_udh, parse_udh
 
 # 3GPP TS 23.038 section 6.2.1, GSM 7 bit default alphabet: septet -> Unicode code point.
 # 0x1B is the escape to the extension table (no character of its own).

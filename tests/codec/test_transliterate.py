@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from smppgw.codec.constants import DataCoding
-from smppgw.codec.text import choose_coding, count_parts, is_gsm
+from smppgw.codec.split import count_parts
+from smppgw.codec.text import choose_coding, is_gsm
 from smppgw.codec.transliterate import TRANSLITERATIONS, transliterate
 
 GSM_TEXT = st.text(alphabet=st.characters(codec="utf-8").filter(is_gsm), max_size=200)

@@ -14,19 +14,18 @@ from typing import Protocol
 
 import msgspec
 
-from smppgw.codec import text as codec_text
 from smppgw.codec.constants import DataCoding, EsmClass
 from smppgw.codec.smpp_time import SmppTimeError, format_absolute, parse_smpp_time
+from smppgw.codec.split import count_parts, split_message, split_octets
 from smppgw.codec.text import (
     Alphabet,
     MessageTooLongError,
     alphabet_for,
+    choose_coding,
     decode_text,
-    parse_udh,
-    split_message,
-    split_octets,
 )
 from smppgw.codec.transliterate import transliterate
+from smppgw.codec.udh import parse_udh
 from smppgw.esme.numbers import NumberError, validate_msisdn, validate_sender
 from smppgw.gateway.intake.backend import SubmitRequest
 from smppgw.gateway.intake.protocol import ErrorCode, MessageFields, RequestError
@@ -54,10 +53,19 @@ class TextCoder(Protocol):
         ...
 
 
+class _CodecRules:
+    """The codec's own rules (:mod:`smppgw.codec.text`, :mod:`smppgw.codec.split`)."""
+
+    def choose_coding(self, text: str) -> DataCoding:
+        return choose_coding(text)
+
+    def count_parts(self, text: str, data_coding: DataCoding) -> int:
+        return count_parts(text, data_coding)
+
+
 def default_coder() -> TextCoder:
-    """The codec's text rules (:mod:`smppgw.codec.text`)."""
-    coder: TextCoder = codec_text
-    return coder
+    """The codec's text rules."""
+    return _CodecRules()
 
 
 _DLT_ID = re.compile(r"[0-9]{1,64}")

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from smppgw.codec.text import SplitMethod
+from smppgw.codec.split import SplitMethod
 
 from .server import Simulator
 from .settings import Account, FaultSettings, MoSettings, SimulatorSettings

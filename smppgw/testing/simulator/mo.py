@@ -11,14 +11,8 @@ from typing import TYPE_CHECKING, Literal
 from smppgw.codec import DeliverSm, EsmClass, encode
 from smppgw.codec.constants import DataCoding, Npi, Ton
 from smppgw.codec.errors import SmppError
-from smppgw.codec.text import (
-    Part,
-    SplitMethod,
-    choose_coding,
-    encode_text,
-    split_message,
-    split_octets,
-)
+from smppgw.codec.split import Part, SplitMethod, split_message, split_octets
+from smppgw.codec.text import choose_coding, encode_text
 
 from .settings import MoRecord
 
@@ -52,7 +46,7 @@ def build_mo_parts(
 ) -> tuple[Part, ...]:
     """The short_message, TLVs and esm_class bits of each deliver_sm of an MO message.
 
-    A text is encoded and split by :func:`smppgw.codec.text.split_message`; octets given as
+    A text is encoded and split by :func:`smppgw.codec.split.split_message`; octets given as
     ``bytes`` are taken as already encoded in ``data_coding`` and cut at the same sizes.
 
     Args:
@@ -66,7 +60,7 @@ def build_mo_parts(
         method: UDH (esm_class UDHI), SAR TLVs, or the whole text in message_payload.
 
     Returns:
-        One :class:`~smppgw.codec.text.Part` per deliver_sm.
+        One :class:`~smppgw.codec.split.Part` per deliver_sm.
 
     Raises:
         TextEncodeError, UnsupportedCodingError: text the data_coding cannot carry.

@@ -27,7 +27,7 @@ from smppgw.codec import (
     MessageState,
     SubmitSm,
 )
-from smppgw.codec.text import SplitMethod
+from smppgw.codec.split import SplitMethod
 
 from .link import Link, Server, TimeFieldError, receipt_timing
 from .mo import MoPart, build_mo_parts, generate_mo, mo_record

@@ -9,7 +9,7 @@ from typing import Literal
 
 from smppgw.codec import DeliverSm
 from smppgw.codec.errors import SmppError
-from smppgw.codec.text import SplitMethod
+from smppgw.codec.split import SplitMethod
 
 __all__ = [
     "Account",
