@@ -150,6 +150,7 @@ def test_final_states() -> None:
         DeliveryState.EXPIRED,
         DeliveryState.REJECTED,
         DeliveryState.UNKNOWN,
+        DeliveryState.CANCELLED,
     }
 
 

@@ -507,7 +507,8 @@ async def test_errors_echo_the_req_value_verbatim(client: Client) -> None:
         "error": "unknown_op",
         "message": (
             "op: unknown operation 'nope' "
-            "(submit, preview, status, subscribe, ping, unmatched, stats, cluster)"
+            "(submit, preview, status, subscribe, ping, unmatched, stats, trace, cluster, pause,"
+            " resume, cancel, retry, history, list)"
         ),
     }
 

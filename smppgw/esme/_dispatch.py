@@ -71,6 +71,7 @@ class ServerEntry:
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
     slots: frozenset[int] | None = None  # the bind indices held (None: all, no slot source)
     regranted: asyncio.Event = field(default_factory=asyncio.Event)
+    held: bool = False  # an operator paused sending to this server (binds stay up)
 
     def holds(self, bind: BindEntry) -> bool:
         return self.slots is None or self.binds.index(bind) in self.slots
@@ -263,6 +264,8 @@ class Dispatcher:
         best_key = (math.inf, 0)
         servers = self._servers if not avoid else self._elsewhere(avoid)
         for server in servers:
+            if server.held:
+                continue
             bind = server.free_bind(self._window, avoid)
             if bind is None:
                 continue

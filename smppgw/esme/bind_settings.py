@@ -27,11 +27,16 @@ __all__ = [
     "BindSettingsError",
     "ManagerStoppedError",
     "ServerSettings",
+    "UnknownServerError",
 ]
 
 
 class BindManagerError(SmppError):
     """Root of the bind manager's errors."""
+
+
+class UnknownServerError(BindManagerError, ValueError):
+    """A server name that is not configured."""
 
 
 class BindSettingsError(BindManagerError, ValueError):

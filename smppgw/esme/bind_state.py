@@ -31,6 +31,7 @@ __all__ = [
     "PartResult",
     "PartStatus",
     "QueryingSession",
+    "RequestingSession",
     "ServerRate",
     "SessionFactory",
     "SessionLike",
@@ -134,6 +135,13 @@ class QueryingSession(Protocol):
     """A session that can send query_sm (:meth:`smppgw.esme.session.Session.query`)."""
 
     async def query(self, pdu: QuerySm) -> QuerySmResp | GenericNack: ...
+
+
+@runtime_checkable
+class RequestingSession(Protocol):
+    """A session that can send any request (:meth:`smppgw.esme.session.Session.request`)."""
+
+    async def request(self, pdu: Pdu) -> Pdu: ...
 
 
 class SessionFactory(Protocol):

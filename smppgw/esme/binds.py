@@ -48,15 +48,18 @@ from collections.abc import Callable, Sequence
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.errors import EncodeError
 from smppgw.codec.pdu import (
+    CancelSm,
+    CancelSmResp,
     DataSm,
     DataSmResp,
     GenericNack,
+    Pdu,
     QuerySm,
     QuerySmResp,
     SubmitSm,
     SubmitSmResp,
 )
-from smppgw.esme._dispatch import Dispatcher, Grant, PartRun
+from smppgw.esme._dispatch import Dispatcher, Grant, PartRun, ServerEntry
 from smppgw.esme._keeper import BindKeeper
 from smppgw.esme._reconfigure import plan_servers, rerate, server_entry
 from smppgw.esme.bind_settings import (
@@ -65,6 +68,7 @@ from smppgw.esme.bind_settings import (
     BindSettingsError,
     ManagerStoppedError,
     ServerSettings,
+    UnknownServerError,
 )
 from smppgw.esme.bind_state import (
     BindState,
@@ -75,6 +79,7 @@ from smppgw.esme.bind_state import (
     PartResult,
     PartStatus,
     QueryingSession,
+    RequestingSession,
     ServerRate,
     SessionFactory,
     SessionLike,
@@ -108,6 +113,7 @@ __all__ = [
     "ServerSettings",
     "SessionFactory",
     "SessionLike",
+    "UnknownServerError",
 ]
 
 logger = logging.getLogger(__name__)
@@ -284,6 +290,42 @@ class BindManager:
             for bind in server.binds
         ]
 
+    def pause_sending(self, server: str | None = None) -> tuple[str, ...]:
+        """Send nothing more to ``server`` (every server when None) until resumed: parts
+        waiting for it wait (or go to a server not paused); its binds stay up, answer
+        enquire_link and take receipts and MO. Returns the servers paused now.
+
+        Raises:
+            UnknownServerError: no server has that name.
+        """
+        for entry in self._pick(server):
+            entry.held = True
+        return self.paused_servers()
+
+    def resume_sending(self, server: str | None = None) -> tuple[str, ...]:
+        """Send to ``server`` (every server when None) again; returns those still paused."""
+        for entry in self._pick(server):
+            entry.held = False
+        self._dispatcher.pump()
+        return self.paused_servers()
+
+    def paused_servers(self) -> tuple[str, ...]:
+        """The servers an operator paused, in configured order."""
+        return tuple(s.name for s in self._servers if s.held)
+
+    def server_names(self) -> tuple[str, ...]:
+        """Every configured server, in order."""
+        return tuple(s.name for s in self._servers)
+
+    def _pick(self, server: str | None) -> list[ServerEntry]:
+        if server is None:
+            return self._servers
+        found = [s for s in self._servers if s.name == server]
+        if not found:
+            names = ", ".join(s.name for s in self._servers)
+            raise UnknownServerError(f"server: no server named {server!r} (servers: {names})")
+        return found
+
     def rates(self) -> list[ServerRate]:
         """Each server's configured rate and the rate it is sent at now, server by server."""
         now = self._clock()
@@ -357,6 +399,20 @@ class BindManager:
             The answer, whatever its status; None when it could not be sent (the manager is
             stopping, the bind closed) or no answer came.
         """
+        resp = await self._ancillary(pdu)
+        return resp if isinstance(resp, QuerySmResp | GenericNack) else None
+
+    async def cancel(self, pdu: CancelSm) -> CancelSmResp | GenericNack | None:
+        """Send a cancel_sm (SMPP v3.4 section 4.9) as :meth:`query` sends a query_sm.
+
+        Returns:
+            The answer, whatever its status (ESME_ROK: the SMSC withdrew the message;
+            ESME_RCANCELFAIL: it could not); None when it could not be sent or no answer came.
+        """
+        resp = await self._ancillary(pdu)
+        return resp if isinstance(resp, CancelSmResp | GenericNack) else None
+
+    async def _ancillary(self, pdu: QuerySm | CancelSm) -> Pdu | None:
         if self._lifecycle is not _Lifecycle.RUNNING:
             return None
         try:
@@ -365,11 +421,17 @@ class BindManager:
             return None
         session = grant.bind.session
         try:
-            if not isinstance(session, QueryingSession):
-                return None
-            resp = await session.query(pdu)
+            if isinstance(pdu, QuerySm):
+                if not isinstance(session, QueryingSession):
+                    return None
+                resp: Pdu = await session.query(pdu)
+            else:
+                if not isinstance(session, RequestingSession):
+                    return None
+                resp = await session.request(pdu)
         except (SessionClosedError, ResponseTimeoutError, LinkLostError, EncodeError) as exc:
-            logger.info("query_sm for %s on %s: %s", pdu.message_id, grant.bind.name, exc)
+            name = pdu.command_id.name.lower()
+            logger.info("%s for %s on %s: %s", name, pdu.message_id, grant.bind.name, exc)
             return None
         finally:
             self._dispatcher.release(grant)

@@ -39,6 +39,7 @@ from smppgw.codec.errors import SmppError
 from smppgw.esme.binds import BindManager, BindManagerSettings
 from smppgw.esme.observe import UNMATCHED_AFTER, Observer, ReceiptTally, TeeObserver
 from smppgw.esme.ratelimit import TokenBucket
+from smppgw.gateway.admin import AdminOps
 from smppgw.gateway.config import (
     Config,
     simulator_settings,
@@ -212,6 +213,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         self.intake: IntakeServer | None = None
         self.metrics: MetricsServer | None = None
         self.webhook: WebhookSender | None = None
+        self.admin: AdminOps | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Parts waiting for receipts, to query_sm about when overdue (smppgw.gateway.recovery).
         self._watch = ReceiptWatch(config.receipts)
@@ -289,6 +291,18 @@ class Gateway(Dispatcher, Inbound, Reloading):
             task.add_done_callback(self._task_done)
         if webhook is not None:
             self._start_webhook(webhook)
+        # The operators' ops need the store's OperatorStore queries (the SQLite store).
+        self.admin = (
+            AdminOps(
+                self.store,
+                self.manager,
+                wake=self._wake.set,
+                on_paused=self._prometheus.server_paused if self._prometheus else _ignore_paused,
+                clock=self._clock,
+            )
+            if isinstance(self.store, SqliteStore)
+            else None
+        )
         self.intake = IntakeServer(
             _Backend(self.store, self.correlator, self._wake.set, self._unavailable),
             config.intake,
@@ -303,6 +317,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
             ),
             cluster=self._cluster_reply,
             trace=self._trace_op,
+            admin=self.admin,
         )
         await self.intake.start()
         logger.info(
@@ -311,6 +326,10 @@ class Gateway(Dispatcher, Inbound, Reloading):
             len(settings.servers),
             config.store.path,
         )
+
+    def _log_pause_at_stop(self) -> None:
+        if self.admin is not None:
+            self.admin.log_stop()
 
     async def _open_store(self) -> Store:
         """The SQLite store of ``[store] path``, or the PostgreSQL store instances share."""
@@ -431,6 +450,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
         timeout = self.options.drain_timeout if timeout is None else timeout
         self._wake.set()
         if self.intake is not None:
+            self._log_pause_at_stop()
             await self.intake.stop(min(timeout, 5.0))
         await self._stop_binds(timeout)
         # Every submit returned (done, or ManagerStoppedError -> released to the queue).
@@ -455,6 +475,10 @@ class Gateway(Dispatcher, Inbound, Reloading):
         manager = self.manager
         binds = () if manager is None else manager.status()
         return trace_op(self.trace, request, lambda: ((b.server, b.name) for b in binds))
+
+
+def _ignore_paused(_server: str, _paused: bool) -> None:
+    """No metrics to tell (an observer was given instead of the Prometheus one)."""
 
 
 def _check_socket_free(path: str) -> None:

@@ -18,6 +18,7 @@ from typing import Final, TypeVar
 from smppgw.esme.binds import BindManager
 from smppgw.esme.observe import Observer, ReceiptTally
 from smppgw.esme.ratelimit import TokenBucket
+from smppgw.gateway.admin import AdminOps
 from smppgw.gateway.config import Config
 from smppgw.gateway.correlate import Correlator, Dlr, Match
 from smppgw.gateway.events import PartPayload
@@ -79,6 +80,7 @@ class GatewayCore:
     correlator: Correlator | None
     webhook: WebhookSender | None
     trace: WireTrace
+    admin: AdminOps | None
     failed: asyncio.Event
     failure: str | None
     _clock: Callable[[], float]

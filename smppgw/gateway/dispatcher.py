@@ -125,6 +125,8 @@ class Dispatcher(GatewayCore):
         store = self.store
         assert store is not None
         free = limit - len(self._in_flight)
+        if self.admin is not None and self.admin.all_paused:
+            free = 0  # an operator paused every server: claim nothing until resumed
         if free > 0:
             claimed = await store.claim(free)
             for message in claimed:

@@ -26,6 +26,8 @@ import msgspec
 from smppgw.codec.errors import SmppError
 
 __all__ = [
+    "AdminEvent",
+    "AdminPayload",
     "DeliveryState",
     "Event",
     "EventDecodeError",
@@ -54,6 +56,8 @@ class EventType(enum.StrEnum):
     """A message's status changed: accepted by the SMSC, a delivery receipt, or a failure."""
     MESSAGE_IN = "sms:message:in"
     """A mobile-originated message arrived (long messages reassembled)."""
+    ADMIN = "sms:admin"
+    """An operator paused or resumed sending, cancelled or retried messages."""
 
 
 class DeliveryState(enum.StrEnum):
@@ -76,6 +80,8 @@ class DeliveryState(enum.StrEnum):
     """Rejected by the SMSC or the network after acceptance (receipt stat REJECTD)."""
     UNKNOWN = "unknown"
     """The SMSC's answer was lost (timeout, link lost) and the policy did not resubmit."""
+    CANCELLED = "cancelled"
+    """An operator cancelled it while queued (or, scheduled, at the SMSC by cancel_sm)."""
 
     @property
     def is_final(self) -> bool:
@@ -124,6 +130,8 @@ class StatusPayload(msgspec.Struct, frozen=True, kw_only=True):
     # "query_sm" when the final state came from a query_sm answer (receipt recovery); absent
     # otherwise (msgspec leaves UNSET fields out of the JSON).
     via: str | msgspec.UnsetType = msgspec.UNSET
+    # How many times an operator sent the message again after it failed (absent: never).
+    retried: int | msgspec.UnsetType = msgspec.UNSET
 
 
 class InboundPayload(msgspec.Struct, frozen=True, kw_only=True, rename={"from_": "from"}):
@@ -182,7 +190,36 @@ class InboundEvent(msgspec.Struct, frozen=True, tag_field="event", tag="sms:mess
         return EventType.MESSAGE_IN
 
 
-Event = StatusEvent | InboundEvent
+class AdminPayload(msgspec.Struct, frozen=True, kw_only=True):
+    """The payload of ``sms:admin``: who did what to how many messages.
+
+    ``uid`` and ``pid`` are the peer credentials of the socket client (None when the
+    operation did not come through the socket); ``counts`` says how many messages each
+    outcome had (``cancelled``, ``not_cancellable``, ``retried``...); ``filter`` is the
+    selection as the request gave it.
+    """
+
+    op: str
+    uid: int | None = None
+    pid: int | None = None
+    server: str | None = None
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
+    filter: dict[str, object] | None = None
+    time: str | None = None
+
+
+class AdminEvent(msgspec.Struct, frozen=True, tag_field="event", tag="sms:admin"):
+    """An operator's action (pause, resume, cancel, retry)."""
+
+    payload: AdminPayload
+
+    @property
+    def type(self) -> EventType:
+        """The event type (the ``event`` field)."""
+        return EventType.ADMIN
+
+
+Event = StatusEvent | InboundEvent | AdminEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +239,9 @@ class EventDecodeError(SmppError, ValueError):
 
 
 _encoder = msgspec.json.Encoder()
-_decoder: msgspec.json.Decoder[StatusEvent | InboundEvent] = msgspec.json.Decoder(Event)
+_decoder: msgspec.json.Decoder[StatusEvent | InboundEvent | AdminEvent] = msgspec.json.Decoder(
+    Event
+)
 
 
 def encode_event(event: Event) -> bytes:
@@ -242,6 +281,7 @@ class MessageRecord:
     err: str | None
     reason: str | None
     possible_duplicate: bool
+    retried: int = 0  # times an operator queued it again after it failed
 
 
 def status_payload(
@@ -271,6 +311,7 @@ def status_payload(
         possible_duplicate=bool(message.possible_duplicate),
         parts=parts,
         via=via,
+        retried=message.retried or msgspec.UNSET,
     )
 
 

@@ -145,6 +145,12 @@ class PrometheusObserver:
         self._queue_depth = Gauge(
             "smppgw_queue_depth", "Messages in the store by state.", ["state"], registry=r
         )
+        self._paused = Gauge(
+            "smppgw_paused",
+            "1 while an operator has paused sending to the server (binds stay up), else 0.",
+            ["server"],
+            registry=r,
+        )
         self._store_commit = Histogram(
             "smppgw_store_commit_seconds",
             "Duration of one store group commit.",
@@ -266,6 +272,10 @@ class PrometheusObserver:
     def store_commit(self, seconds: float, records: int) -> None:
         self._store_commit.observe(seconds)
         self._store_records.inc(records)
+
+    def server_paused(self, server: str, paused: bool) -> None:
+        """Whether sending to ``server`` is paused by an operator (``pause`` op)."""
+        self._child(self._paused, server).set(1 if paused else 0)
 
     def queue_depth(self, state: str, count: int) -> None:
         self._child(self._queue_depth, state).set(count)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from smppgw import __version__
+from smppgw.gateway.cli.admin import ADMIN_COMMANDS, add_admin_commands, admin_command
 from smppgw.gateway.cli.client import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 from smppgw.gateway.cli.doctor import doctor_command
 from smppgw.gateway.cli.events import EVENT_TYPES, events_command
@@ -179,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.add_argument("--config", required=True, metavar="PATH")
 
+    add_admin_commands(commands)
     _add_doctor(commands)
     _add_trace(commands)
     commands.add_parser("version", help="print the version")
@@ -193,6 +195,7 @@ _ASYNC_COMMANDS = {
     "doctor": doctor_command,
     "trace": trace_command,
     "migrate": migrate_command,
+    **dict.fromkeys(ADMIN_COMMANDS, admin_command),
 }
 _SYNC_COMMANDS = {
     "check-config": check_config_command,

@@ -25,6 +25,7 @@ async def status_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
             reply = await client.call({"op": "ping"})
             version = text_value(reply.get("version"))
             out.write(f"pong from smppgw {version} at {client.path}\n")
+            out.write(_paused_line(reply.get("paused")))
             return EXIT_OK if reply.get("ok") else EXIT_FAILED
         if args.unmatched:
             reply = await client.call({"op": "unmatched", "limit": args.limit})
@@ -57,6 +58,13 @@ def _one_choice(args: argparse.Namespace) -> None:
     chosen += (args.id is not None) + (args.custom is not None)
     if chosen != 1:
         raise CliError("status: give a message id, --custom X, --unmatched, --cluster or --ping")
+
+
+def _paused_line(paused: object) -> str:
+    """A line naming the servers an operator paused (none: nothing)."""
+    if not isinstance(paused, list) or not paused:
+        return ""
+    return f"sending paused by an operator: {', '.join(printable(str(p)) for p in paused)}\n"
 
 
 def _print_unmatched(

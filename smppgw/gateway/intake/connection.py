@@ -17,6 +17,7 @@ import logging
 import msgspec
 
 from smppgw.esme.observe import Observer
+from smppgw.gateway.intake.admin import peer_of
 from smppgw.gateway.intake.handler import Reply, RequestHandler
 from smppgw.gateway.intake.protocol import ErrorCode, error_line
 from smppgw.gateway.intake.settings import IntakeSettings
@@ -52,8 +53,11 @@ class Connection:
         observer: Observer,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        *,
+        admin_socket: bool = False,
     ) -> None:
         self._handler = handler
+        self._peer = peer_of(writer.get_extra_info("socket"), admin_socket=admin_socket)
         self._observer = observer
         self._writer = writer
         self._settings = settings
@@ -107,7 +111,7 @@ class Connection:
 
     async def _answer(self, line: bytes) -> Reply:
         try:
-            reply = await self._handler.answer(line, self._start_stream)
+            reply = await self._handler.answer(line, self._start_stream, self._peer)
         finally:
             self._hold(-len(line))
         self._hold(len(reply.data))  # released once written

@@ -18,6 +18,14 @@ import msgspec
 
 from smppgw import __version__
 from smppgw.gateway.events import stream_line
+from smppgw.gateway.intake.admin import AdminBackend, Peer, answer_admin, check_allowed
+from smppgw.gateway.intake.admin_requests import (
+    AdminRequest,
+    CancelRequest,
+    HistoryRequest,
+    ListRequest,
+    PauseRequest,
+)
 from smppgw.gateway.intake.backend import (
     Backend,
     BackendOverloadedError,
@@ -95,6 +103,7 @@ class RequestHandler:
         stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
         trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
         cluster: the fields of a ``cluster`` reply (None, or answering None: a lone instance).
+        admin: serves the operators' ops (None: they are refused as unknown).
     """
 
     def __init__(
@@ -108,9 +117,11 @@ class RequestHandler:
         stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
         trace: TraceSwitch | None = None,
         cluster: Callable[[], dict[str, object] | None] | None = None,
+        admin: AdminBackend | None = None,
     ) -> None:
         self._backend = backend
         self._trace = trace
+        self._admin = admin
         self._stats = stats
         self._cluster = cluster
         self._settings = settings
@@ -124,14 +135,15 @@ class RequestHandler:
         self._settings = settings
         self._rules = dataclasses.replace(self._rules, defaults=settings.defaults)
 
-    async def answer(self, line: bytes, stream: StartStream) -> Reply:
-        """The reply to one line. ``stream(cursor, types)`` starts an event subscription."""
+    async def answer(self, line: bytes, stream: StartStream, peer: Peer | None = None) -> Reply:
+        """The reply to one line. ``stream(cursor, types)`` starts an event subscription;
+        ``peer`` is the client (who may use the admin ops)."""
         req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
         op = "invalid"
         try:
             request, req = parse_request(line)
             op = request.op
-            return await self._dispatch(request, req, stream)
+            return await self._dispatch(request, req, stream, peer)
         except RequestError as exc:
             if isinstance(req, msgspec.UnsetType):
                 req = exc.req  # the line failed to parse: its req, if readable, is here
@@ -157,7 +169,10 @@ class RequestHandler:
         request: Request,
         req: msgspec.Raw | msgspec.UnsetType,
         stream: StartStream,
+        peer: Peer | None,
     ) -> Reply:
+        if isinstance(request, PauseRequest | CancelRequest | HistoryRequest | ListRequest):
+            return await self._admin_op(request, req, peer)
         if isinstance(request, SubmitOne):
             return await self._one_message(request, req)
         if isinstance(request, SubmitBatch):
@@ -191,25 +206,40 @@ class RequestHandler:
                 ok=True,
                 after=lambda: stream(start, types),
             )
+        return await self._inspect(request, req)
+
+    async def _admin_op(
+        self, request: AdminRequest, req: msgspec.Raw | msgspec.UnsetType, peer: Peer | None
+    ) -> Reply:
+        if self._admin is None:
+            raise RequestError(
+                ErrorCode.UNKNOWN_OP, f"op: {request.op}: this server has no admin ops"
+            )
+        settings = self._settings
+        check_allowed(peer, admin_group=settings.admin_group, admin_path=settings.admin_path)
+        return Reply(request.op, await answer_admin(self._admin, request, req, peer), ok=True)
+
+    async def _inspect(
+        self,
+        request: UnmatchedRequest | StatsRequest | ClusterRequest | PingRequest | TraceRequest,
+        req: msgspec.Raw | msgspec.UnsetType,
+    ) -> Reply:
+        """The ops that look at the gateway rather than at messages."""
         if isinstance(request, TraceRequest):
             if self._trace is None:
                 raise RequestError(ErrorCode.UNKNOWN_OP, "op: trace: this server has no wire trace")
             return Reply("trace", reply_line(req, **self._trace(request)), ok=True)
-        return await self._inspect(request, req)
 
-    async def _inspect(
-        self,
-        request: UnmatchedRequest | StatsRequest | ClusterRequest | PingRequest,
-        req: msgspec.Raw | msgspec.UnsetType,
-    ) -> Reply:
-        """The ops that look at the gateway rather than at messages."""
         if isinstance(request, UnmatchedRequest):
             count, receipts = await self._backend.unmatched(request.limit)
             return Reply("unmatched", reply_line(req, count=count, receipts=receipts), ok=True)
         if isinstance(request, StatsRequest):
             if self._stats is None:
                 raise RequestError(ErrorCode.UNKNOWN_OP, "op: stats: this server keeps no figures")
-            return Reply("stats", reply_line(req, **await self._stats()), ok=True)
+            fields = await self._stats()
+            if self._admin is not None:
+                fields["paused"] = list(self._admin.paused())
+            return Reply("stats", reply_line(req, **fields), ok=True)
         if isinstance(request, ClusterRequest):
             view = None if self._cluster is None else self._cluster()
             return Reply("cluster", reply_line(req, cluster=view), ok=True)
@@ -220,6 +250,8 @@ class RequestHandler:
         health: dict[str, object] = (
             {"healthy": True} if unhealthy is None else {"healthy": False, "reason": unhealthy}
         )
+        if self._admin is not None:
+            health["paused"] = list(self._admin.paused())
         return Reply("ping", reply_line(req, pong=True, version=__version__, **health), ok=True)
 
     async def _one_message(self, request: SubmitOne, req: msgspec.Raw | msgspec.UnsetType) -> Reply:

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from smppgw.codec.errors import SmppError
+from smppgw.gateway.intake.admin_requests import ADMIN_OPS, AdminRequest
 
 __all__ = [
     "MAX_DEPTH",
@@ -56,6 +57,7 @@ class ErrorCode(enum.StrEnum):
     STORAGE_FULL = "storage_full"  # the gateway's disk is full; nothing was accepted
     STORE_UNAVAILABLE = "store_unavailable"  # the shared store cannot be reached; nothing accepted
     INTERNAL = "internal"  # the backend failed; nothing was accepted
+    FORBIDDEN = "forbidden"  # an admin op from a client not allowed to (admin_group, admin_path)
 
 
 class IntakeError(SmppError):
@@ -186,6 +188,7 @@ Request = (
     | StatsRequest
     | TraceRequest
     | ClusterRequest
+    | AdminRequest
 )
 _MESSAGE_OPS = frozenset({"submit", "preview"})  # one message, or a batch in ``messages``
 _OPS: dict[str, type[Request]] = {
@@ -196,6 +199,7 @@ _OPS: dict[str, type[Request]] = {
     "stats": StatsRequest,
     "trace": TraceRequest,
     "cluster": ClusterRequest,
+    **ADMIN_OPS,
 }
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
@@ -210,6 +214,7 @@ _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
         StatsRequest,
         TraceRequest,
         ClusterRequest,
+        *ADMIN_OPS.values(),
     )
 }
 MESSAGE_DECODER = msgspec.json.Decoder(MessageFields)
@@ -340,7 +345,8 @@ def _request_kind(envelope: _Envelope) -> type[Request]:
     raise RequestError(
         ErrorCode.UNKNOWN_OP,
         f"op: unknown operation {envelope.op!r} "
-        "(submit, preview, status, subscribe, ping, unmatched, stats, cluster)",
+        "(submit, preview, status, subscribe, ping, unmatched, stats, trace, cluster, pause,"
+        " resume, cancel, retry, history, list)",
     )
 
 

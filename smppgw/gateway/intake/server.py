@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shutil
 import socket
@@ -22,6 +23,7 @@ from typing import Self
 import msgspec
 
 from smppgw.esme.observe import NULL_OBSERVER, Observer
+from smppgw.gateway.intake.admin import AdminBackend
 from smppgw.gateway.intake.backend import Backend
 from smppgw.gateway.intake.connection import CHUNK, Connection
 from smppgw.gateway.intake.handler import Reply, RequestHandler, StartStream, TraceSwitch
@@ -95,6 +97,27 @@ def _set_permissions(path: Path, mode: int, group: str | None) -> None:
         shutil.chown(path, group=group)
 
 
+async def _listen(path: Path, mode: int, group: str | None) -> socket.socket:
+    """A listening socket at ``path`` (a stale one removed) with ``mode`` and ``group``.
+
+    Raises:
+        IntakeError: the path is held by a live server or is not a socket.
+    """
+    if _existing_socket(path) and await _accepts_connections(path):
+        raise IntakeError(f"intake socket {path} is in use by a running server")
+    _remove_stale(path)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(str(path))
+        listener.listen(_BACKLOG)
+        listener.setblocking(False)  # noqa: FBT003 - the socket API
+        _set_permissions(path, mode, group)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
 @dataclass(slots=True)
 class _Reported:
     """A warning logged at most once per :data:`_REPORT_EVERY`, counting the times between."""
@@ -133,6 +156,7 @@ class IntakeServer:
         stats: the fields of a ``stats`` reply (None: the op is refused as unknown).
         trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
         cluster: the fields of a ``cluster`` reply (None, or answering None: a lone instance).
+        admin: serves the operators' ops (None: they are refused as unknown).
     """
 
     def __init__(
@@ -147,6 +171,7 @@ class IntakeServer:
         stats: Callable[[], Awaitable[dict[str, object]]] | None = None,
         trace: TraceSwitch | None = None,
         cluster: Callable[[], dict[str, object] | None] | None = None,
+        admin: AdminBackend | None = None,
     ) -> None:
         self._settings = settings
         self._observer = observer
@@ -159,9 +184,12 @@ class IntakeServer:
             stats=stats,
             trace=trace,
             cluster=cluster,
+            admin=admin,
         )
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
+        self._admin_listener: socket.socket | None = None
+        self._admin_accepting: asyncio.Task[None] | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self._refused = _Reported("intake: refused clients over max_clients")
         self._accept_failed = _Reported("intake: cannot accept clients")
@@ -188,28 +216,30 @@ class IntakeServer:
         return len(self._connections)
 
     async def start(self) -> None:
-        """Create the socket (removing a stale one), set its mode and group, and listen.
+        """Create the socket (removing a stale one), set its mode and group, and listen; the
+        same for the admin socket when ``admin_path`` is set.
 
         Raises:
             IntakeError: the path is held by a live server or is not a socket.
             OSError: the directory is not writable, the group does not exist...
         """
-        path = Path(self._settings.path)
-        if _existing_socket(path) and await _accepts_connections(path):
-            raise IntakeError(f"intake socket {path} is in use by a running server")
-        _remove_stale(path)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            listener.bind(str(path))
-            listener.listen(_BACKLOG)
-            listener.setblocking(False)  # noqa: FBT003 - the socket API
-            _set_permissions(path, self._settings.mode, self._settings.group)
-        except BaseException:
-            listener.close()
-            raise
+        settings = self._settings
+        listener = await _listen(Path(settings.path), settings.mode, settings.group)
         self._listener = listener
         self._accepting = asyncio.create_task(self._accept_loop(listener))
-        logger.info("intake: listening on %s (mode %04o)", path, self._settings.mode)
+        logger.info("intake: listening on %s (mode %04o)", settings.path, settings.mode)
+        if settings.admin_path is not None:
+            group = settings.admin_group if settings.admin_group is not None else settings.group
+            try:
+                admin = await _listen(Path(settings.admin_path), settings.admin_mode, group)
+            except BaseException:
+                await self.stop()
+                raise
+            self._admin_listener = admin
+            self._admin_accepting = asyncio.create_task(self._accept_loop(admin, admin=True))
+            logger.info(
+                "intake: admin ops on %s only (mode %04o)", settings.admin_path, settings.admin_mode
+            )
 
     async def stop(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - bounds a drain
         """Stop listening, close every connection, and remove the socket file.
@@ -220,10 +250,16 @@ class IntakeServer:
         """
         if self._listener is None or self._accepting is None:
             return
-        self._accepting.cancel()
-        await asyncio.gather(self._accepting, return_exceptions=True)
-        self._listener.close()  # clients still in the listen queue see the connection reset
+        for task in (self._accepting, self._admin_accepting):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        # Clients still in the listen queue see the connection reset.
+        for listener in (self._listener, self._admin_listener):
+            if listener is not None:
+                listener.close()
         self._listener = self._accepting = None
+        self._admin_listener = self._admin_accepting = None
         for writer in self._connections.values():
             writer.transport.abort()
         tasks = list(self._connections)
@@ -234,6 +270,8 @@ class IntakeServer:
             await asyncio.gather(*late, return_exceptions=True)
         await asyncio.sleep(0)  # aborted transports close in a callback: let it run
         _remove_stale(Path(self._settings.path))
+        if self._settings.admin_path is not None:
+            _remove_stale(Path(self._settings.admin_path))
 
     async def answer(self, line: bytes, stream: StartStream) -> Reply:
         """The reply to one request line, as a client connected to the socket gets it.
@@ -249,7 +287,7 @@ class IntakeServer:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
+    async def _accept_loop(self, listener: socket.socket, *, admin: bool = False) -> None:
         """Accept clients until cancelled.
 
         Our own loop rather than the event loop's server: when file descriptors run out, the
@@ -279,14 +317,18 @@ class IntakeServer:
                 self._refuse(conn, loop.time())
                 continue
             try:
-                await self._connect(loop, conn)
+                await self._connect(loop, conn, admin=admin)
             except OSError:
                 conn.close()
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop, conn: socket.socket) -> None:
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, conn: socket.socket, *, admin: bool
+    ) -> None:
         conn.setblocking(False)  # noqa: FBT003 - the socket API
         # The stream buffers at most 2 * CHUNK before it stops reading the socket.
-        protocol = asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=CHUNK), self._accept)
+        protocol = asyncio.StreamReaderProtocol(
+            asyncio.StreamReader(limit=CHUNK), functools.partial(self._accept, admin=admin)
+        )
         await loop.connect_accepted_socket(lambda: protocol, sock=conn)
 
     def _refuse(self, conn: socket.socket, now: float) -> None:
@@ -301,17 +343,23 @@ class IntakeServer:
         conn.close()
         self._refused.add(now, f"{limit} clients are connected")
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, admin: bool = False
+    ) -> None:
         # A plain (not async) callback: the stream protocol calls it from connection_made, so
         # each connection is registered the moment it is accepted and stop() can close it
         # even before its task first runs.
-        task = asyncio.get_running_loop().create_task(self._serve(reader, writer))
+        task = asyncio.get_running_loop().create_task(self._serve(reader, writer, admin=admin))
         self._connections[task] = writer
         task.add_done_callback(self._connections.pop)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, admin: bool
+    ) -> None:
         try:
-            await Connection(self._handler, self._settings, self._observer, reader, writer).run()
+            await Connection(
+                self._handler, self._settings, self._observer, reader, writer, admin_socket=admin
+            ).run()
         except ConnectionError:
             pass
         finally:

@@ -53,6 +53,9 @@ class IntakeSettings:
     yet written (beyond either the connection is not read: back-pressure). ``max_clients``
     bounds the connections (one more is told ``too_many_clients`` and closed);
     ``line_timeout`` is how long a line may stay unfinished (seconds from its first byte).
+    The operators' ops (pause, resume, cancel, retry, history, list) are taken only from a
+    client in ``admin_group`` when it is set, and only on the socket ``admin_path`` (mode
+    ``admin_mode``, group ``admin_group`` or else ``group``) when that is set.
     """
 
     path: str = setting("/run/smppgw/smppgw.sock", path=True)
@@ -66,6 +69,9 @@ class IntakeSettings:
     line_timeout: float = setting(30.0, low=0.1, high=86400)
     max_connection_buffer: int = setting(1024 * 1024, low=64 * 1024, high=1024 * 1024 * 1024)
     event_batch: int = setting(500, configurable=False)
+    admin_group: str | None = None
+    admin_path: str | None = setting(None, path=True)
+    admin_mode: int = setting(0o660, low=0, high=0o777)
     defaults: IntakeDefaults = field(default_factory=IntakeDefaults)  # the [defaults] table
 
     @classmethod

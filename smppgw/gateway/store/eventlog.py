@@ -22,14 +22,14 @@ from smppgw.gateway.store.engine import SqliteEngine
 from smppgw.gateway.store.health import StoreClosedError
 from smppgw.gateway.store.schema import HOOK_NONE, HOOK_PENDING
 
-__all__ = ["SqliteEventLog", "status_of"]
+__all__ = ["SqliteEventLog", "payload_of", "status_of"]
 
 # Every statement returning a message row returns the columns of
 # :class:`~smppgw.gateway.events.MessageRecord`, in its order.
 
 _SELECT_MESSAGE: Final = (
     "SELECT id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err, reason,"
-    " possible_duplicate FROM messages WHERE id = ?"
+    " possible_duplicate, retried FROM messages WHERE id = ?"
 )
 
 
@@ -63,13 +63,35 @@ class SqliteEventLog(SqliteEngine):
         """Whether events appended from now on await a webhook delivery."""
         self._settings = dataclasses.replace(self._settings, webhook=enabled)
 
-    def _append_event(self, conn: sqlite3.Connection, body: bytes, now: float) -> int:
-        """Append an event (awaiting the webhook if one is configured); the batch remembers
-        its cursor, so subscribers are woken after the commit."""
+    async def history(self, message_id: str, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events of one message, oldest first (the events_message index)."""
+
+        def op(conn: sqlite3.Connection) -> list[StoredEvent]:
+            rows = conn.execute(
+                "SELECT cursor, body FROM events WHERE message_id = ? ORDER BY cursor LIMIT ?",
+                (message_id, limit),
+            )
+            return [StoredEvent(r[0], bytes(r[1])) for r in rows]
+
+        return await self._call(op)
+
+    def _append_event(
+        self, conn: sqlite3.Connection, body: bytes, now: float, message_id: str | None = None
+    ) -> int:
+        """Append an event (awaiting the webhook if one is configured), the message it is
+        about kept for :meth:`history`; the batch remembers its cursor, so subscribers are
+        woken after the commit."""
         webhook = self._settings.webhook
         cursor = conn.execute(
-            "INSERT INTO events (body, created_at, hook_state, hook_due) VALUES (?, ?, ?, ?)",
-            (body, now, HOOK_PENDING if webhook else HOOK_NONE, now if webhook else None),
+            "INSERT INTO events (body, created_at, hook_state, hook_due, message_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                body,
+                now,
+                HOOK_PENDING if webhook else HOOK_NONE,
+                now if webhook else None,
+                message_id,
+            ),
         ).lastrowid
         assert cursor is not None
         self._batch_cursor = max(self._batch_cursor, cursor)
@@ -84,13 +106,19 @@ class SqliteEventLog(SqliteEngine):
         via: str | msgspec.UnsetType = msgspec.UNSET,
     ) -> int:
         """Append the status event of a message row (the columns of ``MessageRecord``)."""
-        return self._append_event(conn, status_event(_payload(conn, row, parts, via)), now)
+        payload = _payload(conn, row, parts, via)
+        return self._append_event(conn, status_event(payload), now, payload.id)
 
 
 def status_of(conn: sqlite3.Connection, message_id: str) -> StatusPayload | None:
     """A message's status payload, None when no such message is kept."""
     row = conn.execute(_SELECT_MESSAGE, (message_id,)).fetchone()
     return None if row is None else _payload(conn, row)
+
+
+def payload_of(conn: sqlite3.Connection, row: tuple[Any, ...]) -> StatusPayload:
+    """The status payload of a message row (the columns of ``MessageRecord``)."""
+    return _payload(conn, row)
 
 
 def _payload(

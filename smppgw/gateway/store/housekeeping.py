@@ -18,7 +18,7 @@ _EXPIRE_WAITING: Final = (
     "UPDATE messages SET state = 'unknown', status = 'UNKNOWN', reason = ?, final_at = ?"
     " WHERE state = 'submitted' AND final_at IS NULL AND sent_at < ?"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
-    " reason, possible_duplicate"
+    " reason, possible_duplicate, retried"
 )
 
 

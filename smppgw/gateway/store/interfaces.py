@@ -25,8 +25,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from smppgw.gateway.correlate import CorrelationStore, Outcome, PartEntry
-from smppgw.gateway.events import DeliveryState, PartPayload, StatusPayload, StoredEvent
+from smppgw.gateway.events import (
+    AdminPayload,
+    DeliveryState,
+    PartPayload,
+    StatusPayload,
+    StoredEvent,
+)
 from smppgw.gateway.intake import SubmitRequest, SubmitResult
+from smppgw.gateway.selection import ListPage, MessageFilter, MessageOutcome
 from smppgw.gateway.store.health import StoreHealth
 from smppgw.gateway.webhook import WebhookStore
 
@@ -38,6 +45,7 @@ __all__ = [
     "InboundBuilder",
     "InboundParts",
     "MessageQueue",
+    "OperatorStore",
     "Store",
     "StoreLifecycle",
     "WaitingPart",
@@ -321,6 +329,56 @@ class StoreLifecycle(Protocol):
     async def close(self) -> None:
         """Commit what was asked before, then close; later calls raise ``StoreClosedError``.
         Closing twice is harmless."""
+        ...
+
+
+class OperatorStore(Protocol):
+    """What the operators' ops need of a store (:mod:`smppgw.gateway.admin`); not part of
+    :class:`Store` (a backend without it serves everything but those ops).
+
+    Contracts: every change is atomic with its ``sms:message:status`` event; a message is
+    changed only from the states named (a message that moved on meanwhile is reported, not
+    changed); selections are oldest first, at most ``limit`` messages looked at.
+    """
+
+    async def cancel_queued(
+        self, selection: MessageFilter, limit: int
+    ) -> tuple[list[MessageOutcome], list[str]]:
+        """``queued`` -> final ``cancelled`` (status ``CANCELLED``, reason ``cancelled by an
+        operator``). Returns each message's outcome (``not_found`` for an id or custom naming
+        none, ``not_cancellable`` with the reason for the others), except those ``submitted``
+        with a scheduled delivery, whose ids are returned apart."""
+        ...
+
+    async def cancelled_at_smsc(self, message_id: str) -> bool:
+        """``submitted`` -> final ``cancelled`` (the SMSC withdrew it); False if not submitted."""
+        ...
+
+    async def scheduled_parts(
+        self, message_id: str
+    ) -> tuple[SubmitRequest, list[tuple[int, str]]] | None:
+        """A ``submitted`` message's request and (part, SMSC id) of its accepted parts."""
+        ...
+
+    async def retry_failed(self, selection: MessageFilter, limit: int) -> list[MessageOutcome]:
+        """``failed``/``unknown`` -> ``queued`` under the same id: due now, ``retried`` + 1,
+        ``possible_duplicate`` set when it was unknown; its parts without a DELIVRD receipt
+        are forgotten (sent again), the others kept. Others: ``not_retriable``."""
+        ...
+
+    async def history(self, message_id: str, limit: int) -> list[StoredEvent]:
+        """Up to ``limit`` events of one message in cursor order, by an index (not a scan)."""
+        ...
+
+    async def list_messages(
+        self, selection: MessageFilter, limit: int, after: int | None
+    ) -> ListPage:
+        """Messages newest first (by acceptance order), older than key ``after``; ``next`` is
+        the key of the next page (None: last page)."""
+        ...
+
+    async def add_admin_event(self, payload: AdminPayload) -> int:
+        """Append an ``sms:admin`` event (no message); returns its cursor."""
         ...
 
 

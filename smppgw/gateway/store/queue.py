@@ -22,20 +22,20 @@ _FINISH_SUBMIT: Final = (
     "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, sent_at = ?, final_at = ?,"
     " possible_duplicate = possible_duplicate OR ? WHERE id = ? AND state = 'submitting'"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
-    " reason, possible_duplicate"
+    " reason, possible_duplicate, retried"
 )
 _APPLY_RECEIPT: Final = (
     "UPDATE messages SET state = ?, status = ?, err = ?, reason = ?, deliv_at = ?, final_at = ?"
     " WHERE id = ? AND state IN ('queued', 'submitting', 'submitted', 'unknown')"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
-    " reason, possible_duplicate"
+    " reason, possible_duplicate, retried"
 )
 
 _RESOLVE_UNKNOWN: Final = (
     "UPDATE messages SET state = ?, status = ?, err = NULL, reason = ?, final_at = ?"
     " WHERE id = ? AND state = 'unknown'"
     " RETURNING id, mobile, state, status, parts, created_at, sent_at, deliv_at, custom, err,"
-    " reason, possible_duplicate"
+    " reason, possible_duplicate, retried"
 )
 
 _REQUEUE_CLAIMED: Final = (

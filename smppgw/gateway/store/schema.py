@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS messages (
     reason TEXT,
     claims INTEGER NOT NULL DEFAULT 0,
     possible_duplicate INTEGER NOT NULL DEFAULT 0,
+    retried INTEGER NOT NULL DEFAULT 0,
     sending INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     due_at REAL NOT NULL,
@@ -105,7 +106,8 @@ CREATE TABLE IF NOT EXISTS events (
     hook_state INTEGER NOT NULL,
     hook_attempts INTEGER NOT NULL DEFAULT 0,
     hook_due REAL,
-    hook_error TEXT
+    hook_error TEXT,
+    message_id TEXT
 );
 CREATE INDEX IF NOT EXISTS events_hook ON events (hook_due) WHERE hook_state = 0;
 CREATE TABLE IF NOT EXISTS inbound_parts (
@@ -206,6 +208,7 @@ def _prepare(conn: sqlite3.Connection, path: str, sync: str) -> None:
     if version == 3:
         _upgrade_records(conn)
         version = 4
+    _operator_columns(conn)
     if row is None:
         conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
     elif version != SCHEMA_VERSION:
@@ -253,10 +256,30 @@ def _upgrade_records(conn: sqlite3.Connection) -> None:
         raise
 
 
-def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
-    """Add a column unless the table has it (the schema script may have just created it)."""
+def _add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> bool:
+    """Add a column unless the table has it (the schema script may have just created it);
+    True when it was added."""
     if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+        return True
+    return False
+
+
+def _operator_columns(conn: sqlite3.Connection) -> None:
+    """The columns the operators' ops need, added to a store of any schema version (an older
+    version reading the file ignores them): how often a message was retried, and the message
+    each event is about, indexed for ``history`` (filled in once from the status events
+    already kept)."""
+    _add_column(conn, "messages", "retried", "INTEGER NOT NULL DEFAULT 0")
+    if _add_column(conn, "events", "message_id", "TEXT"):
+        conn.execute(
+            "UPDATE events SET message_id = json_extract(CAST(body AS TEXT), '$.payload.id')"
+            ' WHERE CAST(body AS TEXT) LIKE \'{"event":"sms:message:status"%\''
+        )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS events_message ON events (message_id, cursor)"
+        " WHERE message_id IS NOT NULL"
+    )
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

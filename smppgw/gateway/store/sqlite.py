@@ -17,6 +17,7 @@ them back in the queue at start, and their parts already accepted by an SMSC (a 
 
 from __future__ import annotations
 
+from smppgw.gateway.store.admin import SqliteOperators
 from smppgw.gateway.store.correlation import SqliteCorrelation
 from smppgw.gateway.store.health import StoreClosedError, StoreError
 from smppgw.gateway.store.housekeeping import SqliteHousekeeping
@@ -39,7 +40,12 @@ __all__ = [
 
 
 class SqliteStore(
-    SqliteQueue, SqliteCorrelation, SqliteInbound, SqliteWebhookState, SqliteHousekeeping
+    SqliteQueue,
+    SqliteCorrelation,
+    SqliteInbound,
+    SqliteWebhookState,
+    SqliteHousekeeping,
+    SqliteOperators,
 ):
     """The store. Create with :meth:`open`; every method may be awaited from any task.
 

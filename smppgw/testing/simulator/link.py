@@ -17,6 +17,8 @@ from smppgw.codec import (
     BindTransceiverResp,
     BindTransmitter,
     BindTransmitterResp,
+    CancelSm,
+    CancelSmResp,
     CommandStatus,
     DataSm,
     DataSmResp,
@@ -43,7 +45,7 @@ from smppgw.codec import (
 from smppgw.codec.constants import EsmClass, Npi, Ton
 from smppgw.codec.errors import SmppError
 from smppgw.codec.receipt import format_receipt, stat_to_message_state
-from smppgw.codec.smpp_time import SmppTimeError, parse_smpp_time
+from smppgw.codec.smpp_time import SmppTimeError, format_absolute, parse_smpp_time
 from smppgw.provider import is_rejection
 
 if TYPE_CHECKING:
@@ -198,6 +200,8 @@ class Link(asyncio.Protocol):
                 self.submit(pdu)
             elif isinstance(pdu, QuerySm):
                 self.query(pdu)
+            elif isinstance(pdu, CancelSm):
+                self.cancel(pdu)
             else:  # neither submit_multi nor the other ancillary operations are simulated
                 status = CommandStatus.ESME_RINVCMDID
                 self.answer(GenericNack(sequence_number=pdu.sequence_number, command_status=status))
@@ -307,7 +311,7 @@ class Link(asyncio.Protocol):
             self.respond(pdu, exc.status, None)
             return
         message_id = sim.new_message_id()
-        sim.remember(message_id, pdu)
+        sim.remember(message_id, pdu, delay)
         sim.stats.accepted += 1
         sim.stats.accepted_by_server[self.server.name] += 1
         if sim.settings.record_destinations:
@@ -317,7 +321,8 @@ class Link(asyncio.Protocol):
         if registered:
             receipt = sim.outbox.make_receipt(account.system_id, message_id, pdu, expired=expired)
             if registered == 1 or receipt.stat != "DELIVRD":
-                sim.outbox.schedule_receipt(receipt, 0.0 if early else delay)
+                timer = sim.outbox.schedule_receipt(receipt, 0.0 if early else delay)
+                sim.messages[message_id].receipt_timer = timer
         if early:
             # Let the receipt go out first, as some SMSCs do.
             asyncio.get_running_loop().call_later(
@@ -356,6 +361,34 @@ class Link(asyncio.Protocol):
                 final_date=message.final_date,
                 message_state=message.state,
                 error_code=message.error_code,
+            )
+        )
+
+    def cancel(self, pdu: CancelSm) -> None:
+        """Withdraw a message before its scheduled delivery (SMPP v3.4 section 4.9): no receipt
+        follows. A message already delivered (or for immediate delivery), unknown, or submitted
+        from another source address is ESME_RCANCELFAIL."""
+        message = self.sim.messages.get(pdu.message_id)
+        status = CommandStatus.ESME_RCANCELFAIL
+        if not self.transmitter:
+            status = CommandStatus.ESME_RINVBNDSTS
+        elif (
+            message is not None
+            and message.deliver_at is not None
+            and message.state == MessageState.ENROUTE
+            and datetime.now(UTC) < message.deliver_at
+            and (pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr)
+            == (message.source_ton, message.source_npi, message.source)
+        ):
+            message.state = MessageState.DELETED
+            message.final_date = format_absolute(datetime.now(UTC))
+            self.sim.stats.cancelled += 1
+            self.sim.outbox.drop_receipt(message.receipt_timer)
+            message.receipt_timer = None
+            status = CommandStatus.ESME_ROK
+        self.answer(
+            CancelSmResp(
+                sequence_number=pdu.sequence_number, command_status=status, body_omitted=True
             )
         )
 

@@ -90,18 +90,26 @@ class Outbox:
             "".join(c if c.isprintable() else "." for c in text),
         )
 
-    def schedule_receipt(self, receipt: Receipt, delay: float | None) -> None:
+    def schedule_receipt(self, receipt: Receipt, delay: float | None) -> asyncio.TimerHandle:
         if delay is None:
             delay = self._sim.rng.uniform(*self._sim.settings.dlr_delay)
         self._scheduled += 1
-        asyncio.get_running_loop().call_later(delay, self._due, receipt)
+        return asyncio.get_running_loop().call_later(delay, self._due, receipt)
+
+    def drop_receipt(self, timer: asyncio.TimerHandle | None) -> None:
+        """Never send the receipt ``timer`` would (a message withdrawn by cancel_sm)."""
+        if timer is not None and not timer.cancelled():
+            timer.cancel()
+            self._scheduled -= 1
 
     def _due(self, receipt: Receipt) -> None:
         self._scheduled -= 1
         if not receipt.attempts:
-            # The message's outcome is decided now, whether or not its receipt ever goes out.
+            # The message's outcome is decided now, whether or not its receipt ever goes out
+            # (and too late for cancel_sm to take it back).
             message = self._sim.messages.get(receipt.message_id)
             if message is not None:
+                message.receipt_timer = None
                 message.state = (
                     stat_to_message_state(receipt.stat, rejection=is_rejection)
                     or MessageState.UNKNOWN

@@ -15,6 +15,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Self
 
@@ -71,6 +72,8 @@ class _Message:
     state: MessageState = MessageState.ENROUTE
     final_date: str = ""
     error_code: int = 0
+    deliver_at: datetime | None = None  # a scheduled delivery's time (cancel_sm until then)
+    receipt_timer: asyncio.TimerHandle | None = None  # its receipt's, until due
 
 
 _MAX_MESSAGES = 1_000_000  # the oldest are forgotten beyond this (query_sm: ESME_RINVMSGID)
@@ -406,12 +409,18 @@ class Simulator:
             return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         return f"{0x10000000 + n:x}"
 
-    def remember(self, message_id: str, pdu: SubmitSm | DataSm) -> None:
-        """Keep an accepted message for query_sm: en route until its outcome is known."""
+    def remember(self, message_id: str, pdu: SubmitSm | DataSm, delay: float = 0.0) -> None:
+        """Keep an accepted message for query_sm and cancel_sm: en route until its outcome is
+        known; one with a schedule_delivery_time is delivered ``delay`` seconds from now."""
         messages = self.messages
         if len(messages) >= _MAX_MESSAGES:
             del messages[next(iter(messages))]
-        messages[message_id] = _Message(pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr)
+        deliver_at = None
+        if isinstance(pdu, SubmitSm) and pdu.schedule_delivery_time:
+            deliver_at = datetime.now(UTC) + timedelta(seconds=delay)
+        messages[message_id] = _Message(
+            pdu.source_addr_ton, pdu.source_addr_npi, pdu.source_addr, deliver_at=deliver_at
+        )
 
     async def _cut_idle_links(self) -> None:
         limit = self.settings.idle_timeout

@@ -124,6 +124,7 @@ class SimulatorStats:
     dlrs_nacked: int = 0
     dlrs_dropped: int = 0  # receipts never sent (FaultSettings.drop_receipts)
     queries: int = 0  # query_sm received
+    cancelled: int = 0  # messages withdrawn by cancel_sm before their scheduled delivery
     binds_refused: int = 0
     binds_accepted: int = 0
     unbinds_after_bind: int = 0  # binds unbound at once by FaultSettings.unbind_after_bind
