@@ -508,7 +508,7 @@ async def test_errors_echo_the_req_value_verbatim(client: Client) -> None:
         "message": (
             "op: unknown operation 'nope' "
             "(submit, preview, status, subscribe, ping, unmatched, stats, trace, cluster, pause,"
-            " resume, cancel, retry, history, list)"
+            " resume, cancel, retry, history, list, reload)"
         ),
     }
 

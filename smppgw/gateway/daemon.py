@@ -59,7 +59,7 @@ from smppgw.gateway.intake import (
 from smppgw.gateway.intake.protocol import TraceRequest
 from smppgw.gateway.metrics import MetricsServer, PrometheusObserver
 from smppgw.gateway.recovery import ReceiptWatch
-from smppgw.gateway.reload import Reloading, reload_on_sighup
+from smppgw.gateway.reload import Reloading, reload_on_sighup, reload_reply
 from smppgw.gateway.sdnotify import Notifier
 from smppgw.gateway.stats import StatsObserver
 from smppgw.gateway.stats_reply import ClusterMember, StatsSource, StoreFigures
@@ -318,6 +318,7 @@ class Gateway(Dispatcher, Inbound, Reloading):
             cluster=self._cluster_reply,
             trace=self._trace_op,
             admin=self.admin,
+            reload=lambda: reload_reply(self),
         )
         await self.intake.start()
         logger.info(

@@ -36,6 +36,7 @@ from smppgw.gateway.config import (
 )
 from smppgw.gateway.config.sections import key_of
 from smppgw.gateway.daemon_core import GatewayCore
+from smppgw.gateway.intake.protocol import ErrorCode, RequestError
 from smppgw.gateway.webhook import WebhookSender, WebhookSettings
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "plan",
     "reload_file",
     "reload_on_sighup",
+    "reload_reply",
 ]
 
 logger = logging.getLogger(__name__)
@@ -293,6 +295,19 @@ async def reload_file(gateway: Reloading, path: str | None = None) -> ReloadRepo
         )
         return ReloadReport(errors=exc.errors)
     return await gateway.reload(config)
+
+
+async def reload_reply(gateway: Reloading) -> dict[str, object]:
+    """The intake's ``reload`` op: :func:`reload_file`, as the fields of the reply; a refusal
+    raises RequestError ``invalid_config`` carrying the ``errors``."""
+    report = await reload_file(gateway)
+    if not report.ok:
+        raise RequestError(
+            ErrorCode.INVALID_CONFIG,
+            "configuration not reloaded, the running one stays: " + "; ".join(report.errors),
+            errors=list(report.errors),
+        )
+    return {"applied": list(report.applied), "needs_restart": list(report.restart)}
 
 
 def log_report(report: ReloadReport) -> None:

@@ -11,6 +11,7 @@ Commands::
     smppgw status --unmatched                receipts that matched no message
     smppgw events [--cursor N] [--follow]    print events; --follow tails, across restarts
     smppgw top [--once] [--json]             the daemon's live figures, refreshed every second
+    smppgw reload [--json]                   the daemon reads its configuration file again
     smppgw check-config --config PATH        validate a configuration and print a summary
     smppgw doctor --config PATH [--to N]     check every bind slot; optionally a test message
     smppgw version | --version
@@ -26,6 +27,7 @@ The package in modules: :mod:`~smppgw.gateway.cli.parser` (the options, running 
 :mod:`~smppgw.gateway.cli.send` with :mod:`~smppgw.gateway.cli.rows` and
 :mod:`~smppgw.gateway.cli.filesend` (``--file``), :mod:`~smppgw.gateway.cli.status`,
 :mod:`~smppgw.gateway.cli.events`, :mod:`~smppgw.gateway.cli.top`,
+:mod:`~smppgw.gateway.cli.reload`,
 :mod:`~smppgw.gateway.cli.run` (run, check-config, simulate, version),
 :mod:`~smppgw.gateway.cli.doctor`, and
 :mod:`~smppgw.gateway.cli.output` (how replies are printed).

@@ -15,6 +15,7 @@ from smppgw.gateway.cli.client import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Cli
 from smppgw.gateway.cli.doctor import doctor_command
 from smppgw.gateway.cli.events import EVENT_TYPES, events_command
 from smppgw.gateway.cli.migrate import migrate_command
+from smppgw.gateway.cli.reload import reload_command
 from smppgw.gateway.cli.run import (
     check_config_command,
     run_command,
@@ -172,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_socket(top)
 
+    reload = commands.add_parser(
+        "reload", help="the daemon reads its configuration file again (as SIGHUP does)"
+    )
+    reload.add_argument("--json", action="store_true", help="print the daemon's reply as JSON")
+    _add_socket(reload)
+
     check = commands.add_parser("check-config", help="validate a configuration")
     check.add_argument("--config", required=True, metavar="PATH")
 
@@ -192,6 +199,7 @@ _ASYNC_COMMANDS = {
     "status": status_command,
     "events": events_command,
     "top": top_command,
+    "reload": reload_command,
     "doctor": doctor_command,
     "trace": trace_command,
     "migrate": migrate_command,

@@ -35,6 +35,11 @@ client can match replies to requests. Ops:
     The daemon's wire trace (:mod:`smppgw.gateway.trace`): ``on`` true or false, for a
     ``bind``, a ``server`` or all, with ``reveal`` and ``duration``; without ``on``, its state.
     Every reply is the state (``on``, ``scope``, ``reveal``, ``until``).
+``reload``
+    Reads the configuration file again and applies what can change live, as SIGHUP does
+    (:mod:`smppgw.gateway.reload`): ``applied`` and ``needs_restart`` list the keys; a file
+    that does not load is ``invalid_config`` with its ``errors``, and the running
+    configuration stays.
 
 Errors are replies, never disconnections: ``{"ok": false, "error": <code>, "message": <text
 naming the field>}`` with the codes of :class:`ErrorCode`. A line longer than ``max_line``

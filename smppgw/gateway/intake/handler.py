@@ -41,6 +41,7 @@ from smppgw.gateway.intake.protocol import (
     ErrorCode,
     MessageFields,
     PingRequest,
+    ReloadRequest,
     Request,
     RequestError,
     StatsRequest,
@@ -104,6 +105,9 @@ class RequestHandler:
         trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
         cluster: the fields of a ``cluster`` reply (None, or answering None: a lone instance).
         admin: serves the operators' ops (None: they are refused as unknown).
+        reload: reads the configuration file again and applies it; the fields of a
+            ``reload`` reply, or RequestError ``invalid_config`` (None: the op is refused as
+            unknown).
     """
 
     def __init__(
@@ -118,12 +122,14 @@ class RequestHandler:
         trace: TraceSwitch | None = None,
         cluster: Callable[[], dict[str, object] | None] | None = None,
         admin: AdminBackend | None = None,
+        reload: Callable[[], Awaitable[dict[str, object]]] | None = None,
     ) -> None:
         self._backend = backend
         self._trace = trace
         self._admin = admin
         self._stats = stats
         self._cluster = cluster
+        self._reload = reload
         self._settings = settings
         self._rules = rules
         self._clock = clock
@@ -171,7 +177,9 @@ class RequestHandler:
         stream: StartStream,
         peer: Peer | None,
     ) -> Reply:
-        if isinstance(request, PauseRequest | CancelRequest | HistoryRequest | ListRequest):
+        if isinstance(
+            request, PauseRequest | CancelRequest | HistoryRequest | ListRequest | ReloadRequest
+        ):
             return await self._admin_op(request, req, peer)
         if isinstance(request, SubmitOne):
             return await self._one_message(request, req)
@@ -209,13 +217,22 @@ class RequestHandler:
         return await self._inspect(request, req)
 
     async def _admin_op(
-        self, request: AdminRequest, req: msgspec.Raw | msgspec.UnsetType, peer: Peer | None
+        self,
+        request: AdminRequest | ReloadRequest,
+        req: msgspec.Raw | msgspec.UnsetType,
+        peer: Peer | None,
     ) -> Reply:
+        """The operators' ops, ``reload`` among them (``admin_group``, ``admin_path``)."""
+        settings = self._settings
+        if isinstance(request, ReloadRequest):
+            if self._reload is None:
+                raise RequestError(ErrorCode.UNKNOWN_OP, "op: reload: this server has no file")
+            check_allowed(peer, admin_group=settings.admin_group, admin_path=settings.admin_path)
+            return Reply("reload", reply_line(req, **await self._reload()), ok=True)
         if self._admin is None:
             raise RequestError(
                 ErrorCode.UNKNOWN_OP, f"op: {request.op}: this server has no admin ops"
             )
-        settings = self._settings
         check_allowed(peer, admin_group=settings.admin_group, admin_path=settings.admin_path)
         return Reply(request.op, await answer_admin(self._admin, request, req, peer), ok=True)
 
@@ -229,7 +246,6 @@ class RequestHandler:
             if self._trace is None:
                 raise RequestError(ErrorCode.UNKNOWN_OP, "op: trace: this server has no wire trace")
             return Reply("trace", reply_line(req, **self._trace(request)), ok=True)
-
         if isinstance(request, UnmatchedRequest):
             count, receipts = await self._backend.unmatched(request.limit)
             return Reply("unmatched", reply_line(req, count=count, receipts=receipts), ok=True)

@@ -25,6 +25,7 @@ __all__ = [
     "IntakeError",
     "MessageFields",
     "PingRequest",
+    "ReloadRequest",
     "Request",
     "RequestError",
     "StatsRequest",
@@ -58,6 +59,7 @@ class ErrorCode(enum.StrEnum):
     STORE_UNAVAILABLE = "store_unavailable"  # the shared store cannot be reached; nothing accepted
     INTERNAL = "internal"  # the backend failed; nothing was accepted
     FORBIDDEN = "forbidden"  # an admin op from a client not allowed to (admin_group, admin_path)
+    INVALID_CONFIG = "invalid_config"  # reload: the file does not load; the running one stays
 
 
 class IntakeError(SmppError):
@@ -178,6 +180,11 @@ class ClusterRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
 
 
+class ReloadRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    op: str
+    req: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+
+
 Request = (
     SubmitOne
     | SubmitBatch
@@ -189,6 +196,7 @@ Request = (
     | TraceRequest
     | ClusterRequest
     | AdminRequest
+    | ReloadRequest
 )
 _MESSAGE_OPS = frozenset({"submit", "preview"})  # one message, or a batch in ``messages``
 _OPS: dict[str, type[Request]] = {
@@ -200,6 +208,7 @@ _OPS: dict[str, type[Request]] = {
     "trace": TraceRequest,
     "cluster": ClusterRequest,
     **ADMIN_OPS,
+    "reload": ReloadRequest,
 }
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
@@ -215,6 +224,7 @@ _DECODERS: dict[type[Request], msgspec.json.Decoder[Request]] = {
         TraceRequest,
         ClusterRequest,
         *ADMIN_OPS.values(),
+        ReloadRequest,
     )
 }
 MESSAGE_DECODER = msgspec.json.Decoder(MessageFields)
@@ -346,7 +356,7 @@ def _request_kind(envelope: _Envelope) -> type[Request]:
         ErrorCode.UNKNOWN_OP,
         f"op: unknown operation {envelope.op!r} "
         "(submit, preview, status, subscribe, ping, unmatched, stats, trace, cluster, pause,"
-        " resume, cancel, retry, history, list)",
+        " resume, cancel, retry, history, list, reload)",
     )
 
 

@@ -157,6 +157,9 @@ class IntakeServer:
         trace: switches the wire trace (None: the ``trace`` op is refused as unknown).
         cluster: the fields of a ``cluster`` reply (None, or answering None: a lone instance).
         admin: serves the operators' ops (None: they are refused as unknown).
+        reload: the fields of a ``reload`` reply, after reading the configuration file again
+            (raises RequestError ``invalid_config`` for a file that does not load; None: the
+            op is refused as unknown).
     """
 
     def __init__(
@@ -172,6 +175,7 @@ class IntakeServer:
         trace: TraceSwitch | None = None,
         cluster: Callable[[], dict[str, object] | None] | None = None,
         admin: AdminBackend | None = None,
+        reload: Callable[[], Awaitable[dict[str, object]]] | None = None,
     ) -> None:
         self._settings = settings
         self._observer = observer
@@ -185,6 +189,7 @@ class IntakeServer:
             trace=trace,
             cluster=cluster,
             admin=admin,
+            reload=reload,
         )
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
