@@ -115,3 +115,18 @@ async def test_a_server_removed_unbinds_after_its_submits_in_flight_are_answered
             assert all(s.state is BindState.BOUND for s in manager.status())
             after = await asyncio.gather(*(manager.submit([message(n)]) for n in range(10)))
             assert {r[0].server for r in after} == {"smpp1"}
+
+
+async def test_a_paused_server_relinked_by_new_settings_stays_paused() -> None:
+    """An operator paused smpp1; new settings give it one bind fewer, so its binds are
+    replaced: the new ones send nothing either until it is resumed."""
+    async with Simulator(sim_settings()) as sim:
+        settings = manager_settings(sim)
+        async with running(sim, settings) as manager:
+            assert manager.pause_sending("smpp1") == ("smpp1",)
+            first, second = settings.servers
+            fewer = dataclasses.replace(first, binds=first.binds - 1)
+            manager.apply(dataclasses.replace(settings, servers=(fewer, second)))
+            assert manager.paused_servers() == ("smpp1",)
+            results = await submit_all(manager, 10)
+            assert {r.server for r in results} == {"smpp2"}

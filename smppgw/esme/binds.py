@@ -239,11 +239,13 @@ class BindManager:
         self._settings = settings
         self._policy = StatusPolicy(settings.status_overrides, settings.unknown_status)
         self._keeper.settings = settings
+        paused = {server.name for server in plan.retire if server.held}
         for server in plan.retire:
             self._servers.remove(server)
             self._keeper.retire(server, unbind_timeout)
         for server_settings in plan.add:
             server = server_entry(server_settings, self._clock)
+            server.held = server.name in paused  # relinked, still paused by its operator
             self._servers.append(server)
             self._keeper.add(server)
         self._dispatcher.pump()
