@@ -13,15 +13,15 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from virtual_time import VirtualClock
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, SubmitSm, SubmitSmResp
@@ -49,34 +49,6 @@ from smppgw.esme.session import (
 )
 
 # --- virtual time ---------------------------------------------------------------------------
-
-
-class VirtualClock:
-    """Makes the running loop's time virtual: a wait for the next timer takes no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    @contextlib.contextmanager
-    def install(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        selector = loop._selector  # type: ignore[attr-defined]
-        real_select = selector.select
-        self.now = loop.time()
-
-        def select(timeout: float | None = None) -> Any:
-            if timeout is not None and timeout > 0:
-                self.now += timeout
-            return real_select(0)
-
-        with (
-            mock.patch.object(loop, "time", self.time),
-            mock.patch.object(selector, "select", select),
-        ):
-            yield
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import asyncio
 import random
 from collections.abc import Callable
 
-from test_binds import FakeSmsc, VirtualClock, no_inbound, part, settings, vclock
+from test_binds import FakeSmsc, no_inbound, part, settings, vclock
+from virtual_time import VirtualClock
 
 from smppgw.esme.binds import BindManager, BindState, ServerSettings
 from smppgw.esme.slots import SlotGrant

@@ -18,11 +18,11 @@ import signal
 import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
-from unittest import mock
 
 import pytest
+from virtual_time import VirtualClock
 
 from smppgw.codec import (
     CommandStatus,
@@ -158,34 +158,6 @@ async def test_bind_manager_follows_the_retry_policy_for_a_generic_nack_status(
 
 
 # --- item: no reconnect storm against an SMSC that unbinds every bind at once -----------------
-
-
-class VirtualClock:
-    """Makes the running loop's time virtual: a wait for the next timer takes no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    @contextlib.contextmanager
-    def install(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        selector = loop._selector  # type: ignore[attr-defined]
-        real_select = selector.select
-        self.now = loop.time()
-
-        def select(timeout: float | None = None) -> Any:
-            if timeout is not None and timeout > 0:
-                self.now += timeout
-            return real_select(0)
-
-        with (
-            mock.patch.object(loop, "time", self.time),
-            mock.patch.object(selector, "select", select),
-        ):
-            yield
 
 
 class ShortLivedSession:

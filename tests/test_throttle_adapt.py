@@ -14,17 +14,16 @@ an SMSC counting over a sliding 1-second window; a last test runs the real simul
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-from unittest import mock
 
 import pytest
+from virtual_time import VirtualClock
 
 from smppgw.codec.constants import CommandStatus
 from smppgw.codec.pdu import DataSm, DataSmResp, DeliverSm, SubmitSm, SubmitSmResp
@@ -151,38 +150,10 @@ def test_a_rate_change_keeps_the_slots_already_granted() -> None:
 # --- the manager on virtual time ------------------------------------------------------------
 
 
-class VirtualTime:
-    """The running loop's clock made virtual: waiting for a timer takes no real time."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    @contextlib.contextmanager
-    def install(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        selector = loop._selector  # type: ignore[attr-defined]
-        real_select = selector.select
-        self.now = loop.time()
-
-        def select(timeout: float | None = None) -> Any:
-            if timeout is not None and timeout > 0:
-                self.now += timeout
-            return real_select(0)
-
-        with (
-            mock.patch.object(loop, "time", self.time),
-            mock.patch.object(selector, "select", select),
-        ):
-            yield
-
-
 class SlidingSmsc:
     """Fake sessions' far end: accepts at most ``limit`` submits in any 1-second window."""
 
-    def __init__(self, clock: VirtualTime, limit: int, latency: float = 0.02) -> None:
+    def __init__(self, clock: VirtualClock, limit: int, latency: float = 0.02) -> None:
         self.clock = clock
         self.limit = limit
         self.latency = latency
@@ -257,7 +228,7 @@ async def test_an_smsc_allowing_less_than_configured_still_gets_most_of_its_rate
     more at each throttle, and logged a WARNING for each; now they take under 10 % more than
     the minute, a handful of throttles, and the WARNINGs are one per report interval."""
     count, limit = 1200, 20
-    clock = VirtualTime()
+    clock = VirtualClock()
     with clock.install():
         smsc = SlidingSmsc(clock, limit)
         settings = BindManagerSettings(
